@@ -1,0 +1,1 @@
+//! field (to be written)

@@ -1,0 +1,23 @@
+//! Pure logic over the `k8s-openapi` types. No I/O, no async, no clocks read here
+//! (callers pass `now`). Everything in this crate is unit-testable in isolation.
+//!
+//! Layout:
+//! - [`selector`]: label selector strings and `LabelSelector` objects; field selectors.
+//! - [`smp`]: strategic merge patch (Kubernetes' list merge keys and `$patch` directives).
+//! - [`quantity`]: resource quantities (`100m`, `200Mi`) as exact integers.
+//! - [`scheduling`]: taints/tolerations, node affinity, daemon-pod eligibility.
+//! - [`hash`]: pod-template hashing for `controller-revision-hash`.
+//! - [`field`]: field-error types and their Kubernetes rendering.
+//! - [`validation`]: object-meta, DaemonSet, Pod, Node, ... validation rules.
+//! - [`defaults`]: apps/v1 and core/v1 defaulting.
+//! - [`table`]: kube-apiserver's Table columns and row cells per resource.
+
+pub mod defaults;
+pub mod field;
+pub mod hash;
+pub mod quantity;
+pub mod scheduling;
+pub mod selector;
+pub mod smp;
+pub mod table;
+pub mod validation;

@@ -1,0 +1,1 @@
+//! scheduling (to be written)

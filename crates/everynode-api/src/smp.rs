@@ -1,0 +1,1 @@
+//! smp (to be written)

@@ -1,1 +1,86 @@
-//! placeholder
+//! everynode's Kubernetes-compatible API server.
+//!
+//! A tour, in the order a request travels:
+//! - [`serve`]: TLS (rustls, HTTP/1.1 and HTTP/2 by ALPN) around the axum router.
+//! - [`handlers::dispatch`]: the one handler behind every path — authentication
+//!   ([`auth`]), routing ([`request::parse_path`]), content negotiation, then the verb.
+//! - [`resources`]: the table of hosted resources; everything else is generic over it.
+//! - [`registry`]: create / guaranteed update / delete over the store, with Kubernetes'
+//!   metadata, finalizer and grace-period rules; [`strategy`] supplies per-kind
+//!   defaulting, validation and status/spec resets (from the pure `everynode-api` crate).
+//! - [`list`] and [`watch`]: selectors, pagination, and watch streams over store watches.
+//! - [`patch`]: JSON, merge and strategic merge patches.
+//! - [`tables`], [`discovery`], [`openapi`]: what kubectl reads to print and to validate.
+//! - [`namespaces`]: deleting a namespace deletes what is in it.
+
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod list;
+pub mod logs;
+pub mod namespaces;
+pub mod openapi;
+pub mod patch;
+pub mod registry;
+pub mod request;
+pub mod resources;
+pub mod serve;
+pub mod strategy;
+pub mod tables;
+pub mod watch;
+
+use std::sync::Arc;
+
+use everynode_store::Store;
+
+pub use auth::{Authenticator, User};
+pub use registry::Registry;
+pub use watch::WatchConfig;
+
+/// Everything a request handler can reach. Shared by all connections.
+pub struct ServerState {
+    pub registry: Registry,
+    pub auth: Authenticator,
+    pub openapi: openapi::OpenApi,
+    pub watch: WatchConfig,
+    /// Flips to true when the server starts shutting down: watches end, readyz fails.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A configured API server. Build it, then [`ApiServer::router`] for in-process use or
+/// [`serve::serve_tls`] for the network.
+#[derive(Clone)]
+pub struct ApiServer {
+    pub state: Arc<ServerState>,
+    shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl ApiServer {
+    /// Creates the server over `store`, bootstrapping the initial namespaces.
+    pub async fn new(store: Store, auth: Authenticator, watch: WatchConfig) -> Result<Self, error::ApiError> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let registry = Registry::new(store);
+        registry.bootstrap().await?;
+        let state = Arc::new(ServerState { registry, auth, openapi: openapi::OpenApi::build(), watch, shutdown: rx });
+        namespaces::resume(&state);
+        Ok(ApiServer { state, shutdown_tx: Arc::new(tx) })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new().fallback(handlers::dispatch).with_state(self.state.clone())
+    }
+
+    /// Signals every connection and watch to finish.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+    }
+
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.state.shutdown.clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.registry.store
+    }
+}

@@ -1,0 +1,255 @@
+//! OpenAPI v3, generated once at start-up from k8s-openapi's schemas: one document per
+//! group/version with the real component schemas (so `kubectl explain` works) and
+//! paths whose PATCH operations declare `fieldValidation` (so kubectl's default
+//! `--validate=strict` uses server-side validation, compat doc §4). The same schemas
+//! drive unknown-field detection for `fieldValidation=Strict|Warn`.
+//!
+//! PATCH operations deliberately carry no `requestBody`: kubectl then computes
+//! strategic merge patches from the patch metadata compiled into it (the real struct
+//! tags) instead of from these schemas.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::resources::{self, ResourceInfo};
+
+pub struct OpenApi {
+    index: Bytes,
+    docs: HashMap<String, Bytes>,
+    /// Every component schema of every group/version, by definition name.
+    defs: Map<String, Value>,
+}
+
+fn add<T: JsonSchema>(g: &mut SchemaGenerator) {
+    g.subschema_for::<T>();
+}
+
+fn register(g: &mut SchemaGenerator, r: &ResourceInfo) {
+    use k8s_openapi::api::{apps, coordination, core, discovery, events};
+    match r.schema {
+        "io.k8s.api.core.v1.Namespace" => add::<core::v1::Namespace>(g),
+        "io.k8s.api.core.v1.Node" => add::<core::v1::Node>(g),
+        "io.k8s.api.core.v1.Pod" => add::<core::v1::Pod>(g),
+        "io.k8s.api.core.v1.Event" => add::<core::v1::Event>(g),
+        "io.k8s.api.core.v1.Service" => add::<core::v1::Service>(g),
+        "io.k8s.api.core.v1.Endpoints" => add::<core::v1::Endpoints>(g),
+        "io.k8s.api.core.v1.ConfigMap" => add::<core::v1::ConfigMap>(g),
+        "io.k8s.api.core.v1.Secret" => add::<core::v1::Secret>(g),
+        "io.k8s.api.core.v1.ServiceAccount" => add::<core::v1::ServiceAccount>(g),
+        "io.k8s.api.apps.v1.DaemonSet" => add::<apps::v1::DaemonSet>(g),
+        "io.k8s.api.apps.v1.ControllerRevision" => add::<apps::v1::ControllerRevision>(g),
+        "io.k8s.api.coordination.v1.Lease" => add::<coordination::v1::Lease>(g),
+        "io.k8s.api.discovery.v1.EndpointSlice" => add::<discovery::v1::EndpointSlice>(g),
+        "io.k8s.api.events.v1.Event" => add::<events::v1::Event>(g),
+        _ => {}
+    }
+}
+
+fn gv_key(group: &str, version: &str) -> String {
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+}
+
+fn fnv_hex(b: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for x in b {
+        h ^= *x as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016X}")
+}
+
+fn operation(r: &ResourceInfo, action: &str, id: &str, with_validation: bool, list: bool) -> Value {
+    let mut params = Vec::new();
+    if with_validation {
+        params.push(json!({ "name": "fieldValidation", "in": "query", "schema": { "type": "string", "uniqueItems": true },
+                            "description": "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields." }));
+        params.push(json!({ "name": "dryRun", "in": "query", "schema": { "type": "string", "uniqueItems": true } }));
+        params.push(json!({ "name": "fieldManager", "in": "query", "schema": { "type": "string", "uniqueItems": true } }));
+    }
+    let schema = if list { json!({ "type": "object" }) } else { json!({ "$ref": format!("#/components/schemas/{}", r.schema) }) };
+    json!({
+        "operationId": format!("{action}{id}"),
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": { "group": r.group, "version": r.version, "kind": r.kind },
+        "parameters": params,
+        "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": schema } } },
+                       "401": { "description": "Unauthorized" } },
+    })
+}
+
+fn paths_for(r: &ResourceInfo, paths: &mut Map<String, Value>) {
+    let base = if r.group.is_empty() { format!("/api/{}", r.version) } else { format!("/apis/{}/{}", r.group, r.version) };
+    let coll = if r.namespaced {
+        format!("{base}/namespaces/{{namespace}}/{}", r.plural)
+    } else {
+        format!("{base}/{}", r.plural)
+    };
+    let id = format!("{}{}", r.group.replace('.', ""), r.kind);
+    paths.insert(coll.clone(), json!({
+        "get": operation(r, "list", &id, false, true),
+        "post": operation(r, "post", &id, true, false),
+        "delete": operation(r, "deletecollection", &id, false, false),
+    }));
+    paths.insert(format!("{coll}/{{name}}"), json!({
+        "get": operation(r, "get", &id, false, false),
+        "put": operation(r, "put", &id, true, false),
+        "patch": operation(r, "patch", &id, true, false),
+        "delete": operation(r, "delete", &id, false, false),
+    }));
+    if r.has_subresource("status") {
+        let sid = format!("{id}Status");
+        paths.insert(format!("{coll}/{{name}}/status"), json!({
+            "get": operation(r, "get", &sid, false, false),
+            "put": operation(r, "put", &sid, true, false),
+            "patch": operation(r, "patch", &sid, true, false),
+        }));
+    }
+}
+
+impl OpenApi {
+    pub fn build() -> OpenApi {
+        let mut index = Map::new();
+        let mut docs = HashMap::new();
+        let mut all = Map::new();
+        for (g, v) in resources::groups() {
+            let mut generator = SchemaSettings::openapi3().into_generator();
+            let mut paths = Map::new();
+            for r in resources::in_group_version(g, v) {
+                register(&mut generator, r);
+                paths_for(r, &mut paths);
+            }
+            let mut defs = generator.take_definitions(true);
+            for r in resources::in_group_version(g, v) {
+                if let Some(Value::Object(s)) = defs.get_mut(r.schema) {
+                    s.insert("x-kubernetes-group-version-kind".into(),
+                             json!([{ "group": r.group, "kind": r.kind, "version": r.version }]));
+                }
+            }
+            for (k, s) in &defs {
+                all.insert(k.clone(), s.clone());
+            }
+            let doc = json!({
+                "openapi": "3.0.0",
+                "info": { "title": "Kubernetes", "version": "v1.33.0" },
+                "paths": paths,
+                "components": { "schemas": defs },
+            });
+            let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+            let key = gv_key(g, v);
+            index.insert(key.clone(), json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={}", fnv_hex(&bytes)) }));
+            docs.insert(key, bytes);
+        }
+        let index = Bytes::from(serde_json::to_vec(&json!({ "paths": index })).unwrap_or_default());
+        OpenApi { index, docs, defs: all }
+    }
+
+    pub fn index(&self) -> Bytes {
+        self.index.clone()
+    }
+
+    pub fn doc(&self, path: &str) -> Option<Bytes> {
+        self.docs.get(path).cloned()
+    }
+
+    /// Fields of `obj` that the kind's schema does not know, as dotted paths
+    /// (`spec.foo`, `spec.template.spec.containers[0].bar`).
+    pub fn unknown_fields(&self, r: &ResourceInfo, obj: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(s) = self.defs.get(r.schema) {
+            self.walk(s, obj, "", &mut out, 0);
+        }
+        out
+    }
+
+    fn resolve<'a>(&'a self, s: &'a Value) -> &'a Value {
+        let mut s = s;
+        for _ in 0..8 {
+            if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+                match r.rsplit('/').next().and_then(|n| self.defs.get(n)) {
+                    Some(t) => s = t,
+                    None => return s,
+                }
+            } else if let Some(Value::Array(all)) = s.get("allOf") {
+                match all.first() {
+                    Some(first) if all.len() == 1 => s = first,
+                    _ => return s,
+                }
+            } else {
+                return s;
+            }
+        }
+        s
+    }
+
+    fn walk(&self, schema: &Value, v: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        let s = self.resolve(schema);
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Object(props)) = s.get("properties") {
+                    for (k, child) in m {
+                        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        match props.get(k) {
+                            Some(ps) => self.walk(ps, child, &p, out, depth + 1),
+                            None => out.push(p),
+                        }
+                    }
+                } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                    for (k, child) in m {
+                        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        self.walk(ap, child, &p, out, depth + 1);
+                    }
+                }
+            }
+            Value::Array(a) => {
+                if let Some(items) = s.get("items") {
+                    for (i, child) in a.iter().enumerate() {
+                        self.walk(items, child, &format!("{path}[{i}]"), out, depth + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_exist_per_group_version_with_gvk_schemas() {
+        let o = OpenApi::build();
+        let idx: Value = serde_json::from_slice(&o.index()).unwrap();
+        assert!(idx["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/apis/apps/v1?hash="));
+        let doc: Value = serde_json::from_slice(&o.doc("apis/apps/v1").unwrap()).unwrap();
+        let ds = &doc["components"]["schemas"]["io.k8s.api.apps.v1.DaemonSet"];
+        assert_eq!(ds["x-kubernetes-group-version-kind"][0]["kind"], "DaemonSet");
+        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"]["patch"];
+        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(patch.get("requestBody").is_none());
+        assert!(doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"].is_object());
+    }
+
+    #[test]
+    fn unknown_fields_are_found_with_their_paths() {
+        let o = OpenApi::build();
+        let ds = resources::lookup("apps", "v1", "daemonsets").unwrap();
+        let obj = json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": { "name": "x", "labels": { "a": "b" }, "bogus": 1 },
+            "spec": { "foo": 1, "template": { "spec": { "containers": [{ "name": "c", "image": "i", "imagePolicy": "x" }] } },
+                      "selector": { "matchLabels": { "a": "b" } } }
+        });
+        let mut u = o.unknown_fields(ds, &obj);
+        u.sort();
+        assert_eq!(u, vec!["metadata.bogus", "spec.foo", "spec.template.spec.containers[0].imagePolicy"]);
+        let cr = resources::lookup("apps", "v1", "controllerrevisions").unwrap();
+        assert!(o.unknown_fields(cr, &json!({ "data": { "anything": { "goes": 1 } }, "revision": 1 })).is_empty());
+    }
+}

@@ -1,0 +1,548 @@
+//! The generic registry: every resource's objects are stored as JSON under
+//! `/registry/<storage>/[<namespace>/]<name>`, without `resourceVersion` (which is the
+//! store revision of the object's last write and is put in on every read, as
+//! kube-apiserver does over etcd). Create, update (the retrying "guaranteed update"),
+//! and delete (grace periods, finalizers, propagation policy) live here, generic over
+//! resources; the per-kind rules come from `strategy.rs`.
+
+use std::time::Duration;
+
+use everynode_store::{KeyValue, Store, WriteError};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::resources::{self, ResourceInfo, Strategy};
+use crate::strategy;
+
+/// Characters kube-apiserver uses for `generateName` suffixes.
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// How many times a write retries after losing a compare-and-swap race.
+const MAX_RETRIES: usize = 32;
+
+pub fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+/// RFC 3339 with second precision, as Kubernetes' `metav1.Time`.
+pub fn format_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn random_suffix(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..n).map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char).collect()
+}
+
+/// Which part of the object a write addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Main,
+    Status,
+    /// A write by the server itself (binding, namespace finalize): no spec/status
+    /// resets and no update validation; the caller owns the semantics.
+    System,
+}
+
+/// Options common to writes.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+}
+
+/// Delete options (from the body or the query).
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub orphan_dependents: Option<bool>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Reads a `DeleteOptions` body, then lets query parameters fill in what it lacks.
+    pub fn parse(body: Option<&Value>, query: &std::collections::HashMap<String, String>) -> ApiResult<Self> {
+        let mut o = DeleteOptions::default();
+        if let Some(b) = body.filter(|b| !b.is_null()) {
+            if !b.is_object() {
+                return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
+            }
+            o.grace_period_seconds = b.get("gracePeriodSeconds").and_then(Value::as_i64);
+            o.propagation_policy = b.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+            o.orphan_dependents = b.get("orphanDependents").and_then(Value::as_bool);
+            o.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+            o.precondition_rv =
+                b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+            o.dry_run = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All"));
+        }
+        if o.grace_period_seconds.is_none() {
+            if let Some(g) = query.get("gracePeriodSeconds") {
+                o.grace_period_seconds =
+                    Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?);
+            }
+        }
+        if o.propagation_policy.is_none() {
+            o.propagation_policy = query.get("propagationPolicy").cloned();
+        }
+        if o.orphan_dependents.is_none() {
+            o.orphan_dependents = query.get("orphanDependents").map(|v| v == "true");
+        }
+        if query.get("dryRun").is_some_and(|v| v == "All") {
+            o.dry_run = true;
+        }
+        if let Some(p) = &o.propagation_policy {
+            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+                return Err(ApiError::invalid_delete_options(&format!(
+                    "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                )));
+            }
+        }
+        if o.propagation_policy.is_some() && o.orphan_dependents.is_some() {
+            return Err(ApiError::invalid_delete_options(
+                "propagationPolicy: Invalid value: \"\": orphanDependents and deletionPropagation cannot be both set",
+            ));
+        }
+        Ok(o)
+    }
+}
+
+impl ApiError {
+    fn invalid_delete_options(msg: &str) -> Self {
+        ApiError { code: 422, reason: "Invalid", message: format!("DeleteOptions.meta.k8s.io \"\" is invalid: {msg}"), details: None }
+    }
+}
+
+/// The outcome of a delete: the object as last seen, and whether it is gone or only
+/// marked for deletion (grace period or finalizers pending).
+pub struct Deleted {
+    pub object: Value,
+    pub gone: bool,
+}
+
+/// Decodes a stored object into the resource's API view with its resourceVersion.
+pub fn decode(res: &ResourceInfo, kv: &KeyValue) -> ApiResult<Value> {
+    decode_at(res, &kv.value, kv.mod_revision)
+}
+
+pub fn decode_at(res: &ResourceInfo, bytes: &[u8], rev: u64) -> ApiResult<Value> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?;
+    let mut v = strategy::from_storage(res, v);
+    v["metadata"]["resourceVersion"] = json!(rev.to_string());
+    Ok(v)
+}
+
+fn encode(res: &ResourceInfo, obj: &Value) -> ApiResult<bytes::Bytes> {
+    let mut stored = strategy::to_storage(res, obj.clone());
+    if let Some(m) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&stored).map(bytes::Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn storage_error(e: WriteError) -> ApiError {
+    match e {
+        WriteError::Storage(m) => ApiError::internal(format!("storage: {m}")),
+        WriteError::Closed => ApiError::service_unavailable("the server is shutting down"),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+}
+
+pub fn name_of(obj: &Value) -> &str {
+    meta_str(obj, "name").unwrap_or("")
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Strips what only the server may set, before admission of a new object.
+fn clear_system_fields(obj: &mut Value) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields"] {
+            m.remove(f);
+        }
+    }
+}
+
+/// Carries the system fields of the stored object over to an update.
+fn keep_system_fields(new: &mut Value, old: &Value) {
+    let Some(om) = old.get("metadata").and_then(Value::as_object) else { return };
+    let om = om.clone();
+    let Some(nm) = new.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    if !nm.get("uid").is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty())) {
+        if let Some(u) = om.get("uid") {
+            nm.insert("uid".into(), u.clone());
+        }
+    }
+    for f in ["creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        match om.get(f) {
+            Some(v) => {
+                nm.insert(f.into(), v.clone());
+            }
+            None => {
+                nm.remove(f);
+            }
+        }
+    }
+    nm.remove("managedFields");
+    nm.remove("selfLink");
+}
+
+fn strip_rv(v: &Value) -> Value {
+    let mut c = v.clone();
+    if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    c
+}
+
+/// The registry over one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    pub store: Store,
+}
+
+impl Registry {
+    pub fn new(store: Store) -> Self {
+        Registry { store }
+    }
+
+    pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
+        let kv = self.store.get(&res.key(ns, name)).ok_or_else(|| ApiError::not_found(res, name))?;
+        decode(res, &kv)
+    }
+
+    /// NamespaceLifecycle admission: the namespace must exist and not be terminating.
+    fn check_namespace(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
+        let nsres = resources::namespaces();
+        match self.store.get(&nsres.key(None, ns)) {
+            None => Err(ApiError::namespace_not_found(ns)),
+            Some(kv) => {
+                let v = decode(nsres, &kv)?;
+                if v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+                    Err(ApiError::namespace_terminating(res, name, ns))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Admission for a new object: type, namespace, defaults, create-time resets, validation.
+    pub fn admit_create(&self, res: &ResourceInfo, ns: Option<&str>, obj: &mut Value) -> ApiResult<()> {
+        crate::request::check_type(res, obj)?;
+        if obj.pointer("/metadata/resourceVersion").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+            return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+        }
+        clear_system_fields(obj);
+        if res.namespaced {
+            let ns = ns.ok_or_else(|| ApiError::bad_request("a namespace is required to create this object"))?;
+            match meta_str(obj, "namespace") {
+                None | Some("") => obj["metadata"]["namespace"] = json!(ns),
+                Some(n) if n == ns => {}
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+        } else if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("namespace");
+        }
+        strategy::normalize(res, obj)?;
+        strategy::default(res, obj)?;
+        strategy::prepare_create(res, obj);
+        Ok(())
+    }
+
+    /// Creates an object (admission included). Returns the stored object.
+    pub async fn create(&self, res: &ResourceInfo, ns: Option<&str>, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        self.admit_create(res, ns, &mut obj)?;
+        let generate = match meta_str(&obj, "name") {
+            Some(n) if !n.is_empty() => None,
+            _ => meta_str(&obj, "generateName").filter(|g| !g.is_empty()).map(str::to_string),
+        };
+        let attempts = if generate.is_some() { 8 } else { 1 };
+        let mut last_name = String::new();
+        for _ in 0..attempts {
+            if let Some(prefix) = &generate {
+                let base: String = prefix.chars().take(58).collect();
+                last_name = format!("{base}{}", random_suffix(5));
+                obj["metadata"]["name"] = json!(last_name);
+            }
+            let errs = strategy::validate_create(res, &obj)?;
+            let name = name_of(&obj).to_string();
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(res, &name, &errs));
+            }
+            if res.namespaced {
+                if let Some(ns) = ns {
+                    self.check_namespace(res, ns, &name)?;
+                }
+            }
+            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            obj["metadata"]["creationTimestamp"] = json!(format_time(now()));
+            if opts.dry_run {
+                return Ok(obj);
+            }
+            let key = res.key(ns, &name);
+            match self.store.create(&key, encode(res, &obj)?).await {
+                Ok(kv) => {
+                    obj["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+                    return Ok(obj);
+                }
+                Err(WriteError::AlreadyExists) if generate.is_some() => continue,
+                Err(WriteError::AlreadyExists) => return Err(ApiError::already_exists(res, &name)),
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        Err(ApiError::generate_name_exhausted(res, &last_name))
+    }
+
+    /// The retrying read-modify-write every update and patch goes through. `mutate`
+    /// receives the current object (with its resourceVersion) and returns the desired
+    /// one; a resourceVersion left in the result is a precondition (409 on mismatch).
+    pub async fn update<F>(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, part: Part, opts: &WriteOptions, mutate: F) -> ApiResult<Value>
+    where
+        F: Fn(&Value) -> ApiResult<Value>,
+    {
+        let key = res.key(ns, name);
+        for _ in 0..MAX_RETRIES {
+            let kv = self.store.get(&key).ok_or_else(|| ApiError::not_found(res, name))?;
+            let old = decode(res, &kv)?;
+            let mut new = mutate(&old)?;
+            crate::request::check_type(res, &mut new)?;
+            let body_name = name_of(&new).to_string();
+            if body_name.is_empty() {
+                new["metadata"]["name"] = json!(name);
+            } else if body_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            if res.namespaced {
+                match meta_str(&new, "namespace") {
+                    None | Some("") => new["metadata"]["namespace"] = json!(ns.unwrap_or("")),
+                    Some(n) if Some(n) == ns => {}
+                    Some(_) => {
+                        return Err(ApiError::bad_request(
+                            "the namespace of the provided object does not match the namespace sent on the request",
+                        ));
+                    }
+                }
+            }
+            let precondition = meta_str(&new, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_string);
+            if let Some(rv) = &precondition {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::stale(res, name));
+                }
+            }
+            keep_system_fields(&mut new, &old);
+            strategy::normalize(res, &mut new)?;
+            strategy::default(res, &mut new)?;
+            match part {
+                Part::Main => strategy::prepare_update(res, &mut new, &old),
+                Part::Status => strategy::prepare_status_update(res, &mut new, &old),
+                Part::System => {}
+            }
+            let errs = match part {
+                Part::Main => strategy::validate_update(res, &new, &old)?,
+                Part::Status => strategy::validate_status_update(res, &new, &old)?,
+                Part::System => Vec::new(),
+            };
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(res, name, &errs));
+            }
+            let deleting = new.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+            if deleting {
+                let added: Vec<String> =
+                    finalizers(&new).into_iter().filter(|f| !finalizers(&old).contains(f)).collect();
+                if !added.is_empty() {
+                    return Err(ApiError::invalid(res, name, &[everynode_api::field::FieldError::forbidden(
+                        "metadata.finalizers",
+                        &format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                    )]));
+                }
+            }
+            if strip_rv(&new) == strip_rv(&old) {
+                return Ok(old);
+            }
+            if opts.dry_run {
+                return Ok(new);
+            }
+            // An object being deleted whose last finalizer (and grace period) is gone
+            // is removed by this write.
+            let ns_finalizers = res.strategy == Strategy::Namespace
+                && new.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            let finish = deleting && finalizers(&new).is_empty() && !self.grace_pending(res, &new) && !ns_finalizers;
+            if finish {
+                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok(d) => {
+                        new["metadata"]["resourceVersion"] = json!(d.mod_revision.to_string());
+                        return Ok(new);
+                    }
+                    Err(WriteError::Conflict { .. }) if precondition.is_none() => continue,
+                    Err(WriteError::Conflict { .. }) => return Err(ApiError::stale(res, name)),
+                    Err(WriteError::NotFound) => return Err(ApiError::not_found(res, name)),
+                    Err(e) => return Err(storage_error(e)),
+                }
+            }
+            match self.store.update(&key, encode(res, &new)?, kv.mod_revision).await {
+                Ok(kv) => {
+                    new["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+                    return Ok(new);
+                }
+                Err(WriteError::Conflict { .. }) if precondition.is_none() => continue,
+                Err(WriteError::Conflict { .. }) => return Err(ApiError::stale(res, name)),
+                Err(WriteError::NotFound) => return Err(ApiError::not_found(res, name)),
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        Err(ApiError::conflict(res, name, "too many concurrent writers; please retry"))
+    }
+
+    /// A pod whose graceful termination has not been confirmed by its node keeps existing
+    /// until the node (or a grace-0 delete) removes it.
+    fn grace_pending(&self, res: &ResourceInfo, obj: &Value) -> bool {
+        res.strategy == Strategy::Pod && obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0
+    }
+
+    /// Deletes an object following Kubernetes' rules (compat doc §11).
+    pub async fn delete(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+        let key = res.key(ns, name);
+        for _ in 0..MAX_RETRIES {
+            let kv = self.store.get(&key).ok_or_else(|| ApiError::not_found(res, name))?;
+            let mut obj = decode(res, &kv)?;
+            if let Some(uid) = &opts.precondition_uid {
+                let have = meta_str(&obj, "uid").unwrap_or("");
+                if uid != have {
+                    return Err(ApiError::conflict(res, name, &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                    )));
+                }
+            }
+            if let Some(rv) = &opts.precondition_rv {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict(res, name, &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    )));
+                }
+            }
+            let policy = match (&opts.propagation_policy, opts.orphan_dependents) {
+                (Some(p), _) => p.clone(),
+                (None, Some(true)) => "Orphan".to_string(),
+                (None, _) => "Background".to_string(),
+            };
+            let mut fins = finalizers(&obj);
+            let mut changed_fins = false;
+            let want = match policy.as_str() {
+                "Orphan" => Some("orphan"),
+                "Foreground" => Some("foregroundDeletion"),
+                _ => None,
+            };
+            if let Some(f) = want {
+                if !fins.iter().any(|x| x == f) {
+                    fins.push(f.to_string());
+                    changed_fins = true;
+                }
+            }
+            let grace = if res.strategy == Strategy::Pod { pod_grace(&obj, opts.grace_period_seconds) } else { 0 };
+            let already = obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+            if opts.dry_run {
+                return Ok(Deleted { object: obj, gone: false });
+            }
+            let ns_finalizers = res.strategy == Strategy::Namespace
+                && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            if fins.is_empty() && grace == 0 && !ns_finalizers {
+                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok(d) => {
+                        obj["metadata"]["resourceVersion"] = json!(d.mod_revision.to_string());
+                        return Ok(Deleted { object: obj, gone: true });
+                    }
+                    Err(WriteError::Conflict { .. }) => continue,
+                    Err(WriteError::NotFound) => return Err(ApiError::not_found(res, name)),
+                    Err(e) => return Err(storage_error(e)),
+                }
+            }
+            // Mark for deletion: deletionTimestamp (+ grace), finalizers.
+            let now = now();
+            if already {
+                // A second delete may only shorten a pod's grace period.
+                let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+                if !(res.strategy == Strategy::Pod && grace < current) && !changed_fins {
+                    return Ok(Deleted { object: obj, gone: false });
+                }
+                if res.strategy == Strategy::Pod && grace < current {
+                    obj["metadata"]["deletionTimestamp"] = json!(format_time(now + Duration::from_secs(grace as u64)));
+                    obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                }
+            } else {
+                obj["metadata"]["deletionTimestamp"] = json!(format_time(now + Duration::from_secs(grace as u64)));
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                if res.has_generation {
+                    let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+                    obj["metadata"]["generation"] = json!(g + 1);
+                }
+                if res.strategy == Strategy::Namespace {
+                    obj["status"]["phase"] = json!("Terminating");
+                }
+            }
+            if changed_fins {
+                obj["metadata"]["finalizers"] = json!(fins);
+            }
+            match self.store.update(&key, encode(res, &obj)?, kv.mod_revision).await {
+                Ok(kv) => {
+                    obj["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+                    return Ok(Deleted { object: obj, gone: false });
+                }
+                Err(WriteError::Conflict { .. }) => continue,
+                Err(WriteError::NotFound) => return Err(ApiError::not_found(res, name)),
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
+        Err(ApiError::conflict(res, name, "too many concurrent writers; please retry"))
+    }
+
+    /// Creates the namespaces every cluster starts with, if they are missing.
+    pub async fn bootstrap(&self) -> ApiResult<()> {
+        let res = resources::namespaces();
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            if self.store.get(&res.key(None, ns)).is_some() {
+                continue;
+            }
+            let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
+            match self.create(res, None, obj, &WriteOptions::default()).await {
+                Ok(_) => {}
+                Err(e) if e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Kubernetes' pod grace period rules: the request's value, else the pod's
+/// `terminationGracePeriodSeconds` (30); 0 for unscheduled or finished pods; negative
+/// values are treated as 1.
+fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
+    let unscheduled = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty);
+    let terminal = matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+    if unscheduled || terminal {
+        return 0;
+    }
+    let g = requested
+        .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .unwrap_or(30);
+    if g < 0 { 1 } else { g }
+}

@@ -1,0 +1,407 @@
+//! Per-kind registry strategies: how an object is normalised, defaulted, validated and
+//! reset on create, update and status update, and which fields a field selector can
+//! name. Generic JSON handling lives in `handlers.rs`; the typed rules live in the pure
+//! `everynode-api` crate. This module is the glue between them.
+
+use everynode_api::field::FieldError;
+use everynode_api::{defaults, validation};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::resources::{ResourceInfo, Strategy};
+
+/// DaemonSet annotation holding the template generation (daemonset-semantics §2.3).
+pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn typed<T: DeserializeOwned>(res: &ResourceInfo, v: &Value) -> ApiResult<T> {
+    T::deserialize(v).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            res.kind, res.version, res.kind, e
+        ))
+    })
+}
+
+fn untyped<T: Serialize>(t: &T) -> ApiResult<Value> {
+    serde_json::to_value(t).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Runs `f` on the typed form of `v` and writes the result back.
+fn edit<T: DeserializeOwned + Serialize>(res: &ResourceInfo, v: &mut Value, f: impl FnOnce(&mut T)) -> ApiResult<()> {
+    let mut t: T = typed(res, v)?;
+    f(&mut t);
+    *v = untyped(&t)?;
+    Ok(())
+}
+
+/// Round-trips the object through its typed form: type errors become 400s and unknown
+/// fields are pruned (they were already reported by field validation).
+pub fn normalize(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
+    use k8s_openapi::api as k;
+    match res.strategy {
+        Strategy::DaemonSet => edit::<DaemonSet>(res, v, |_| {}),
+        Strategy::ControllerRevision => edit::<ControllerRevision>(res, v, |_| {}),
+        Strategy::Pod => edit::<Pod>(res, v, |_| {}),
+        Strategy::Node => edit::<Node>(res, v, |_| {}),
+        Strategy::Namespace => edit::<Namespace>(res, v, |_| {}),
+        Strategy::Event => edit::<Event>(res, v, |_| {}),
+        Strategy::EventV1 => edit::<k::events::v1::Event>(res, v, |_| {}),
+        Strategy::Lease => edit::<Lease>(res, v, |_| {}),
+        Strategy::Service => edit::<Service>(res, v, |_| {}),
+        Strategy::Generic => match res.kind {
+            "ConfigMap" => edit::<k::core::v1::ConfigMap>(res, v, |_| {}),
+            "Secret" => edit::<k::core::v1::Secret>(res, v, |_| {}),
+            "ServiceAccount" => edit::<k::core::v1::ServiceAccount>(res, v, |_| {}),
+            "Endpoints" => edit::<k::core::v1::Endpoints>(res, v, |_| {}),
+            "EndpointSlice" => edit::<k::discovery::v1::EndpointSlice>(res, v, |_| {}),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Applies the kind's defaulting (apps/v1 and core/v1 `SetDefaults_*`).
+pub fn default(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
+    match res.strategy {
+        Strategy::DaemonSet => edit::<DaemonSet>(res, v, defaults::default_daemonset),
+        Strategy::Pod => edit::<Pod>(res, v, defaults::default_pod),
+        Strategy::Node => edit::<Node>(res, v, defaults::default_node),
+        Strategy::Namespace => edit::<Namespace>(res, v, defaults::default_namespace),
+        Strategy::Service => edit::<Service>(res, v, defaults::default_service),
+        _ => Ok(()),
+    }
+}
+
+pub fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> {
+    Ok(match res.strategy {
+        Strategy::DaemonSet => validation::validate_daemonset(&typed(res, v)?),
+        Strategy::ControllerRevision => validation::validate_controller_revision(&typed(res, v)?),
+        Strategy::Pod => validation::validate_pod(&typed(res, v)?),
+        Strategy::Node => validation::validate_node(&typed(res, v)?),
+        Strategy::Namespace => validation::validate_namespace(&typed(res, v)?),
+        Strategy::Event => validation::validate_event(&typed(res, v)?),
+        Strategy::Lease => validation::validate_lease(&typed(res, v)?),
+        Strategy::Service => validation::validate_service(&typed(res, v)?),
+        Strategy::EventV1 | Strategy::Generic => generic_meta(res, v)?,
+    })
+}
+
+fn generic_meta(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> {
+    let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+        typed(res, v.get("metadata").unwrap_or(&Value::Null))?;
+    Ok(validation::validate_object_meta(&meta, res.namespaced, validation::NameRule::Dns1123Subdomain, "metadata"))
+}
+
+fn generic_meta_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResult<Vec<FieldError>> {
+    let n: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+        typed(res, new.get("metadata").unwrap_or(&Value::Null))?;
+    let o: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+        typed(res, old.get("metadata").unwrap_or(&Value::Null))?;
+    let mut errs = generic_meta(res, new)?;
+    errs.extend(validation::validate_object_meta_update(&n, &o, "metadata"));
+    Ok(errs)
+}
+
+pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResult<Vec<FieldError>> {
+    Ok(match res.strategy {
+        Strategy::DaemonSet => validation::validate_daemonset_update(&typed(res, new)?, &typed(res, old)?),
+        Strategy::ControllerRevision => {
+            validation::validate_controller_revision_update(&typed(res, new)?, &typed(res, old)?)
+        }
+        Strategy::Pod => validation::validate_pod_update(&typed(res, new)?, &typed(res, old)?),
+        Strategy::Node => validation::validate_node_update(&typed(res, new)?, &typed(res, old)?),
+        Strategy::Namespace => {
+            let mut e = validation::validate_namespace(&typed(res, new)?);
+            e.extend(generic_meta_update(res, new, old)?.into_iter().filter(|e| e.field != "metadata.name"));
+            e
+        }
+        Strategy::Service => {
+            let mut e = validation::validate_service(&typed(res, new)?);
+            e.extend(generic_meta_update(res, new, old)?);
+            e
+        }
+        Strategy::Event => {
+            let mut e = validation::validate_event(&typed(res, new)?);
+            e.extend(generic_meta_update(res, new, old)?);
+            e
+        }
+        Strategy::Lease => {
+            let mut e = validation::validate_lease(&typed(res, new)?);
+            e.extend(generic_meta_update(res, new, old)?);
+            e
+        }
+        Strategy::EventV1 | Strategy::Generic => generic_meta_update(res, new, old)?,
+    })
+}
+
+pub fn validate_status_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResult<Vec<FieldError>> {
+    Ok(match res.strategy {
+        Strategy::DaemonSet => validation::validate_daemonset_status_update(&typed(res, new)?, &typed(res, old)?),
+        _ => generic_meta_update(res, new, old)?,
+    })
+}
+
+/// The status a freshly created object starts with (status is not writable on create).
+fn initial_status(res: &ResourceInfo, obj: &Value) -> Option<Value> {
+    match res.strategy {
+        Strategy::DaemonSet => Some(json!({
+            "currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0
+        })),
+        Strategy::Pod => {
+            let spec: Option<k8s_openapi::api::core::v1::PodSpec> =
+                obj.get("spec").and_then(|s| serde_json::from_value(s.clone()).ok());
+            let qos = spec.as_ref().map(defaults::pod_qos_class).unwrap_or("BestEffort");
+            Some(json!({ "phase": "Pending", "qosClass": qos }))
+        }
+        Strategy::Namespace => Some(json!({ "phase": "Active" })),
+        Strategy::Service => Some(json!({ "loadBalancer": {} })),
+        _ => None,
+    }
+}
+
+/// Create-time resets: status, generation, the DaemonSet template generation.
+pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
+    if res.has_subresource("status") && res.strategy != Strategy::Node {
+        match initial_status(res, obj) {
+            Some(s) => obj["status"] = s,
+            None => {
+                if let Some(m) = obj.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    if res.has_generation {
+        obj["metadata"]["generation"] = json!(1);
+    }
+    if res.strategy == Strategy::DaemonSet {
+        let given = obj["metadata"]["annotations"][TEMPLATE_GENERATION]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|g| *g >= 1)
+            .unwrap_or(1);
+        set_annotation(obj, TEMPLATE_GENERATION, &given.to_string());
+    }
+}
+
+fn set_annotation(obj: &mut Value, key: &str, value: &str) {
+    if !obj["metadata"]["annotations"].is_object() {
+        obj["metadata"]["annotations"] = json!({});
+    }
+    obj["metadata"]["annotations"][key] = json!(value);
+}
+
+/// Main-resource update: status comes from storage, generation is bumped on spec
+/// changes, the DaemonSet template generation on template changes.
+pub fn prepare_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
+    if res.has_subresource("status") {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    if res.strategy == Strategy::Namespace {
+        // Namespace finalizers change only through the finalize subresource.
+        new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
+    }
+    if res.has_generation {
+        let old_gen = old["metadata"]["generation"].as_i64().unwrap_or(1);
+        let spec_changed = new.get("spec") != old.get("spec");
+        new["metadata"]["generation"] = json!(if spec_changed { old_gen + 1 } else { old_gen });
+    }
+    if res.strategy == Strategy::DaemonSet {
+        let old_tg = old["metadata"]["annotations"][TEMPLATE_GENERATION]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(1);
+        let template_changed = new["spec"].get("template") != old["spec"].get("template");
+        let tg = if template_changed { old_tg + 1 } else { old_tg };
+        set_annotation(new, TEMPLATE_GENERATION, &tg.to_string());
+    }
+}
+
+/// `/status` update: the spec comes from storage; status and metadata are kept.
+pub fn prepare_status_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
+    match old.get("spec") {
+        Some(s) => new["spec"] = s.clone(),
+        None => {
+            if let Some(m) = new.as_object_mut() {
+                m.remove("spec");
+            }
+        }
+    }
+    if res.has_generation {
+        new["metadata"]["generation"] = old["metadata"]["generation"].clone();
+    }
+    if res.strategy == Strategy::DaemonSet {
+        new["metadata"]["annotations"] = old["metadata"]["annotations"].clone();
+    }
+}
+
+/// Kubernetes' pod QoS class, used when the pod's status is reset.
+pub fn pod_qos(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
+    defaults::pod_qos_class(spec)
+}
+
+/// The value of a field-selector field for this object, or `Err` with kube-apiserver's
+/// message when the field is not supported for the resource.
+pub fn field_value(res: &ResourceInfo, obj: &Value, field: &str) -> Result<String, String> {
+    let s = |p: &str| -> String {
+        match obj.pointer(p) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        }
+    };
+    match field {
+        "metadata.name" => return Ok(s("/metadata/name")),
+        "metadata.namespace" => return Ok(s("/metadata/namespace")),
+        _ => {}
+    }
+    let v = match (res.strategy, field) {
+        (Strategy::Pod, "spec.nodeName") => s("/spec/nodeName"),
+        (Strategy::Pod, "spec.restartPolicy") => s("/spec/restartPolicy"),
+        (Strategy::Pod, "spec.schedulerName") => s("/spec/schedulerName"),
+        (Strategy::Pod, "spec.serviceAccountName") => s("/spec/serviceAccountName"),
+        (Strategy::Pod, "spec.hostNetwork") => {
+            let v = s("/spec/hostNetwork");
+            if v.is_empty() { "false".into() } else { v }
+        }
+        (Strategy::Pod, "status.phase") => s("/status/phase"),
+        (Strategy::Pod, "status.podIP") => s("/status/podIP"),
+        (Strategy::Pod, "status.nominatedNodeName") => s("/status/nominatedNodeName"),
+        (Strategy::Node, "spec.unschedulable") => {
+            let v = s("/spec/unschedulable");
+            if v.is_empty() { "false".into() } else { v }
+        }
+        (Strategy::Namespace, "status.phase") => s("/status/phase"),
+        (Strategy::Event, f) if f.starts_with("involvedObject.") => {
+            let sub = &f["involvedObject.".len()..];
+            match sub {
+                "kind" | "namespace" | "name" | "uid" | "apiVersion" | "resourceVersion" | "fieldPath" => {
+                    s(&format!("/involvedObject/{sub}"))
+                }
+                _ => return Err(format!("field label not supported: {field}")),
+            }
+        }
+        (Strategy::Event, "reason") => s("/reason"),
+        (Strategy::Event, "reportingComponent") => s("/reportingComponent"),
+        (Strategy::Event, "source") => {
+            let c = s("/source/component");
+            if c.is_empty() { s("/reportingComponent") } else { c }
+        }
+        (Strategy::Event, "type") => s("/type"),
+        (Strategy::EventV1, f) if f.starts_with("regarding.") => s(&format!("/regarding/{}", &f["regarding.".len()..])),
+        (Strategy::EventV1, "reason") => s("/reason"),
+        (Strategy::EventV1, "reportingController") => s("/reportingController"),
+        (Strategy::EventV1, "type") => s("/type"),
+        (Strategy::Generic, "type") if res.kind == "Secret" => s("/type"),
+        _ => return Err(format!("field label not supported: {field}")),
+    };
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------------------
+// events.k8s.io/v1 <-> core/v1 Event: both views share the `events` storage, which
+// holds the core/v1 form (so `kubectl describe` sees events that kube-rs recorders
+// write through events.k8s.io/v1).
+
+fn move_field(from: &mut serde_json::Map<String, Value>, to: &mut serde_json::Map<String, Value>, a: &str, b: &str) {
+    if let Some(v) = from.remove(a) {
+        if !v.is_null() {
+            to.insert(b.to_string(), v);
+        }
+    }
+}
+
+/// Converts an object of this resource's API view into its stored form.
+pub fn to_storage(res: &ResourceInfo, v: Value) -> Value {
+    if res.strategy != Strategy::EventV1 {
+        return v;
+    }
+    let Value::Object(mut src) = v else { return v };
+    let mut out = serde_json::Map::new();
+    out.insert("apiVersion".into(), json!("v1"));
+    out.insert("kind".into(), json!("Event"));
+    src.remove("apiVersion");
+    src.remove("kind");
+    for (a, b) in [
+        ("metadata", "metadata"),
+        ("regarding", "involvedObject"),
+        ("related", "related"),
+        ("note", "message"),
+        ("reason", "reason"),
+        ("type", "type"),
+        ("deprecatedSource", "source"),
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+        ("deprecatedCount", "count"),
+        ("eventTime", "eventTime"),
+        ("series", "series"),
+        ("action", "action"),
+        ("reportingController", "reportingComponent"),
+        ("reportingInstance", "reportingInstance"),
+    ] {
+        move_field(&mut src, &mut out, a, b);
+    }
+    if !out.contains_key("involvedObject") {
+        out.insert("involvedObject".into(), json!({}));
+    }
+    if !out.contains_key("source") {
+        if let Some(c) = out.get("reportingComponent").cloned() {
+            out.insert("source".into(), json!({ "component": c }));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Converts a stored object into this resource's API view.
+pub fn from_storage(res: &ResourceInfo, v: Value) -> Value {
+    if res.strategy != Strategy::EventV1 {
+        return v;
+    }
+    let Value::Object(mut src) = v else { return v };
+    let mut out = serde_json::Map::new();
+    out.insert("apiVersion".into(), json!("events.k8s.io/v1"));
+    out.insert("kind".into(), json!("Event"));
+    src.remove("apiVersion");
+    src.remove("kind");
+    for (b, a) in [
+        ("metadata", "metadata"),
+        ("regarding", "involvedObject"),
+        ("related", "related"),
+        ("note", "message"),
+        ("reason", "reason"),
+        ("type", "type"),
+        ("deprecatedSource", "source"),
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+        ("deprecatedCount", "count"),
+        ("eventTime", "eventTime"),
+        ("series", "series"),
+        ("action", "action"),
+        ("reportingController", "reportingComponent"),
+        ("reportingInstance", "reportingInstance"),
+    ] {
+        move_field(&mut src, &mut out, a, b);
+    }
+    // events.k8s.io/v1 requires eventTime; old core events may lack it.
+    if !out.contains_key("eventTime") {
+        let t = out
+            .get("deprecatedLastTimestamp")
+            .and_then(|t| t.as_str())
+            .map(|t| t.replace('Z', ".000000Z"))
+            .unwrap_or_else(|| "1970-01-01T00:00:00.000000Z".to_string());
+        out.insert("eventTime".into(), json!(t));
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,223 @@
+//! WATCH: chunked newline-delimited `WatchEvent`s over a store watch, with selector
+//! transitions (an object that stops matching is DELETED for this watcher), bookmarks,
+//! `sendInitialEvents`, timeouts and the 410 `Expired` ERROR event (compat doc §6).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use everynode_store::{Event, EventKind, Revision, WatchError};
+use futures::{FutureExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, ApiResult};
+use crate::list::Filter;
+use crate::registry::{Registry, decode_at};
+use crate::request::Output;
+use crate::resources::ResourceInfo;
+use crate::tables::{self, IncludeObject};
+
+/// Settings shared by every watch a server serves.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    /// How often a watch that asked for bookmarks gets one.
+    pub bookmark_interval: Duration,
+    /// Upper bound when the client gives no `timeoutSeconds` (kube-apiserver picks 30–60 min).
+    pub default_timeout: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig { bookmark_interval: Duration::from_secs(60), default_timeout: Duration::from_secs(1800) }
+    }
+}
+
+struct Encoder {
+    res: &'static ResourceInfo,
+    output: Output,
+    include: IncludeObject,
+    columns_sent: bool,
+}
+
+impl Encoder {
+    fn event(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let object = match self.output {
+            Output::Json => obj.clone(),
+            Output::PartialMetadata => tables::partial_metadata(obj),
+            Output::Table => {
+                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                let t = tables::table(self.res, std::slice::from_ref(obj), json!({ "resourceVersion": rv }), self.include, !self.columns_sent);
+                self.columns_sent = true;
+                t
+            }
+        };
+        line(&json!({ "type": kind, "object": object }))
+    }
+
+    fn bookmark(&self, rv: Revision, initial_end: bool) -> Bytes {
+        let mut meta = json!({ "resourceVersion": rv.to_string() });
+        if initial_end {
+            meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+        }
+        line(&json!({ "type": "BOOKMARK", "object": {
+            "kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta } }))
+    }
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+fn expired_event(requested: Revision, oldest: Revision) -> Bytes {
+    let status = ApiError::expired(format!("too old resource version: {requested} ({oldest})")).to_status();
+    line(&json!({ "type": "ERROR", "object": status }))
+}
+
+/// What one store event means for a watcher with this filter.
+fn transition(res: &ResourceInfo, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
+    let matches = |v: &Value| filter.matches(res, v);
+    match ev.kind {
+        EventKind::Put => {
+            let new = decode_at(res, &ev.kv.value, ev.revision).ok()?;
+            let was = match &ev.prev {
+                Some(p) => decode_at(res, &p.value, p.mod_revision).ok().is_some_and(|o| matches(&o)),
+                None => false,
+            };
+            match (matches(&new), was) {
+                (true, true) => Some(("MODIFIED", new)),
+                (true, false) => Some(("ADDED", new)),
+                (false, true) => Some(("DELETED", new)),
+                (false, false) => None,
+            }
+        }
+        EventKind::Delete => {
+            let last = decode_at(res, &ev.kv.value, ev.revision).ok()?;
+            matches(&last).then_some(("DELETED", last))
+        }
+    }
+}
+
+/// Starts a watch and returns the streaming response.
+pub fn watch(
+    reg: &Registry,
+    res: &'static ResourceInfo,
+    ns: Option<&str>,
+    q: &HashMap<String, String>,
+    filter: Filter,
+    output: Output,
+    cfg: &WatchConfig,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> ApiResult<Response> {
+    let prefix = res.prefix(ns);
+    let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let rv = q.get("resourceVersion").filter(|s| !s.is_empty()).cloned();
+    let timeout = match q.get("timeoutSeconds") {
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?,
+        ),
+        None => cfg.default_timeout,
+    };
+    let from: Option<Revision> = match rv.as_deref() {
+        None | Some("0") => None,
+        Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+    };
+    let mut enc = Encoder { res, output, include, columns_sent: false };
+
+    // The initial state (synthetic ADDED events) when no revision was given, or when
+    // the client asked for a streaming list.
+    let mut initial = Vec::new();
+    let start = if from.is_none() || send_initial {
+        let snap = reg.store.list(&prefix, None, None, None).map_err(|e| ApiError::internal(e.to_string()))?;
+        for kv in &snap.items {
+            let obj = decode_at(res, &kv.value, kv.mod_revision)?;
+            if filter.matches(res, &obj) {
+                initial.push(enc.event("ADDED", &obj));
+            }
+        }
+        if send_initial && bookmarks {
+            initial.push(enc.bookmark(snap.revision, true));
+        }
+        snap.revision
+    } else {
+        from.unwrap_or(0)
+    };
+
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let store = reg.store.clone();
+    let bookmark_every = cfg.bookmark_interval;
+    let watch = store.watch(&prefix, start);
+    tokio::spawn(async move {
+        for b in initial {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        let mut w = match watch {
+            Ok(w) => w,
+            Err(WatchError::Compacted { requested, oldest }) => {
+                let _ = tx.send(expired_event(requested, oldest)).await;
+                return;
+            }
+        };
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
+        let mut last_sent = start;
+        loop {
+            tokio::select! {
+                ev = w.next() => match ev {
+                    Some(Ok(ev)) => {
+                        last_sent = last_sent.max(ev.revision);
+                        if let Some((kind, obj)) = transition(res, &filter, &ev) {
+                            if tx.send(enc.event(kind, &obj)).await.is_err() { return; }
+                        }
+                    }
+                    Some(Err(WatchError::Compacted { requested, oldest })) => {
+                        let _ = tx.send(expired_event(requested, oldest)).await;
+                        return;
+                    }
+                    None => return,
+                },
+                _ = tick.tick(), if bookmarks => {
+                    // Everything at or below `now` is already in the store's history:
+                    // drain what is ready so the bookmark never runs ahead of an event.
+                    let now = store.current_revision();
+                    while let Some(Some(item)) = w.next().now_or_never() {
+                        match item {
+                            Ok(ev) => {
+                                last_sent = last_sent.max(ev.revision);
+                                if let Some((kind, obj)) = transition(res, &filter, &ev) {
+                                    if tx.send(enc.event(kind, &obj)).await.is_err() { return; }
+                                }
+                            }
+                            Err(WatchError::Compacted { requested, oldest }) => {
+                                let _ = tx.send(expired_event(requested, oldest)).await;
+                                return;
+                            }
+                        }
+                    }
+                    last_sent = last_sent.max(now);
+                    if tx.send(enc.bookmark(last_sent, false)).await.is_err() { return; }
+                }
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CACHE_CONTROL, "no-cache, private")
+        .body(body)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}

@@ -1,1 +1,173 @@
-fn main() {}
+//! The `everynode` binary: one executable, several roles.
+//!
+//! - `everynode up`: a local cluster in one process (API server with an embedded store,
+//!   controllers and simulated nodes as they land), printing the KUBECONFIG to use.
+//! - `everynode server`: the API server alone, in the foreground.
+//! - `everynode bench ...`: system benchmarks that print figures (and `--json`).
+
+mod bench;
+mod pki;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use everynode_apiserver::{ApiServer, Authenticator, User, WatchConfig};
+use everynode_store::{Store, StoreOptions};
+
+#[derive(Parser)]
+#[command(name = "everynode", version, about = "A Kubernetes-compatible control plane for node daemons")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the API server in the foreground.
+    Server(ServerArgs),
+    /// Start a local everynode cluster and print how to reach it with kubectl.
+    Up(ServerArgs),
+    /// Run a benchmark and print its figures.
+    Bench {
+        #[command(subcommand)]
+        which: bench::BenchCmd,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StoreKind {
+    /// One redb file in the data directory (durable, the default).
+    Redb,
+    /// In memory only: everything is lost at exit.
+    Memory,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Where the store, certificates, token and kubeconfig live.
+    #[arg(long, env = "EVERYNODE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Storage backend.
+    #[arg(long, value_enum, default_value = "redb")]
+    pub store: StoreKind,
+    /// Seconds between watch bookmarks (for clients that ask for them).
+    #[arg(long, default_value_t = 60)]
+    pub bookmark_interval: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".everynode"),
+        None => PathBuf::from(".everynode"),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// A running API server: its address, kubeconfig and handle.
+pub struct Running {
+    pub server: ApiServer,
+    pub addr: SocketAddr,
+    pub kubeconfig: PathBuf,
+    pub serve: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the API server described by `args` and returns once it is listening.
+pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
+    let hosts = if args.listen.ip().is_unspecified() { vec![] } else { vec![args.listen.ip().to_string()] };
+    let pki = pki::ensure(&args.data_dir, &hosts)?;
+    let store = match args.store {
+        StoreKind::Redb => Store::open(&args.data_dir.join("everynode.redb"), StoreOptions::default())
+            .map_err(|e| format!("opening the store in {}: {e}", args.data_dir.display()))?,
+        StoreKind::Memory => Store::memory(),
+    };
+    let auth = Authenticator::new();
+    auth.add_token(&pki.admin_token, User::admin());
+    let watch = WatchConfig {
+        bookmark_interval: std::time::Duration::from_secs(args.bookmark_interval.max(1)),
+        ..WatchConfig::default()
+    };
+    let server = ApiServer::new(store, auth, watch).await.map_err(|e| e.message)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let kubeconfig = pki::write_kubeconfig(&args.data_dir, &pki, &pki::client_address(addr))?;
+    let tls = everynode_apiserver::serve::tls_config(pki.server_cert_pem.as_bytes(), pki.server_key_pem.as_bytes())?;
+    let serve = tokio::spawn(everynode_apiserver::serve::serve_tls(listener, tls, server.router(), server.shutdown_signal()));
+    Ok(Running { server, addr, kubeconfig, serve })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn run(args: ServerArgs, up: bool) -> Result<(), String> {
+    let running = start_server(&args).await?;
+    let kc = running.kubeconfig.display();
+    if up {
+        println!("everynode is up: API server on https://{}", pki::client_address(running.addr));
+        println!();
+        println!("  export KUBECONFIG={kc}");
+        println!("  kubectl get nodes");
+        println!("  kubectl apply -f examples/nginx-ds.yaml");
+        println!("  kubectl get ds -o wide");
+        println!();
+        println!("Data in {} (a restart resumes this cluster). Ctrl-C stops it.", args.data_dir.display());
+    } else {
+        println!("everynode API server listening on https://{}", pki::client_address(running.addr));
+        println!("export KUBECONFIG={kc}");
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.server.begin_shutdown();
+    match running.serve.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "server task failed"),
+        Ok(Ok(())) => {}
+    }
+    running.server.store().close().await;
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Server(a) => run(a, false).await,
+            Cmd::Up(a) => run(a, true).await,
+            Cmd::Bench { which } => bench::run(which).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -694,12 +694,77 @@ fn merge_set_element_order(
         };
         let orig_slice = original_list.as_deref().unwrap_or(&[]);
         let kind = slice_element_type(&[orig_slice, patch_list.as_deref().unwrap_or(&[])])?;
+        let server_order = match (merge_key, &patch_list) {
+            (Some(key), Some(p)) if kind == GoKind::Map => aliased_server_order(orig_slice, p, key),
+            _ => orig_slice.to_vec(),
+        };
         let both =
-            normalize_element_order(patch_items, server_only, &order, orig_slice, merge_key, kind)?;
+            normalize_element_order(patch_items, server_only, &order, &server_order, merge_key, kind)?;
         original.insert(field.clone(), Value::Array(both));
         patch.remove(&field);
     }
     Ok(())
+}
+
+/// The live list as Go's `mergePatchIntoOriginal` sees it *after* merging.
+///
+/// Go merges into the live list's backing array in place: `$patch: delete` elements are
+/// removed by shifting the tail left, and new elements are appended into the freed slots.
+/// The length-n view of the live list, which then orders the server-only items, therefore
+/// shows the survivors, then the first appended elements, then stale copies of the old
+/// tail. Only merge keys matter for ordering, so that is all this keeps.
+fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<Value> {
+    let n = original.len();
+    let mut slots: Vec<Option<Value>> =
+        original.iter().map(|o| o.get(key).cloned()).collect();
+    let mut len = n;
+    let mut replace = false;
+    for p in patch {
+        match p.get(DIRECTIVE_MARKER).and_then(Value::as_str) {
+            Some(DELETE_DIRECTIVE) => {
+                let target = p.get(key);
+                while let Some(i) = slots.iter().take(len).position(|s| s.as_ref() == target) {
+                    for j in i..len.saturating_sub(1) {
+                        if let Some(next) = slots.get(j + 1).cloned() {
+                            if let Some(slot) = slots.get_mut(j) {
+                                *slot = next;
+                            }
+                        }
+                    }
+                    len -= 1;
+                }
+            }
+            Some(REPLACE_DIRECTIVE) => replace = true,
+            _ => {}
+        }
+    }
+    if !replace {
+        for p in patch {
+            if p.get(DIRECTIVE_MARKER).is_some() {
+                continue;
+            }
+            let kv = p.get(key).cloned();
+            if slots.iter().take(len).any(|s| *s == kv) {
+                continue;
+            }
+            match slots.get_mut(len) {
+                Some(slot) => *slot = kv,
+                None => slots.push(kv),
+            }
+            len += 1;
+        }
+    }
+    slots
+        .into_iter()
+        .take(n)
+        .map(|kv| {
+            let mut m = Map::new();
+            if let Some(kv) = kv {
+                m.insert(key.to_string(), kv);
+            }
+            Value::Object(m)
+        })
+        .collect()
 }
 
 fn validate_patch_with_set_order_list(

@@ -17,11 +17,17 @@ pub struct User {
 
 impl User {
     pub fn admin() -> Self {
-        User { name: "admin".into(), groups: vec!["system:masters".into(), "system:authenticated".into()] }
+        User {
+            name: "admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
     }
 
     pub fn node(name: &str) -> Self {
-        User { name: format!("system:node:{name}"), groups: vec!["system:nodes".into(), "system:authenticated".into()] }
+        User {
+            name: format!("system:node:{name}"),
+            groups: vec!["system:nodes".into(), "system:authenticated".into()],
+        }
     }
 
     pub fn is_admin(&self) -> bool {
@@ -30,7 +36,11 @@ impl User {
 
     /// The node name of a node identity.
     pub fn node_name(&self) -> Option<&str> {
-        if self.groups.iter().any(|g| g == "system:nodes") { self.name.strip_prefix("system:node:") } else { None }
+        if self.groups.iter().any(|g| g == "system:nodes") {
+            self.name.strip_prefix("system:node:")
+        } else {
+            None
+        }
     }
 }
 
@@ -89,13 +99,25 @@ mod tests {
         a.add_token("secret-admin", User::admin());
         a.add_token("node-token", User::node("n1"));
         let mut h = HeaderMap::new();
-        h.insert(http::header::AUTHORIZATION, "Bearer secret-admin".parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Bearer secret-admin".parse().unwrap(),
+        );
         assert!(a.authenticate(&h).unwrap().is_admin());
-        h.insert(http::header::AUTHORIZATION, "Bearer node-token".parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Bearer node-token".parse().unwrap(),
+        );
         assert_eq!(a.authenticate(&h).unwrap().node_name(), Some("n1"));
-        h.insert(http::header::AUTHORIZATION, "Bearer secret-admiN".parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Bearer secret-admiN".parse().unwrap(),
+        );
         assert!(a.authenticate(&h).is_none());
-        h.insert(http::header::AUTHORIZATION, "Basic secret-admin".parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Basic secret-admin".parse().unwrap(),
+        );
         assert!(a.authenticate(&h).is_none());
         assert!(a.authenticate(&HeaderMap::new()).is_none());
     }

@@ -56,9 +56,13 @@ pub fn api_groups() -> Value {
 
 /// `GET /apis/<group>` (the group alone).
 pub fn api_group(group: &str) -> Option<Value> {
-    let (g, v) = resources::groups().into_iter().find(|(g, _)| *g == group && !g.is_empty())?;
+    let (g, v) = resources::groups()
+        .into_iter()
+        .find(|(g, _)| *g == group && !g.is_empty())?;
     let gv = json!({ "groupVersion": format!("{g}/{v}"), "version": v });
-    Some(json!({ "kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv }))
+    Some(
+        json!({ "kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv }),
+    )
 }
 
 /// `GET /api/v1` or `/apis/<g>/<v>`: the legacy APIResourceList.
@@ -91,8 +95,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             out.push(s);
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out }))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out }),
+    )
 }
 
 fn aggregated_resource(r: &ResourceInfo) -> Value {
@@ -170,10 +180,28 @@ mod tests {
     #[test]
     fn core_list_has_eviction_with_group_and_version() {
         let l = resource_list("", "v1").unwrap();
-        let ev = l["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/eviction").unwrap();
-        assert_eq!((ev["group"].as_str(), ev["version"].as_str(), ev["kind"].as_str()), (Some("policy"), Some("v1"), Some("Eviction")));
+        let ev = l["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .unwrap();
+        assert_eq!(
+            (
+                ev["group"].as_str(),
+                ev["version"].as_str(),
+                ev["kind"].as_str()
+            ),
+            (Some("policy"), Some("v1"), Some("Eviction"))
+        );
         let ds = resource_list("apps", "v1").unwrap();
-        let ds = ds["resources"].as_array().unwrap().iter().find(|r| r["name"] == "daemonsets").unwrap().clone();
+        let ds = ds["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "daemonsets")
+            .unwrap()
+            .clone();
         assert_eq!(ds["shortNames"], json!(["ds"]));
         assert_eq!(ds["categories"], json!(["all"]));
     }
@@ -186,6 +214,12 @@ mod tests {
         assert_eq!(wants_aggregated(None), None);
         let core = aggregated(true, "v2");
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
-        assert!(aggregated(false, "v2")["items"].as_array().unwrap().iter().any(|g| g["metadata"]["name"] == "apps"));
+        assert!(
+            aggregated(false, "v2")["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["metadata"]["name"] == "apps")
+        );
     }
 }

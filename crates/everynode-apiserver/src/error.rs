@@ -22,7 +22,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -39,8 +44,12 @@ impl ApiError {
     }
 
     pub fn not_found(res: &ResourceInfo, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{}\" not found", res.qualified(), name))
-            .with_details(Self::resource_details(res, name))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", res.qualified(), name),
+        )
+        .with_details(Self::resource_details(res, name))
     }
 
     pub fn namespace_not_found(ns: &str) -> Self {
@@ -54,8 +63,12 @@ impl ApiError {
     }
 
     pub fn already_exists(res: &ResourceInfo, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", res.qualified(), name))
-            .with_details(Self::resource_details(res, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", res.qualified(), name),
+        )
+        .with_details(Self::resource_details(res, name))
     }
 
     pub fn generate_name_exhausted(res: &ResourceInfo, name: &str) -> Self {
@@ -77,7 +90,12 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{}\": {}", res.qualified(), name, why),
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                res.qualified(),
+                name,
+                why
+            ),
         )
         .with_details(Self::resource_details(res, name))
     }
@@ -96,12 +114,21 @@ impl ApiError {
             .iter()
             .map(|e| json!({ "reason": e.kind.reason(), "message": e.cause_message(), "field": e.field }))
             .collect();
-        let kind = if res.group.is_empty() { res.kind.to_string() } else { format!("{}.{}", res.kind, res.group) };
+        let kind = if res.group.is_empty() {
+            res.kind.to_string()
+        } else {
+            format!("{}.{}", res.kind, res.group)
+        };
         let mut details = json!({ "name": name, "kind": res.kind, "causes": causes });
         if !res.group.is_empty() {
             details["group"] = json!(res.group);
         }
-        Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {}", aggregate_message(errs))).with_details(details)
+        Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {}", aggregate_message(errs)),
+        )
+        .with_details(details)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -137,7 +164,11 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(action: &str, kind: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("{action} is not supported on resources of kind \"{kind}\""))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("{action} is not supported on resources of kind \"{kind}\""),
+        )
     }
 
     pub fn not_acceptable() -> Self {
@@ -153,11 +184,21 @@ impl ApiError {
     }
 
     pub fn too_large() -> Self {
-        Self::new(413, "RequestEntityTooLarge", "the request is too large: the limit is 3145728 bytes")
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            "the request is too large: the limit is 3145728 bytes",
+        )
     }
 
     pub fn unsupported_media_type(ct: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got \"{ct}\""))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; got \"{ct}\""
+            ),
+        )
     }
 
     pub fn too_many_requests(message: impl Into<String>) -> Self {
@@ -165,7 +206,11 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn timeout(message: impl Into<String>) -> Self {
@@ -198,13 +243,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            code,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 
 /// A successful `Status` (delete of an object that is gone, eviction, binding).
 pub fn success_status(code: u16, details: Option<Value>) -> Value {
-    let mut s = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success" });
+    let mut s =
+        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success" });
     if let Some(d) = details {
         s["details"] = d;
     }

@@ -13,19 +13,26 @@ use serde_json::{Value, json};
 
 use crate::ServerState;
 use crate::auth::User;
-use crate::discovery;
 use crate::error::{ApiError, ApiResult, success_status};
 use crate::list::{self, Filter};
 use crate::patch::{self, PatchType};
 use crate::registry::{DeleteOptions, Part, WriteOptions, name_of};
-use crate::request::{self, Output, Route, Target, decode_body, media_type, negotiate, parse_query};
+use crate::request::{
+    self, Output, Route, Target, decode_body, media_type, negotiate, parse_query,
+};
 use crate::resources::{self, ResourceInfo, Strategy};
 use crate::tables::{self, IncludeObject};
+use crate::{discovery, openapi};
 use crate::{namespaces, watch};
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
     let body = serde_json::to_vec(v).unwrap_or_default();
-    (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn bytes_response(ct: &'static str, b: bytes::Bytes) -> Response {
@@ -35,7 +42,7 @@ fn bytes_response(ct: &'static str, b: bytes::Bytes) -> Response {
 /// kube-apiserver's version document (everynode implements the 1.33 API).
 pub fn version_info() -> Value {
     json!({
-        "major": "1", "minor": "33", "gitVersion": "v1.33.0",
+        "major": "1", "minor": "33", "gitVersion": crate::openapi::GIT_VERSION,
         "gitCommit": concat!("everynode-", env!("CARGO_PKG_VERSION")), "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc",
         "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
@@ -54,7 +61,11 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
         return ApiError::unauthorized().into_response();
     };
     let q = parse_query(parts.uri.query());
-    let accept = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let result = match route {
         Route::Version => Ok(json_response(StatusCode::OK, &version_info())),
         Route::ApiVersions => Ok(match discovery::wants_aggregated(accept.as_deref()) {
@@ -66,17 +77,46 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
             None => json_response(StatusCode::OK, &discovery::api_groups()),
         }),
         Route::GroupVersion { group, version } if version.is_empty() => {
-            discovery::api_group(&group).map(|g| json_response(StatusCode::OK, &g)).ok_or_else(ApiError::path_not_found)
+            discovery::api_group(&group)
+                .map(|g| json_response(StatusCode::OK, &g))
+                .ok_or_else(ApiError::path_not_found)
         }
         Route::GroupVersion { group, version } => discovery::resource_list(&group, &version)
             .map(|l| json_response(StatusCode::OK, &l))
             .ok_or_else(ApiError::path_not_found),
         Route::OpenApiV3Index => Ok(bytes_response("application/json", st.openapi.index())),
-        Route::OpenApiV3 { path } => st.openapi.doc(&path).map(|d| bytes_response("application/json", d)).ok_or_else(ApiError::path_not_found),
-        Route::OpenApiV2 | Route::NotFound => Err(ApiError::path_not_found()),
+        Route::OpenApiV3 { path } => st
+            .openapi
+            .doc(&path)
+            .map(|d| bytes_response("application/json", d))
+            .ok_or_else(ApiError::path_not_found),
+        Route::OpenApiV2 => {
+            let protobuf = accept.as_deref().is_some_and(|a| a.contains("protobuf"));
+            // The protobuf media type itself is not a valid MIME type (`@`), and client-go
+            // parses the response type, so answer with a neutral one.
+            let ct = if protobuf {
+                "application/octet-stream"
+            } else {
+                "application/json"
+            };
+            Ok(bytes_response(ct, openapi::v2_document(protobuf).into()))
+        }
+        Route::NotFound => Err(ApiError::path_not_found()),
         Route::Metrics => Ok(metrics(&st)),
         Route::Health(_) => Err(ApiError::path_not_found()),
-        Route::Resource(t) => resource(&st, &user, &parts.method, &parts.headers, t, q, accept.as_deref(), body).await,
+        Route::Resource(t) => {
+            resource(
+                &st,
+                &user,
+                &parts.method,
+                &parts.headers,
+                t,
+                q,
+                accept.as_deref(),
+                body,
+            )
+            .await
+        }
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -88,24 +128,43 @@ fn aggregated(v: Value, version: &str) -> Response {
     if let Ok(h) = HeaderValue::from_str(&ct) {
         r.headers_mut().insert(http::header::CONTENT_TYPE, h);
     }
-    r.headers_mut().insert(http::header::VARY, HeaderValue::from_static("Accept"));
+    r.headers_mut()
+        .insert(http::header::VARY, HeaderValue::from_static("Accept"));
     r
 }
 
 fn health(st: &ServerState, check: &str, query: Option<&str>) -> Response {
     let ready = !*st.shutdown.borrow();
-    let verbose = query.is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+    let verbose = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
     let ok = ready || check == "livez";
     let body = if verbose {
         let status = if ok { "ok" } else { "failed" };
-        format!("[+]ping ok\n[+]etcd ok\n[{}]shutdown {}\n{} check {}\n", if ok { "+" } else { "-" }, status, check, if ok { "passed" } else { "failed" })
+        format!(
+            "[+]ping ok\n[+]etcd ok\n[{}]shutdown {}\n{} check {}\n",
+            if ok { "+" } else { "-" },
+            status,
+            check,
+            if ok { "passed" } else { "failed" }
+        )
     } else if ok {
         "ok".to_string()
     } else {
         format!("[-]shutdown failed: reason withheld\n{check} check failed\n")
     };
-    let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
-    (code, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 fn metrics(st: &ServerState) -> Response {
@@ -113,20 +172,45 @@ fn metrics(st: &ServerState) -> Response {
         "# HELP everynode_store_revision The current store revision.\n# TYPE everynode_store_revision gauge\neverynode_store_revision {}\n",
         st.registry.store.current_revision()
     );
-    (StatusCode::OK, [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
 }
 
 async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
-    axum::body::to_bytes(body, request::MAX_BODY_BYTES).await.map_err(|_| ApiError::too_large())
+    axum::body::to_bytes(body, request::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::too_large())
 }
 
-fn respond_object(res: &ResourceInfo, obj: &Value, output: Output, code: StatusCode, include: IncludeObject) -> Response {
+fn respond_object(
+    res: &ResourceInfo,
+    obj: &Value,
+    output: Output,
+    code: StatusCode,
+    include: IncludeObject,
+) -> Response {
     match output {
         Output::Json => json_response(code, obj),
         Output::PartialMetadata => json_response(code, &tables::partial_metadata(obj)),
         Output::Table => {
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-            json_response(code, &tables::table(res, std::slice::from_ref(obj), json!({ "resourceVersion": rv }), include, true))
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
+            json_response(
+                code,
+                &tables::table(
+                    res,
+                    std::slice::from_ref(obj),
+                    json!({ "resourceVersion": rv }),
+                    include,
+                    true,
+                ),
+            )
         }
     }
 }
@@ -152,18 +236,31 @@ fn field_validation(q: &HashMap<String, String>) -> ApiResult<FieldValidation> {
 }
 
 /// Checks a body for unknown fields; returns the warnings to send.
-fn check_fields(st: &ServerState, res: &ResourceInfo, obj: &Value, mode: FieldValidation) -> ApiResult<Vec<String>> {
+fn check_fields(
+    st: &ServerState,
+    res: &ResourceInfo,
+    obj: &Value,
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
     if mode == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let unknown: Vec<String> = st.openapi.unknown_fields(res, obj).into_iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    let unknown: Vec<String> = st
+        .openapi
+        .unknown_fields(res, obj)
+        .into_iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
     if unknown.is_empty() {
         return Ok(unknown);
     }
     if mode == FieldValidation::Strict {
         return Err(ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-            res.kind, res.version, res.kind, unknown.join(", ")
+            res.kind,
+            res.version,
+            res.kind,
+            unknown.join(", ")
         )));
     }
     Ok(unknown)
@@ -186,25 +283,35 @@ fn dry_run(q: &HashMap<String, String>) -> bool {
 /// NodeRestriction-style authorization: the admin may do anything; a node identity may
 /// read everything, and write only its own Node and Lease, pods bound to it (status,
 /// and deletion after termination), and events.
-fn authorize(user: &User, method: &Method, t: &Target, ns: Option<&str>, st: &ServerState) -> ApiResult<()> {
+fn authorize(
+    user: &User,
+    method: &Method,
+    t: &Target,
+    ns: Option<&str>,
+    st: &ServerState,
+) -> ApiResult<()> {
     if user.is_admin() || *method == Method::GET {
         return Ok(());
     }
     let Some(node) = user.node_name() else {
-        return Err(ApiError::forbidden(format!("User \"{}\" cannot modify resources", user.name)));
+        return Err(ApiError::forbidden(format!(
+            "User \"{}\" cannot modify resources",
+            user.name
+        )));
     };
     let name = t.name.as_deref().unwrap_or("");
     let allowed = match t.res.strategy {
         Strategy::Node => name == node || (t.name.is_none() && *method == Method::POST),
-        Strategy::Lease => ns == Some("kube-node-lease") && (name == node || (t.name.is_none() && *method == Method::POST)),
+        Strategy::Lease => {
+            ns == Some("kube-node-lease")
+                && (name == node || (t.name.is_none() && *method == Method::POST))
+        }
         Strategy::Event | Strategy::EventV1 => true,
         Strategy::Pod => {
             t.name.is_some()
-                && st
-                    .registry
-                    .get(t.res, ns, name)
-                    .ok()
-                    .is_some_and(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
+                && st.registry.get(t.res, ns, name).ok().is_some_and(|p| {
+                    p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+                })
                 && (t.subresource.as_deref() == Some("status") || *method == Method::DELETE)
         }
         _ => false,
@@ -219,8 +326,14 @@ fn authorize(user: &User, method: &Method, t: &Target, ns: Option<&str>, st: &Se
         Method::DELETE => "delete",
         _ => "access",
     };
-    let what = if t.name.is_some() { format!("{} \"{}\"", t.res.qualified(), name) } else { t.res.qualified() };
-    let scope = ns.map(|n| format!(" in the namespace \"{n}\"")).unwrap_or_default();
+    let what = if t.name.is_some() {
+        format!("{} \"{}\"", t.res.qualified(), name)
+    } else {
+        t.res.qualified()
+    };
+    let scope = ns
+        .map(|n| format!(" in the namespace \"{n}\""))
+        .unwrap_or_default();
     Err(ApiError::forbidden(format!(
         "{what} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group \"{}\"{scope}: node \"{node}\" can only modify its own objects",
         user.name, t.res.plural, t.res.group
@@ -246,38 +359,74 @@ async fn resource(
     authorize(user, method, &t, ns, st)?;
     let output = negotiate(accept)?;
     let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
-    let media = media_type(headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+    let media = media_type(
+        headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let reg = &st.registry;
     let name = t.name.as_deref();
     match (method.clone(), name, t.subresource.as_deref()) {
         (Method::GET, None, None) => {
             let filter = Filter::from_query(res, &q)?;
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return watch::watch(reg, res, ns, &q, filter, output, &st.watch, st.shutdown.clone());
+                return watch::watch(
+                    reg,
+                    res,
+                    ns,
+                    &q,
+                    filter,
+                    output,
+                    &st.watch,
+                    st.shutdown.clone(),
+                );
             }
             let page = list::list(reg, res, ns, &q, &filter)?;
             let meta = page.list_metadata();
             Ok(match output {
-                Output::Table => json_response(StatusCode::OK, &tables::table(res, &page.items, meta, include, true)),
-                Output::PartialMetadata => json_response(StatusCode::OK, &json!({
+                Output::Table => json_response(
+                    StatusCode::OK,
+                    &tables::table(res, &page.items, meta, include, true),
+                ),
+                Output::PartialMetadata => json_response(
+                    StatusCode::OK,
+                    &json!({
                     "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-                    "items": page.items.iter().map(tables::partial_metadata).collect::<Vec<_>>() })),
-                Output::Json => json_response(StatusCode::OK, &json!({
-                    "kind": res.list_kind, "apiVersion": res.api_version(), "metadata": meta, "items": page.items })),
+                    "items": page.items.iter().map(tables::partial_metadata).collect::<Vec<_>>() }),
+                ),
+                Output::Json => json_response(
+                    StatusCode::OK,
+                    &json!({
+                    "kind": res.list_kind, "apiVersion": res.api_version(), "metadata": meta, "items": page.items }),
+                ),
             })
         }
         (Method::GET, Some(n), None | Some("status")) => {
             let obj = reg.get(res, ns, n)?;
             Ok(respond_object(res, &obj, output, StatusCode::OK, include))
         }
-        (Method::GET, Some(n), Some("log")) => crate::logs::pod_logs(st, ns.unwrap_or(""), n, &q).await,
+        (Method::GET, Some(n), Some("log")) => {
+            crate::logs::pod_logs(st, ns.unwrap_or(""), n, &q).await
+        }
         (Method::POST, None, None) => {
             let mode = field_validation(&q)?;
             let mut obj = decode_body(&media, &read_body(body).await?)?;
             request::check_type(res, &mut obj)?;
             let warnings = check_fields(st, res, &obj, mode)?;
-            let created = reg.create(res, ns, obj, &WriteOptions { dry_run: dry_run(&q) }).await?;
-            Ok(with_warnings(respond_object(res, &created, output, StatusCode::CREATED, include), &warnings))
+            let created = reg
+                .create(
+                    res,
+                    ns,
+                    obj,
+                    &WriteOptions {
+                        dry_run: dry_run(&q),
+                    },
+                )
+                .await?;
+            Ok(with_warnings(
+                respond_object(res, &created, output, StatusCode::CREATED, include),
+                &warnings,
+            ))
         }
         (Method::POST, Some(n), Some("binding")) => {
             let b = decode_body(&media, &read_body(body).await?)?;
@@ -287,25 +436,51 @@ async fn resource(
             let b = decode_body(&media, &read_body(body).await?)?;
             if let Some(bn) = b.pointer("/metadata/name").and_then(Value::as_str) {
                 if bn != n {
-                    return Err(ApiError::bad_request("name in URL does not match name in Eviction object"));
+                    return Err(ApiError::bad_request(
+                        "name in URL does not match name in Eviction object",
+                    ));
                 }
             }
             let opts = DeleteOptions::parse(b.get("deleteOptions"), &HashMap::new())?;
             reg.delete(res, ns, n, &opts).await?;
-            Ok(json_response(StatusCode::CREATED, &success_status(201, None)))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &success_status(201, None),
+            ))
         }
         (Method::PUT, Some(n), sub @ (None | Some("status"))) => {
             let mode = field_validation(&q)?;
             let mut obj = decode_body(&media, &read_body(body).await?)?;
             request::check_type(res, &mut obj)?;
             let warnings = check_fields(st, res, &obj, mode)?;
-            let part = if sub.is_some() { Part::Status } else { Part::Main };
-            let updated = reg.update(res, ns, n, part, &WriteOptions { dry_run: dry_run(&q) }, |_| Ok(obj.clone())).await?;
-            Ok(with_warnings(respond_object(res, &updated, output, StatusCode::OK, include), &warnings))
+            let part = if sub.is_some() {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            let updated = reg
+                .update(
+                    res,
+                    ns,
+                    n,
+                    part,
+                    &WriteOptions {
+                        dry_run: dry_run(&q),
+                    },
+                    |_| Ok(obj.clone()),
+                )
+                .await?;
+            Ok(with_warnings(
+                respond_object(res, &updated, output, StatusCode::OK, include),
+                &warnings,
+            ))
         }
         (Method::PUT, Some(n), Some("finalize")) => {
             let obj = decode_body(&media, &read_body(body).await?)?;
-            let fins = obj.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            let fins = obj
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
             let updated = reg
                 .update(res, ns, n, Part::System, &WriteOptions::default(), |old| {
                     let mut new = old.clone();
@@ -313,14 +488,26 @@ async fn resource(
                     Ok(new)
                 })
                 .await?;
-            Ok(respond_object(res, &updated, output, StatusCode::OK, include))
+            Ok(respond_object(
+                res,
+                &updated,
+                output,
+                StatusCode::OK,
+                include,
+            ))
         }
         (Method::PATCH, Some(n), sub @ (None | Some("status"))) => {
             let kind = PatchType::from_media(&media)?;
             let mode = field_validation(&q)?;
             let patch_body = decode_body(&media, &read_body(body).await?)?;
-            let part = if sub.is_some() { Part::Status } else { Part::Main };
-            let opts = WriteOptions { dry_run: dry_run(&q) };
+            let part = if sub.is_some() {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            let opts = WriteOptions {
+                dry_run: dry_run(&q),
+            };
             let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
             let mutate = |old: &Value| -> ApiResult<Value> {
                 let patched = patch::apply(res, kind, old, &patch_body)?;
@@ -341,19 +528,33 @@ async fn resource(
                     }
                     let w = check_fields(st, res, &obj, mode)?;
                     let created = reg.create(res, ns, obj, &opts).await?;
-                    return Ok(with_warnings(respond_object(res, &created, output, StatusCode::CREATED, include), &w));
+                    return Ok(with_warnings(
+                        respond_object(res, &created, output, StatusCode::CREATED, include),
+                        &w,
+                    ));
                 }
                 other => other?,
             };
             let w = warnings.lock().map(|g| g.clone()).unwrap_or_default();
-            Ok(with_warnings(respond_object(res, &updated, output, StatusCode::OK, include), &w))
+            Ok(with_warnings(
+                respond_object(res, &updated, output, StatusCode::OK, include),
+                &w,
+            ))
         }
         (Method::DELETE, Some(n), None) => {
             let raw = read_body(body).await?;
-            let b = if raw.iter().all(u8::is_ascii_whitespace) { None } else { Some(decode_body("application/json", &raw)?) };
+            let b = if raw.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(decode_body("application/json", &raw)?)
+            };
             let opts = DeleteOptions::parse(b.as_ref(), &q)?;
-            if res.strategy == Strategy::Namespace && matches!(n, "default" | "kube-system" | "kube-public") {
-                return Err(ApiError::forbidden(format!("namespaces \"{n}\" is forbidden: this namespace may not be deleted")));
+            if res.strategy == Strategy::Namespace
+                && matches!(n, "default" | "kube-system" | "kube-public")
+            {
+                return Err(ApiError::forbidden(format!(
+                    "namespaces \"{n}\" is forbidden: this namespace may not be deleted"
+                )));
             }
             let d = reg.delete(res, ns, n, &opts).await?;
             if res.strategy == Strategy::Namespace && !d.gone && !opts.dry_run {
@@ -365,14 +566,25 @@ async fn resource(
                 if !res.group.is_empty() {
                     details["group"] = json!(res.group);
                 }
-                return Ok(json_response(StatusCode::OK, &success_status(200, Some(details))));
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &success_status(200, Some(details)),
+                ));
             }
-            let code = if !d.gone && d_orphan_false(&opts) { StatusCode::ACCEPTED } else { StatusCode::OK };
+            let code = if !d.gone && d_orphan_false(&opts) {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
             Ok(respond_object(res, &d.object, output, code, include))
         }
         (Method::DELETE, None, None) => {
             let raw = read_body(body).await?;
-            let b = if raw.iter().all(u8::is_ascii_whitespace) { None } else { Some(decode_body("application/json", &raw)?) };
+            let b = if raw.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(decode_body("application/json", &raw)?)
+            };
             let opts = DeleteOptions::parse(b.as_ref(), &q)?;
             let filter = Filter::from_query(res, &q)?;
             let mut lq = q.clone();
@@ -381,16 +593,25 @@ async fn resource(
             let page = list::list(reg, res, ns, &lq, &filter)?;
             let mut deleted = Vec::new();
             for obj in &page.items {
-                let on = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-                match reg.delete(res, on.as_deref().or(ns), name_of(obj), &opts).await {
+                let on = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                match reg
+                    .delete(res, on.as_deref().or(ns), name_of(obj), &opts)
+                    .await
+                {
                     Ok(d) => deleted.push(d.object),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
             }
-            Ok(json_response(StatusCode::OK, &json!({
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
                 "kind": res.list_kind, "apiVersion": res.api_version(),
-                "metadata": { "resourceVersion": reg.store.current_revision().to_string() }, "items": deleted })))
+                "metadata": { "resourceVersion": reg.store.current_revision().to_string() }, "items": deleted }),
+            ))
         }
         (m, _, _) => {
             let action = match m {
@@ -414,12 +635,25 @@ async fn bind(st: &ServerState, ns: Option<&str>, name: &str, b: &Value) -> ApiR
     let res = resources::lookup("", "v1", "pods").ok_or_else(ApiError::path_not_found)?;
     if let Some(bn) = b.pointer("/metadata/name").and_then(Value::as_str) {
         if !bn.is_empty() && bn != name {
-            return Err(ApiError::bad_request("name in URL does not match name in Binding object"));
+            return Err(ApiError::bad_request(
+                "name in URL does not match name in Binding object",
+            ));
         }
     }
-    let node = b.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let node = b
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid(res, name, &[everynode_api::field::FieldError::required("target.name", "")]));
+        return Err(ApiError::invalid(
+            res,
+            name,
+            &[everynode_api::field::FieldError::required(
+                "target.name",
+                "",
+            )],
+        ));
     }
     let now = crate::registry::format_time(crate::registry::now());
     st.registry
@@ -442,5 +676,8 @@ async fn bind(st: &ServerState, ns: Option<&str>, name: &str, b: &Value) -> ApiR
             Ok(new)
         })
         .await?;
-    Ok(json_response(StatusCode::CREATED, &success_status(201, None)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &success_status(201, None),
+    ))
 }

@@ -58,17 +58,32 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Creates the server over `store`, bootstrapping the initial namespaces.
-    pub async fn new(store: Store, auth: Authenticator, watch: WatchConfig) -> Result<Self, error::ApiError> {
+    pub async fn new(
+        store: Store,
+        auth: Authenticator,
+        watch: WatchConfig,
+    ) -> Result<Self, error::ApiError> {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let registry = Registry::new(store);
         registry.bootstrap().await?;
-        let state = Arc::new(ServerState { registry, auth, openapi: openapi::OpenApi::build(), watch, shutdown: rx });
+        let state = Arc::new(ServerState {
+            registry,
+            auth,
+            openapi: openapi::OpenApi::build(),
+            watch,
+            shutdown: rx,
+        });
         namespaces::resume(&state);
-        Ok(ApiServer { state, shutdown_tx: Arc::new(tx) })
+        Ok(ApiServer {
+            state,
+            shutdown_tx: Arc::new(tx),
+        })
     }
 
     pub fn router(&self) -> axum::Router {
-        axum::Router::new().fallback(handlers::dispatch).with_state(self.state.clone())
+        axum::Router::new()
+            .fallback(handlers::dispatch)
+            .with_state(self.state.clone())
     }
 
     /// Signals every connection and watch to finish.

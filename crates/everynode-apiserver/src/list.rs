@@ -28,7 +28,8 @@ impl Filter {
         };
         let field = match q.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
             Some(s) => {
-                let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 // Reject unsupported fields up front, as kube-apiserver does.
                 let probe = json!({ "metadata": {} });
                 for name in f.fields() {
@@ -50,7 +51,11 @@ impl Filter {
             let labels: BTreeMap<String, String> = obj
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !self.label.matches(&labels) {
                 return false;
@@ -70,8 +75,12 @@ struct ContinueToken {
 }
 
 fn encode_continue(rv: Revision, start: &str) -> String {
-    let t = ContinueToken { rv, start: start.to_string() };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&t).unwrap_or_default())
+    let t = ContinueToken {
+        rv,
+        start: start.to_string(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&t).unwrap_or_default())
 }
 
 fn decode_continue(s: &str) -> ApiResult<ContinueToken> {
@@ -105,11 +114,19 @@ impl Page {
 
 /// Lists one page following the request's selectors, `limit`, `continue` and
 /// `resourceVersion`/`resourceVersionMatch`.
-pub fn list(reg: &Registry, res: &ResourceInfo, ns: Option<&str>, q: &HashMap<String, String>, filter: &Filter) -> ApiResult<Page> {
+pub fn list(
+    reg: &Registry,
+    res: &ResourceInfo,
+    ns: Option<&str>,
+    q: &HashMap<String, String>,
+    filter: &Filter,
+) -> ApiResult<Page> {
     let prefix = res.prefix(ns);
     let limit = match q.get("limit") {
         Some(l) => {
-            let n: i64 = l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?;
+            let n: i64 = l
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?;
             if n > 0 { Some(n as usize) } else { None }
         }
         None => None,
@@ -118,7 +135,9 @@ pub fn list(reg: &Registry, res: &ResourceInfo, ns: Option<&str>, q: &HashMap<St
         Some(c) => {
             let t = decode_continue(c)?;
             if !t.start.starts_with(&prefix) {
-                return Err(ApiError::bad_request("continue key is not valid: the key does not match the request"));
+                return Err(ApiError::bad_request(
+                    "continue key is not valid: the key does not match the request",
+                ));
             }
             (Some(t.rv), Some(t.start))
         }
@@ -168,12 +187,23 @@ pub fn list(reg: &Registry, res: &ResourceInfo, ns: Option<&str>, q: &HashMap<St
     // With a limit, a page ends on the last matched item; keep scanning for whether any
     // later item matches, so `continue` is only returned when more results exist.
     if more && !filter.is_empty() {
-        more = snapshot.items[consumed..].iter().any(|kv| decode(res, kv).is_ok_and(|o| filter.matches(res, &o)));
+        more = snapshot.items[consumed..]
+            .iter()
+            .any(|kv| decode(res, kv).is_ok_and(|o| filter.matches(res, &o)));
     }
     let continue_token = match (more, last_key) {
         (true, Some(k)) => Some(encode_continue(snapshot.revision, k)),
         _ => None,
     };
-    let remaining = if more && filter.is_empty() { Some(snapshot.items.len() - consumed) } else { None };
-    Ok(Page { items, revision: snapshot.revision, continue_token, remaining })
+    let remaining = if more && filter.is_empty() {
+        Some(snapshot.items.len() - consumed)
+    } else {
+        None
+    };
+    Ok(Page {
+        items,
+        revision: snapshot.revision,
+        continue_token,
+        remaining,
+    })
 }

@@ -12,13 +12,22 @@ use crate::ServerState;
 use crate::error::{ApiError, ApiResult};
 use crate::resources;
 
-pub async fn pod_logs(st: &Arc<ServerState>, ns: &str, name: &str, q: &HashMap<String, String>) -> ApiResult<Response> {
+pub async fn pod_logs(
+    st: &Arc<ServerState>,
+    ns: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> ApiResult<Response> {
     let res = resources::lookup("", "v1", "pods").ok_or_else(ApiError::path_not_found)?;
     let pod = st.registry.get(res, Some(ns), name)?;
     let containers: Vec<String> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let container = match q.get("container").filter(|c| !c.is_empty()) {
         Some(c) => {
@@ -41,8 +50,15 @@ pub async fn pod_logs(st: &Arc<ServerState>, ns: &str, name: &str, q: &HashMap<S
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
         .and_then(|a| a.iter().find(|s| s["name"] == container.as_str()))
-        .and_then(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str).map(str::to_string));
-    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        .and_then(|s| {
+            s.pointer("/state/waiting/reason")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if node.is_empty() || waiting.is_some() {
         let reason = waiting.unwrap_or_else(|| "ContainerCreating".into());
         return Err(ApiError::bad_request(format!(

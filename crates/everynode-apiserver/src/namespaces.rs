@@ -38,19 +38,33 @@ pub fn spawn_finalizer(st: Arc<ServerState>, ns: String) {
 async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error::ApiError> {
     let reg = &st.registry;
     let nsres = resources::namespaces();
-    let Some(_) = reg.store.get(&nsres.key(None, ns)) else { return Ok(true) };
+    let Some(_) = reg.store.get(&nsres.key(None, ns)) else {
+        return Ok(true);
+    };
     let nodes = resources::lookup("", "v1", "nodes");
     let mut remaining = 0usize;
-    for res in RESOURCES.iter().filter(|r| r.namespaced && r.strategy != Strategy::EventV1) {
-        let page = reg.store.list(&res.prefix(Some(ns)), None, None, None).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
+    for res in RESOURCES
+        .iter()
+        .filter(|r| r.namespaced && r.strategy != Strategy::EventV1)
+    {
+        let page = reg
+            .store
+            .list(&res.prefix(Some(ns)), None, None, None)
+            .map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
         for kv in &page.items {
             remaining += 1;
             let obj = crate::registry::decode(res, kv)?;
-            if obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+            if obj
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null())
+            {
                 // Already terminating; a pod whose node is gone will never be confirmed
                 // by a kubelet, so it is removed here (what pod GC does).
                 if res.strategy == Strategy::Pod && !node_exists(st, nodes, &obj) {
-                    let opts = DeleteOptions { grace_period_seconds: Some(0), ..Default::default() };
+                    let opts = DeleteOptions {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    };
                     let _ = reg.delete(res, Some(ns), name_of(&obj), &opts).await;
                 }
                 continue;
@@ -71,11 +85,18 @@ async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error:
     }
     // Empty: drop the `kubernetes` finalizer, which completes the deletion.
     match reg
-        .update(nsres, None, ns, Part::System, &WriteOptions::default(), |old| {
-            let mut new = old.clone();
-            new["spec"]["finalizers"] = Value::Array(vec![]);
-            Ok(new)
-        })
+        .update(
+            nsres,
+            None,
+            ns,
+            Part::System,
+            &WriteOptions::default(),
+            |old| {
+                let mut new = old.clone();
+                new["spec"]["finalizers"] = Value::Array(vec![]);
+                Ok(new)
+            },
+        )
         .await
     {
         Ok(_) => Ok(true),
@@ -84,8 +105,16 @@ async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error:
     }
 }
 
-fn node_exists(st: &ServerState, nodes: Option<&'static resources::ResourceInfo>, pod: &Value) -> bool {
-    let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+fn node_exists(
+    st: &ServerState,
+    nodes: Option<&'static resources::ResourceInfo>,
+    pod: &Value,
+) -> bool {
+    let Some(node) = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    else {
         return false;
     };
     nodes.is_some_and(|r| st.registry.store.get(&r.key(None, node)).is_some())
@@ -94,10 +123,17 @@ fn node_exists(st: &ServerState, nodes: Option<&'static resources::ResourceInfo>
 /// Resumes the cleanup of namespaces that were terminating when the server stopped.
 pub fn resume(st: &Arc<ServerState>) {
     let nsres = resources::namespaces();
-    if let Ok(page) = st.registry.store.list(&nsres.prefix(None), None, None, None) {
+    if let Ok(page) = st
+        .registry
+        .store
+        .list(&nsres.prefix(None), None, None, None)
+    {
         for kv in &page.items {
             if let Ok(obj) = crate::registry::decode(nsres, kv) {
-                if obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+                if obj
+                    .pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|t| !t.is_null())
+                {
                     spawn_finalizer(st.clone(), name_of(&obj).to_string());
                 }
             }

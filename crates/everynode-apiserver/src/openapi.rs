@@ -50,7 +50,11 @@ fn register(g: &mut SchemaGenerator, r: &ResourceInfo) {
 }
 
 fn gv_key(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn fnv_hex(b: &[u8]) -> String {
@@ -70,7 +74,11 @@ fn operation(r: &ResourceInfo, action: &str, id: &str, with_validation: bool, li
         params.push(json!({ "name": "dryRun", "in": "query", "schema": { "type": "string", "uniqueItems": true } }));
         params.push(json!({ "name": "fieldManager", "in": "query", "schema": { "type": "string", "uniqueItems": true } }));
     }
-    let schema = if list { json!({ "type": "object" }) } else { json!({ "$ref": format!("#/components/schemas/{}", r.schema) }) };
+    let schema = if list {
+        json!({ "type": "object" })
+    } else {
+        json!({ "$ref": format!("#/components/schemas/{}", r.schema) })
+    };
     json!({
         "operationId": format!("{action}{id}"),
         "x-kubernetes-action": action,
@@ -82,31 +90,44 @@ fn operation(r: &ResourceInfo, action: &str, id: &str, with_validation: bool, li
 }
 
 fn paths_for(r: &ResourceInfo, paths: &mut Map<String, Value>) {
-    let base = if r.group.is_empty() { format!("/api/{}", r.version) } else { format!("/apis/{}/{}", r.group, r.version) };
+    let base = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
     let coll = if r.namespaced {
         format!("{base}/namespaces/{{namespace}}/{}", r.plural)
     } else {
         format!("{base}/{}", r.plural)
     };
     let id = format!("{}{}", r.group.replace('.', ""), r.kind);
-    paths.insert(coll.clone(), json!({
-        "get": operation(r, "list", &id, false, true),
-        "post": operation(r, "post", &id, true, false),
-        "delete": operation(r, "deletecollection", &id, false, false),
-    }));
-    paths.insert(format!("{coll}/{{name}}"), json!({
-        "get": operation(r, "get", &id, false, false),
-        "put": operation(r, "put", &id, true, false),
-        "patch": operation(r, "patch", &id, true, false),
-        "delete": operation(r, "delete", &id, false, false),
-    }));
+    paths.insert(
+        coll.clone(),
+        json!({
+            "get": operation(r, "list", &id, false, true),
+            "post": operation(r, "post", &id, true, false),
+            "delete": operation(r, "deletecollection", &id, false, false),
+        }),
+    );
+    paths.insert(
+        format!("{coll}/{{name}}"),
+        json!({
+            "get": operation(r, "get", &id, false, false),
+            "put": operation(r, "put", &id, true, false),
+            "patch": operation(r, "patch", &id, true, false),
+            "delete": operation(r, "delete", &id, false, false),
+        }),
+    );
     if r.has_subresource("status") {
         let sid = format!("{id}Status");
-        paths.insert(format!("{coll}/{{name}}/status"), json!({
-            "get": operation(r, "get", &sid, false, false),
-            "put": operation(r, "put", &sid, true, false),
-            "patch": operation(r, "patch", &sid, true, false),
-        }));
+        paths.insert(
+            format!("{coll}/{{name}}/status"),
+            json!({
+                "get": operation(r, "get", &sid, false, false),
+                "put": operation(r, "put", &sid, true, false),
+                "patch": operation(r, "patch", &sid, true, false),
+            }),
+        );
     }
 }
 
@@ -125,8 +146,10 @@ impl OpenApi {
             let mut defs = generator.take_definitions(true);
             for r in resources::in_group_version(g, v) {
                 if let Some(Value::Object(s)) = defs.get_mut(r.schema) {
-                    s.insert("x-kubernetes-group-version-kind".into(),
-                             json!([{ "group": r.group, "kind": r.kind, "version": r.version }]));
+                    s.insert(
+                        "x-kubernetes-group-version-kind".into(),
+                        json!([{ "group": r.group, "kind": r.kind, "version": r.version }]),
+                    );
                 }
             }
             for (k, s) in &defs {
@@ -134,7 +157,7 @@ impl OpenApi {
             }
             let doc = json!({
                 "openapi": "3.0.0",
-                "info": { "title": "Kubernetes", "version": "v1.33.0" },
+                "info": { "title": "Kubernetes", "version": GIT_VERSION },
                 "paths": paths,
                 "components": { "schemas": defs },
             });
@@ -144,7 +167,11 @@ impl OpenApi {
             docs.insert(key, bytes);
         }
         let index = Bytes::from(serde_json::to_vec(&json!({ "paths": index })).unwrap_or_default());
-        OpenApi { index, docs, defs: all }
+        OpenApi {
+            index,
+            docs,
+            defs: all,
+        }
     }
 
     pub fn index(&self) -> Bytes {
@@ -194,7 +221,11 @@ impl OpenApi {
             Value::Object(m) => {
                 if let Some(Value::Object(props)) = s.get("properties") {
                     for (k, child) in m {
-                        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        let p = if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}.{k}")
+                        };
                         match props.get(k) {
                             Some(ps) => self.walk(ps, child, &p, out, depth + 1),
                             None => out.push(p),
@@ -202,7 +233,11 @@ impl OpenApi {
                     }
                 } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
                     for (k, child) in m {
-                        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        let p = if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}.{k}")
+                        };
                         self.walk(ap, child, &p, out, depth + 1);
                     }
                 }
@@ -227,12 +262,27 @@ mod tests {
     fn documents_exist_per_group_version_with_gvk_schemas() {
         let o = OpenApi::build();
         let idx: Value = serde_json::from_slice(&o.index()).unwrap();
-        assert!(idx["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/apis/apps/v1?hash="));
+        assert!(
+            idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/apps/v1?hash=")
+        );
         let doc: Value = serde_json::from_slice(&o.doc("apis/apps/v1").unwrap()).unwrap();
         let ds = &doc["components"]["schemas"]["io.k8s.api.apps.v1.DaemonSet"];
-        assert_eq!(ds["x-kubernetes-group-version-kind"][0]["kind"], "DaemonSet");
-        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"]["patch"];
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert_eq!(
+            ds["x-kubernetes-group-version-kind"][0]["kind"],
+            "DaemonSet"
+        );
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"]["patch"];
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         assert!(patch.get("requestBody").is_none());
         assert!(doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"].is_object());
     }
@@ -248,8 +298,63 @@ mod tests {
         });
         let mut u = o.unknown_fields(ds, &obj);
         u.sort();
-        assert_eq!(u, vec!["metadata.bogus", "spec.foo", "spec.template.spec.containers[0].imagePolicy"]);
+        assert_eq!(
+            u,
+            vec![
+                "metadata.bogus",
+                "spec.foo",
+                "spec.template.spec.containers[0].imagePolicy"
+            ]
+        );
         let cr = resources::lookup("apps", "v1", "controllerrevisions").unwrap();
-        assert!(o.unknown_fields(cr, &json!({ "data": { "anything": { "goes": 1 } }, "revision": 1 })).is_empty());
+        assert!(
+            o.unknown_fields(
+                cr,
+                &json!({ "data": { "anything": { "goes": 1 } }, "revision": 1 })
+            )
+            .is_empty()
+        );
     }
+}
+
+/// The Kubernetes release whose API everynode serves (`/version`, OpenAPI `info`).
+pub const GIT_VERSION: &str = "v1.33.0";
+
+/// A Swagger 2.0 document without definitions, for `/openapi/v2`.
+///
+/// kubectl only reaches for v2 where v3 cannot serve it: manifests whose group/version the
+/// server does not have (legacy `extensions/v1beta1`) and `kind: List` files. With no
+/// definitions it skips client-side schema checks for those kinds — the server still
+/// validates every object — and reports an unknown kind as "no matches for kind", as it
+/// does against Kubernetes. `kubectl apply` likewise falls back to its compiled-in patch
+/// metadata, which is exactly Kubernetes' own.
+pub fn v2_document(protobuf: bool) -> Vec<u8> {
+    const TITLE: &str = "Kubernetes";
+    if !protobuf {
+        let doc = serde_json::json!({
+            "swagger": "2.0",
+            "info": { "title": TITLE, "version": GIT_VERSION },
+            "paths": {},
+        });
+        return serde_json::to_vec(&doc).unwrap_or_default();
+    }
+    // Protobuf wire format by hand: Document { swagger = 1; info = 2 { title = 1; version = 2 }; paths = 8 {} }.
+    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+        out.push(number << 3 | 2);
+        let mut len = bytes.len();
+        while len >= 0x80 {
+            out.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(bytes);
+    }
+    let mut info = Vec::new();
+    field(&mut info, 1, TITLE.as_bytes());
+    field(&mut info, 2, GIT_VERSION.as_bytes());
+    let mut doc = Vec::new();
+    field(&mut doc, 1, b"2.0");
+    field(&mut doc, 2, &info);
+    field(&mut doc, 8, &[]);
+    doc
 }

@@ -28,17 +28,31 @@ impl PatchType {
 }
 
 fn unprocessable(msg: String) -> ApiError {
-    ApiError { code: 422, reason: "Invalid", message: msg, details: None }
+    ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: msg,
+        details: None,
+    }
 }
 
 /// Applies a decoded patch to the current object.
-pub fn apply(res: &ResourceInfo, kind: PatchType, original: &Value, patch: &Value) -> ApiResult<Value> {
+pub fn apply(
+    res: &ResourceInfo,
+    kind: PatchType,
+    original: &Value,
+    patch: &Value,
+) -> ApiResult<Value> {
     match kind {
         PatchType::Json => {
             let p: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             let mut doc = original.clone();
-            json_patch::patch(&mut doc, &p).map_err(|e| unprocessable(format!("the server rejected our request due to an error in our request: {e}")))?;
+            json_patch::patch(&mut doc, &p).map_err(|e| {
+                unprocessable(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
             Ok(doc)
         }
         PatchType::Merge => {

@@ -32,7 +32,9 @@ pub fn format_time(t: jiff::Timestamp) -> String {
 pub fn random_suffix(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..n).map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char).collect()
+    (0..n)
+        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Which part of the object a write addresses.
@@ -64,24 +66,39 @@ pub struct DeleteOptions {
 
 impl DeleteOptions {
     /// Reads a `DeleteOptions` body, then lets query parameters fill in what it lacks.
-    pub fn parse(body: Option<&Value>, query: &std::collections::HashMap<String, String>) -> ApiResult<Self> {
+    pub fn parse(
+        body: Option<&Value>,
+        query: &std::collections::HashMap<String, String>,
+    ) -> ApiResult<Self> {
         let mut o = DeleteOptions::default();
         if let Some(b) = body.filter(|b| !b.is_null()) {
             if !b.is_object() {
                 return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
             }
             o.grace_period_seconds = b.get("gracePeriodSeconds").and_then(Value::as_i64);
-            o.propagation_policy = b.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+            o.propagation_policy = b
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             o.orphan_dependents = b.get("orphanDependents").and_then(Value::as_bool);
-            o.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-            o.precondition_rv =
-                b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
-            o.dry_run = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All"));
+            o.precondition_uid = b
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            o.precondition_rv = b
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            o.dry_run = b
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|x| x == "All"));
         }
         if o.grace_period_seconds.is_none() {
             if let Some(g) = query.get("gracePeriodSeconds") {
-                o.grace_period_seconds =
-                    Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?);
+                o.grace_period_seconds = Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}"))
+                })?);
             }
         }
         if o.propagation_policy.is_none() {
@@ -111,7 +128,12 @@ impl DeleteOptions {
 
 impl ApiError {
     fn invalid_delete_options(msg: &str) -> Self {
-        ApiError { code: 422, reason: "Invalid", message: format!("DeleteOptions.meta.k8s.io \"\" is invalid: {msg}"), details: None }
+        ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!("DeleteOptions.meta.k8s.io \"\" is invalid: {msg}"),
+            details: None,
+        }
     }
 }
 
@@ -128,7 +150,8 @@ pub fn decode(res: &ResourceInfo, kv: &KeyValue) -> ApiResult<Value> {
 }
 
 pub fn decode_at(res: &ResourceInfo, bytes: &[u8], rev: u64) -> ApiResult<Value> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?;
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?;
     let mut v = strategy::from_storage(res, v);
     v["metadata"]["resourceVersion"] = json!(rev.to_string());
     Ok(v)
@@ -139,7 +162,9 @@ fn encode(res: &ResourceInfo, obj: &Value) -> ApiResult<bytes::Bytes> {
     if let Some(m) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
-    serde_json::to_vec(&stored).map(bytes::Bytes::from).map_err(|e| ApiError::internal(e.to_string()))
+    serde_json::to_vec(&stored)
+        .map(bytes::Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn storage_error(e: WriteError) -> ApiError {
@@ -151,7 +176,9 @@ fn storage_error(e: WriteError) -> ApiError {
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 pub fn name_of(obj: &Value) -> &str {
@@ -161,14 +188,26 @@ pub fn name_of(obj: &Value) -> &str {
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Strips what only the server may set, before admission of a new object.
 fn clear_system_fields(obj: &mut Value) {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields"] {
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "selfLink",
+            "managedFields",
+        ] {
             m.remove(f);
         }
     }
@@ -176,15 +215,27 @@ fn clear_system_fields(obj: &mut Value) {
 
 /// Carries the system fields of the stored object over to an update.
 fn keep_system_fields(new: &mut Value, old: &Value) {
-    let Some(om) = old.get("metadata").and_then(Value::as_object) else { return };
+    let Some(om) = old.get("metadata").and_then(Value::as_object) else {
+        return;
+    };
     let om = om.clone();
-    let Some(nm) = new.get_mut("metadata").and_then(Value::as_object_mut) else { return };
-    if !nm.get("uid").is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty())) {
+    let Some(nm) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if !nm
+        .get("uid")
+        .is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty()))
+    {
         if let Some(u) = om.get("uid") {
             nm.insert("uid".into(), u.clone());
         }
     }
-    for f in ["creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for f in [
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match om.get(f) {
             Some(v) => {
                 nm.insert(f.into(), v.clone());
@@ -218,7 +269,10 @@ impl Registry {
     }
 
     pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
-        let kv = self.store.get(&res.key(ns, name)).ok_or_else(|| ApiError::not_found(res, name))?;
+        let kv = self
+            .store
+            .get(&res.key(ns, name))
+            .ok_or_else(|| ApiError::not_found(res, name))?;
         decode(res, &kv)
     }
 
@@ -229,7 +283,9 @@ impl Registry {
             None => Err(ApiError::namespace_not_found(ns)),
             Some(kv) => {
                 let v = decode(nsres, &kv)?;
-                if v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+                if v.pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|t| !t.is_null())
+                {
                     Err(ApiError::namespace_terminating(res, name, ns))
                 } else {
                     Ok(())
@@ -239,14 +295,26 @@ impl Registry {
     }
 
     /// Admission for a new object: type, namespace, defaults, create-time resets, validation.
-    pub fn admit_create(&self, res: &ResourceInfo, ns: Option<&str>, obj: &mut Value) -> ApiResult<()> {
+    pub fn admit_create(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        obj: &mut Value,
+    ) -> ApiResult<()> {
         crate::request::check_type(res, obj)?;
-        if obj.pointer("/metadata/resourceVersion").is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
-            return Err(ApiError::internal("resourceVersion should not be set on objects to be created"));
+        if obj
+            .pointer("/metadata/resourceVersion")
+            .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        {
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         clear_system_fields(obj);
         if res.namespaced {
-            let ns = ns.ok_or_else(|| ApiError::bad_request("a namespace is required to create this object"))?;
+            let ns = ns.ok_or_else(|| {
+                ApiError::bad_request("a namespace is required to create this object")
+            })?;
             match meta_str(obj, "namespace") {
                 None | Some("") => obj["metadata"]["namespace"] = json!(ns),
                 Some(n) if n == ns => {}
@@ -266,11 +334,19 @@ impl Registry {
     }
 
     /// Creates an object (admission included). Returns the stored object.
-    pub async fn create(&self, res: &ResourceInfo, ns: Option<&str>, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+    pub async fn create(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
         self.admit_create(res, ns, &mut obj)?;
         let generate = match meta_str(&obj, "name") {
             Some(n) if !n.is_empty() => None,
-            _ => meta_str(&obj, "generateName").filter(|g| !g.is_empty()).map(str::to_string),
+            _ => meta_str(&obj, "generateName")
+                .filter(|g| !g.is_empty())
+                .map(str::to_string),
         };
         let attempts = if generate.is_some() { 8 } else { 1 };
         let mut last_name = String::new();
@@ -312,13 +388,24 @@ impl Registry {
     /// The retrying read-modify-write every update and patch goes through. `mutate`
     /// receives the current object (with its resourceVersion) and returns the desired
     /// one; a resourceVersion left in the result is a precondition (409 on mismatch).
-    pub async fn update<F>(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, part: Part, opts: &WriteOptions, mutate: F) -> ApiResult<Value>
+    pub async fn update<F>(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        mutate: F,
+    ) -> ApiResult<Value>
     where
         F: Fn(&Value) -> ApiResult<Value>,
     {
         let key = res.key(ns, name);
         for _ in 0..MAX_RETRIES {
-            let kv = self.store.get(&key).ok_or_else(|| ApiError::not_found(res, name))?;
+            let kv = self
+                .store
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(res, name))?;
             let old = decode(res, &kv)?;
             let mut new = mutate(&old)?;
             crate::request::check_type(res, &mut new)?;
@@ -341,7 +428,9 @@ impl Registry {
                     }
                 }
             }
-            let precondition = meta_str(&new, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_string);
+            let precondition = meta_str(&new, "resourceVersion")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
             if let Some(rv) = &precondition {
                 if *rv != kv.mod_revision.to_string() {
                     return Err(ApiError::stale(res, name));
@@ -363,15 +452,25 @@ impl Registry {
             if !errs.is_empty() {
                 return Err(ApiError::invalid(res, name, &errs));
             }
-            let deleting = new.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+            let deleting = new
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null());
             if deleting {
-                let added: Vec<String> =
-                    finalizers(&new).into_iter().filter(|f| !finalizers(&old).contains(f)).collect();
+                let added: Vec<String> = finalizers(&new)
+                    .into_iter()
+                    .filter(|f| !finalizers(&old).contains(f))
+                    .collect();
                 if !added.is_empty() {
-                    return Err(ApiError::invalid(res, name, &[everynode_api::field::FieldError::forbidden(
-                        "metadata.finalizers",
-                        &format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
-                    )]));
+                    return Err(ApiError::invalid(
+                        res,
+                        name,
+                        &[everynode_api::field::FieldError::forbidden(
+                            "metadata.finalizers",
+                            &format!(
+                                "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                            ),
+                        )],
+                    ));
                 }
             }
             if strip_rv(&new) == strip_rv(&old) {
@@ -383,8 +482,14 @@ impl Registry {
             // An object being deleted whose last finalizer (and grace period) is gone
             // is removed by this write.
             let ns_finalizers = res.strategy == Strategy::Namespace
-                && new.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-            let finish = deleting && finalizers(&new).is_empty() && !self.grace_pending(res, &new) && !ns_finalizers;
+                && new
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
+            let finish = deleting
+                && finalizers(&new).is_empty()
+                && !self.grace_pending(res, &new)
+                && !ns_finalizers;
             if finish {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(d) => {
@@ -397,7 +502,11 @@ impl Registry {
                     Err(e) => return Err(storage_error(e)),
                 }
             }
-            match self.store.update(&key, encode(res, &new)?, kv.mod_revision).await {
+            match self
+                .store
+                .update(&key, encode(res, &new)?, kv.mod_revision)
+                .await
+            {
                 Ok(kv) => {
                     new["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
                     return Ok(new);
@@ -408,35 +517,61 @@ impl Registry {
                 Err(e) => return Err(storage_error(e)),
             }
         }
-        Err(ApiError::conflict(res, name, "too many concurrent writers; please retry"))
+        Err(ApiError::conflict(
+            res,
+            name,
+            "too many concurrent writers; please retry",
+        ))
     }
 
     /// A pod whose graceful termination has not been confirmed by its node keeps existing
     /// until the node (or a grace-0 delete) removes it.
     fn grace_pending(&self, res: &ResourceInfo, obj: &Value) -> bool {
-        res.strategy == Strategy::Pod && obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0
+        res.strategy == Strategy::Pod
+            && obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0
     }
 
     /// Deletes an object following Kubernetes' rules (compat doc §11).
-    pub async fn delete(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+    pub async fn delete(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
         let key = res.key(ns, name);
         for _ in 0..MAX_RETRIES {
-            let kv = self.store.get(&key).ok_or_else(|| ApiError::not_found(res, name))?;
+            let kv = self
+                .store
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(res, name))?;
             let mut obj = decode(res, &kv)?;
             if let Some(uid) = &opts.precondition_uid {
                 let have = meta_str(&obj, "uid").unwrap_or("");
                 if uid != have {
-                    return Err(ApiError::conflict(res, name, &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
-                    )));
+                    return Err(ApiError::conflict(
+                        res,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                        ),
+                    ));
                 }
             }
             if let Some(rv) = &opts.precondition_rv {
                 if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(res, name, &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        kv.mod_revision
-                    )));
+                    return Err(ApiError::conflict(
+                        res,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            kv.mod_revision
+                        ),
+                    ));
                 }
             }
             let policy = match (&opts.propagation_policy, opts.orphan_dependents) {
@@ -457,18 +592,33 @@ impl Registry {
                     changed_fins = true;
                 }
             }
-            let grace = if res.strategy == Strategy::Pod { pod_grace(&obj, opts.grace_period_seconds) } else { 0 };
-            let already = obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
+            let grace = if res.strategy == Strategy::Pod {
+                pod_grace(&obj, opts.grace_period_seconds)
+            } else {
+                0
+            };
+            let already = obj
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null());
             if opts.dry_run {
-                return Ok(Deleted { object: obj, gone: false });
+                return Ok(Deleted {
+                    object: obj,
+                    gone: false,
+                });
             }
             let ns_finalizers = res.strategy == Strategy::Namespace
-                && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+                && obj
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
             if fins.is_empty() && grace == 0 && !ns_finalizers {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(d) => {
                         obj["metadata"]["resourceVersion"] = json!(d.mod_revision.to_string());
-                        return Ok(Deleted { object: obj, gone: true });
+                        return Ok(Deleted {
+                            object: obj,
+                            gone: true,
+                        });
                     }
                     Err(WriteError::Conflict { .. }) => continue,
                     Err(WriteError::NotFound) => return Err(ApiError::not_found(res, name)),
@@ -479,19 +629,30 @@ impl Registry {
             let now = now();
             if already {
                 // A second delete may only shorten a pod's grace period.
-                let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
+                let current = obj
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 if !(res.strategy == Strategy::Pod && grace < current) && !changed_fins {
-                    return Ok(Deleted { object: obj, gone: false });
+                    return Ok(Deleted {
+                        object: obj,
+                        gone: false,
+                    });
                 }
                 if res.strategy == Strategy::Pod && grace < current {
-                    obj["metadata"]["deletionTimestamp"] = json!(format_time(now + Duration::from_secs(grace as u64)));
+                    obj["metadata"]["deletionTimestamp"] =
+                        json!(format_time(now + Duration::from_secs(grace as u64)));
                     obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
                 }
             } else {
-                obj["metadata"]["deletionTimestamp"] = json!(format_time(now + Duration::from_secs(grace as u64)));
+                obj["metadata"]["deletionTimestamp"] =
+                    json!(format_time(now + Duration::from_secs(grace as u64)));
                 obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
                 if res.has_generation {
-                    let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+                    let g = obj
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
                     obj["metadata"]["generation"] = json!(g + 1);
                 }
                 if res.strategy == Strategy::Namespace {
@@ -501,17 +662,28 @@ impl Registry {
             if changed_fins {
                 obj["metadata"]["finalizers"] = json!(fins);
             }
-            match self.store.update(&key, encode(res, &obj)?, kv.mod_revision).await {
+            match self
+                .store
+                .update(&key, encode(res, &obj)?, kv.mod_revision)
+                .await
+            {
                 Ok(kv) => {
                     obj["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
-                    return Ok(Deleted { object: obj, gone: false });
+                    return Ok(Deleted {
+                        object: obj,
+                        gone: false,
+                    });
                 }
                 Err(WriteError::Conflict { .. }) => continue,
                 Err(WriteError::NotFound) => return Err(ApiError::not_found(res, name)),
                 Err(e) => return Err(storage_error(e)),
             }
         }
-        Err(ApiError::conflict(res, name, "too many concurrent writers; please retry"))
+        Err(ApiError::conflict(
+            res,
+            name,
+            "too many concurrent writers; please retry",
+        ))
     }
 
     /// Creates the namespaces every cluster starts with, if they are missing.
@@ -521,7 +693,8 @@ impl Registry {
             if self.store.get(&res.key(None, ns)).is_some() {
                 continue;
             }
-            let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
+            let obj =
+                json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
             match self.create(res, None, obj, &WriteOptions::default()).await {
                 Ok(_) => {}
                 Err(e) if e.reason == "AlreadyExists" => {}
@@ -536,13 +709,22 @@ impl Registry {
 /// `terminationGracePeriodSeconds` (30); 0 for unscheduled or finished pods; negative
 /// values are treated as 1.
 fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
-    let unscheduled = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty);
-    let terminal = matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+    let unscheduled = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    let terminal = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
     if unscheduled || terminal {
         return 0;
     }
     let g = requested
-        .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .or_else(|| {
+            pod.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
         .unwrap_or(30);
     if g < 0 { 1 } else { g }
 }

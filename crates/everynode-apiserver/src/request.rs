@@ -50,7 +50,9 @@ pub fn parse_path(path: &str) -> Route {
     let trimmed = path.trim_end_matches('/');
     match trimmed {
         "/version" => return Route::Version,
-        "/healthz" | "/livez" | "/readyz" => return Route::Health(trimmed.trim_start_matches('/').into()),
+        "/healthz" | "/livez" | "/readyz" => {
+            return Route::Health(trimmed.trim_start_matches('/').into());
+        }
         "/api" => return Route::ApiVersions,
         "/apis" => return Route::ApiGroups,
         "/openapi/v2" => return Route::OpenApiV2,
@@ -59,7 +61,9 @@ pub fn parse_path(path: &str) -> Route {
         _ => {}
     }
     if let Some(rest) = trimmed.strip_prefix("/openapi/v3/") {
-        return Route::OpenApiV3 { path: rest.to_string() };
+        return Route::OpenApiV3 {
+            path: rest.to_string(),
+        };
     }
     for h in ["/healthz/", "/livez/", "/readyz/"] {
         if trimmed.starts_with(h) {
@@ -70,41 +74,52 @@ pub fn parse_path(path: &str) -> Route {
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        ["apis", g] => return Route::GroupVersion { group: (*g).into(), version: String::new() },
+        ["apis", g] => {
+            return Route::GroupVersion {
+                group: (*g).into(),
+                version: String::new(),
+            };
+        }
         _ => return Route::NotFound,
     };
     if rest.is_empty() {
-        return Route::GroupVersion { group: group.into(), version: version.into() };
+        return Route::GroupVersion {
+            group: group.into(),
+            version: version.into(),
+        };
     }
     if rest.iter().any(|s| !valid_segment(s)) {
         return Route::NotFound;
     }
-    let target = |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| -> Route {
-        match resources::lookup(group, version, plural) {
-            Some(res) => {
-                if namespace.is_some() && !res.namespaced {
-                    return Route::NotFound;
-                }
-                if let Some(s) = sub {
-                    if !res.has_subresource(s) {
+    let target =
+        |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| -> Route {
+            match resources::lookup(group, version, plural) {
+                Some(res) => {
+                    if namespace.is_some() && !res.namespaced {
                         return Route::NotFound;
                     }
+                    if let Some(s) = sub {
+                        if !res.has_subresource(s) {
+                            return Route::NotFound;
+                        }
+                    }
+                    Route::Resource(Target {
+                        res,
+                        namespace: namespace.map(str::to_string),
+                        name: name.map(str::to_string),
+                        subresource: sub.map(str::to_string),
+                    })
                 }
-                Route::Resource(Target {
-                    res,
-                    namespace: namespace.map(str::to_string),
-                    name: name.map(str::to_string),
-                    subresource: sub.map(str::to_string),
-                })
+                None => Route::NotFound,
             }
-            None => Route::NotFound,
-        }
-    };
+        };
     match rest {
         // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]] — unless {resource} is a
         // subresource of the Namespace object itself (status, finalize).
         ["namespaces", ns, plural, tail @ ..]
-            if group.is_empty() && (*plural == "status" || *plural == "finalize") && tail.is_empty() =>
+            if group.is_empty()
+                && (*plural == "status" || *plural == "finalize")
+                && tail.is_empty() =>
         {
             target("namespaces", None, Some(ns), Some(plural))
         }
@@ -140,12 +155,17 @@ pub enum Output {
 /// Content negotiation the way kube-apiserver does it for a JSON-only server: the first
 /// acceptable media range wins; a missing header means JSON; nothing acceptable is 406.
 pub fn negotiate(accept: Option<&str>) -> ApiResult<Output> {
-    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return Ok(Output::Json) };
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(Output::Json);
+    };
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
         let mt = parts.next().unwrap_or("").to_ascii_lowercase();
         let params: HashMap<String, String> = parts
-            .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+            .filter_map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            })
             .collect();
         let json_like = matches!(mt.as_str(), "application/json" | "*/*" | "application/*");
         if !json_like {
@@ -153,8 +173,12 @@ pub fn negotiate(accept: Option<&str>) -> ApiResult<Output> {
         }
         match params.get("as").map(String::as_str) {
             None => return Ok(Output::Json),
-            Some("Table") if params.get("g").is_none_or(|g| g == "meta.k8s.io") => return Ok(Output::Table),
-            Some("PartialObjectMetadata") | Some("PartialObjectMetadataList") => return Ok(Output::PartialMetadata),
+            Some("Table") if params.get("g").is_none_or(|g| g == "meta.k8s.io") => {
+                return Ok(Output::Table);
+            }
+            Some("PartialObjectMetadata") | Some("PartialObjectMetadataList") => {
+                return Ok(Output::PartialMetadata);
+            }
             Some(_) => continue,
         }
     }
@@ -163,7 +187,13 @@ pub fn negotiate(accept: Option<&str>) -> ApiResult<Output> {
 
 /// The body's media type, without parameters.
 pub fn media_type(content_type: Option<&str>) -> String {
-    content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn depth(v: &Value) -> usize {
@@ -186,19 +216,26 @@ pub fn decode_body(media: &str, bytes: &[u8]) -> ApiResult<Value> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::too_large());
     }
+    // Protobuf (typed client-go clients ask for it first) and CBOR are refused with 415:
+    // client-go then retries the request in JSON.
+    if !(media.is_empty() || media.ends_with("json") || media.ends_with("yaml")) {
+        return Err(ApiError::unsupported_media_type(media));
+    }
     let v: Value = if media.ends_with("yaml") {
         match serde_json::from_slice(bytes) {
             Ok(v) => v,
             Err(_) => {
                 let text = std::str::from_utf8(bytes)
                     .map_err(|_| ApiError::bad_request("the body is not valid UTF-8 YAML"))?;
-                serde_saphyr::from_str::<Value>(text)
-                    .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?
+                serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                    ApiError::bad_request(format!("error converting YAML to JSON: {e}"))
+                })?
             }
         }
     } else {
-        serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?
+        serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })?
     };
     if depth(&v) > MAX_DEPTH {
         return Err(ApiError::bad_request(format!(
@@ -223,7 +260,10 @@ pub fn check_type(res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
         }
         Some(Value::String(av)) if *av == want_av => {}
         Some(other) => {
-            let got = other.as_str().map(str::to_string).unwrap_or_else(|| other.to_string());
+            let got = other
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| other.to_string());
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({got}) does not match the expected API version ({want_av})"
             )));
@@ -235,14 +275,20 @@ pub fn check_type(res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
         }
         Some(Value::String(k)) if k == res.kind => {}
         Some(other) => {
-            let got = other.as_str().map(str::to_string).unwrap_or_else(|| other.to_string());
+            let got = other
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| other.to_string());
             return Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: the kind in the data ({}) does not match the expected kind ({})",
                 res.kind, res.version, res.kind, got, res.kind
             )));
         }
     }
-    if !map.get("metadata").is_none_or(|m| m.is_object() || m.is_null()) {
+    if !map
+        .get("metadata")
+        .is_none_or(|m| m.is_object() || m.is_null())
+    {
         return Err(ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: metadata must be an object",
             res.kind, res.version, res.kind
@@ -268,23 +314,50 @@ mod tests {
     #[test]
     fn paths_resolve_like_kube_apiserver() {
         let t = target("/apis/apps/v1/namespaces/kube-system/daemonsets/fluentd");
-        assert_eq!((t.res.plural, t.namespace.as_deref(), t.name.as_deref()), ("daemonsets", Some("kube-system"), Some("fluentd")));
+        assert_eq!(
+            (t.res.plural, t.namespace.as_deref(), t.name.as_deref()),
+            ("daemonsets", Some("kube-system"), Some("fluentd"))
+        );
         let t = target("/api/v1/namespaces/default");
-        assert_eq!((t.res.plural, t.namespace, t.name.as_deref()), ("namespaces", None, Some("default")));
+        assert_eq!(
+            (t.res.plural, t.namespace, t.name.as_deref()),
+            ("namespaces", None, Some("default"))
+        );
         let t = target("/api/v1/namespaces/default/status");
-        assert_eq!((t.name.as_deref(), t.subresource.as_deref()), (Some("default"), Some("status")));
+        assert_eq!(
+            (t.name.as_deref(), t.subresource.as_deref()),
+            (Some("default"), Some("status"))
+        );
         let t = target("/api/v1/namespaces/default/pods");
-        assert_eq!((t.res.plural, t.namespace.as_deref(), t.name), ("pods", Some("default"), None));
+        assert_eq!(
+            (t.res.plural, t.namespace.as_deref(), t.name),
+            ("pods", Some("default"), None)
+        );
         let t = target("/api/v1/namespaces/default/pods/p1/eviction");
         assert_eq!(t.subresource.as_deref(), Some("eviction"));
         let t = target("/api/v1/nodes/n1/status");
-        assert_eq!((t.res.plural, t.name.as_deref(), t.subresource.as_deref()), ("nodes", Some("n1"), Some("status")));
+        assert_eq!(
+            (t.res.plural, t.name.as_deref(), t.subresource.as_deref()),
+            ("nodes", Some("n1"), Some("status"))
+        );
         let t = target("/apis/apps/v1/daemonsets");
         assert_eq!((t.namespace, t.name), (None, None));
-        assert!(matches!(parse_path("/api/v1/namespaces/default/nodes"), Route::NotFound));
-        assert!(matches!(parse_path("/api/v1/namespaces/default/pods/p/bogus"), Route::NotFound));
-        assert!(matches!(parse_path("/apis/nope/v1/things"), Route::NotFound));
-        assert!(matches!(parse_path("/api/v1/namespaces/default/pods/.."), Route::NotFound));
+        assert!(matches!(
+            parse_path("/api/v1/namespaces/default/nodes"),
+            Route::NotFound
+        ));
+        assert!(matches!(
+            parse_path("/api/v1/namespaces/default/pods/p/bogus"),
+            Route::NotFound
+        ));
+        assert!(matches!(
+            parse_path("/apis/nope/v1/things"),
+            Route::NotFound
+        ));
+        assert!(matches!(
+            parse_path("/api/v1/namespaces/default/pods/.."),
+            Route::NotFound
+        ));
     }
 
     #[test]
@@ -292,23 +365,49 @@ mod tests {
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(Some(table)).unwrap(), Output::Table);
         assert_eq!(negotiate(None).unwrap(), Output::Json);
-        assert_eq!(negotiate(Some("application/json, */*")).unwrap(), Output::Json);
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf,application/json")).unwrap(), Output::Json);
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf")).unwrap_err().code, 406);
+        assert_eq!(
+            negotiate(Some("application/json, */*")).unwrap(),
+            Output::Json
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf,application/json")).unwrap(),
+            Output::Json
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf"))
+                .unwrap_err()
+                .code,
+            406
+        );
     }
 
     #[test]
     fn query_decoding_handles_plus_and_escapes() {
-        let q = parse_query(Some("labelSelector=app%3Dx%2Ctier+notin+%28a%2Cb%29&limit=500&&"));
-        assert_eq!(q.get("labelSelector").map(String::as_str), Some("app=x,tier notin (a,b)"));
+        let q = parse_query(Some(
+            "labelSelector=app%3Dx%2Ctier+notin+%28a%2Cb%29&limit=500&&",
+        ));
+        assert_eq!(
+            q.get("labelSelector").map(String::as_str),
+            Some("app=x,tier notin (a,b)")
+        );
         assert_eq!(q.get("limit").map(String::as_str), Some("500"));
     }
 
     #[test]
     fn bodies_are_bounded() {
         let deep = "[".repeat(MAX_DEPTH + 5) + &"]".repeat(MAX_DEPTH + 5);
-        assert_eq!(decode_body("application/json", deep.as_bytes()).unwrap_err().code, 400);
-        assert_eq!(decode_body("application/json", b"{not json").unwrap_err().code, 400);
+        assert_eq!(
+            decode_body("application/json", deep.as_bytes())
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            decode_body("application/json", b"{not json")
+                .unwrap_err()
+                .code,
+            400
+        );
         let y = decode_body("application/yaml", b"kind: Pod\nmetadata:\n  name: x\n").unwrap();
         assert_eq!(y["metadata"]["name"], "x");
     }

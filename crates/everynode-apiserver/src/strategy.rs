@@ -32,7 +32,11 @@ fn untyped<T: Serialize>(t: &T) -> ApiResult<Value> {
 }
 
 /// Runs `f` on the typed form of `v` and writes the result back.
-fn edit<T: DeserializeOwned + Serialize>(res: &ResourceInfo, v: &mut Value, f: impl FnOnce(&mut T)) -> ApiResult<()> {
+fn edit<T: DeserializeOwned + Serialize>(
+    res: &ResourceInfo,
+    v: &mut Value,
+    f: impl FnOnce(&mut T),
+) -> ApiResult<()> {
     let mut t: T = typed(res, v)?;
     f(&mut t);
     *v = untyped(&t)?;
@@ -93,7 +97,12 @@ pub fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldErro
 fn generic_meta(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> {
     let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
         typed(res, v.get("metadata").unwrap_or(&Value::Null))?;
-    Ok(validation::validate_object_meta(&meta, res.namespaced, validation::NameRule::Dns1123Subdomain, "metadata"))
+    Ok(validation::validate_object_meta(
+        &meta,
+        res.namespaced,
+        validation::NameRule::Dns1123Subdomain,
+        "metadata",
+    ))
 }
 
 fn generic_meta_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResult<Vec<FieldError>> {
@@ -108,7 +117,9 @@ fn generic_meta_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
 
 pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResult<Vec<FieldError>> {
     Ok(match res.strategy {
-        Strategy::DaemonSet => validation::validate_daemonset_update(&typed(res, new)?, &typed(res, old)?),
+        Strategy::DaemonSet => {
+            validation::validate_daemonset_update(&typed(res, new)?, &typed(res, old)?)
+        }
         Strategy::ControllerRevision => {
             validation::validate_controller_revision_update(&typed(res, new)?, &typed(res, old)?)
         }
@@ -116,7 +127,11 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
         Strategy::Node => validation::validate_node_update(&typed(res, new)?, &typed(res, old)?),
         Strategy::Namespace => {
             let mut e = validation::validate_namespace(&typed(res, new)?);
-            e.extend(generic_meta_update(res, new, old)?.into_iter().filter(|e| e.field != "metadata.name"));
+            e.extend(
+                generic_meta_update(res, new, old)?
+                    .into_iter()
+                    .filter(|e| e.field != "metadata.name"),
+            );
             e
         }
         Strategy::Service => {
@@ -138,9 +153,15 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
     })
 }
 
-pub fn validate_status_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResult<Vec<FieldError>> {
+pub fn validate_status_update(
+    res: &ResourceInfo,
+    new: &Value,
+    old: &Value,
+) -> ApiResult<Vec<FieldError>> {
     Ok(match res.strategy {
-        Strategy::DaemonSet => validation::validate_daemonset_status_update(&typed(res, new)?, &typed(res, old)?),
+        Strategy::DaemonSet => {
+            validation::validate_daemonset_status_update(&typed(res, new)?, &typed(res, old)?)
+        }
         _ => generic_meta_update(res, new, old)?,
     })
 }
@@ -152,9 +173,13 @@ fn initial_status(res: &ResourceInfo, obj: &Value) -> Option<Value> {
             "currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0
         })),
         Strategy::Pod => {
-            let spec: Option<k8s_openapi::api::core::v1::PodSpec> =
-                obj.get("spec").and_then(|s| serde_json::from_value(s.clone()).ok());
-            let qos = spec.as_ref().map(defaults::pod_qos_class).unwrap_or("BestEffort");
+            let spec: Option<k8s_openapi::api::core::v1::PodSpec> = obj
+                .get("spec")
+                .and_then(|s| serde_json::from_value(s.clone()).ok());
+            let qos = spec
+                .as_ref()
+                .map(defaults::pod_qos_class)
+                .unwrap_or("BestEffort");
             Some(json!({ "phase": "Pending", "qosClass": qos }))
         }
         Strategy::Namespace => Some(json!({ "phase": "Active" })),
@@ -287,9 +312,8 @@ pub fn field_value(res: &ResourceInfo, obj: &Value, field: &str) -> Result<Strin
         (Strategy::Event, f) if f.starts_with("involvedObject.") => {
             let sub = &f["involvedObject.".len()..];
             match sub {
-                "kind" | "namespace" | "name" | "uid" | "apiVersion" | "resourceVersion" | "fieldPath" => {
-                    s(&format!("/involvedObject/{sub}"))
-                }
+                "kind" | "namespace" | "name" | "uid" | "apiVersion" | "resourceVersion"
+                | "fieldPath" => s(&format!("/involvedObject/{sub}")),
                 _ => return Err(format!("field label not supported: {field}")),
             }
         }
@@ -297,10 +321,16 @@ pub fn field_value(res: &ResourceInfo, obj: &Value, field: &str) -> Result<Strin
         (Strategy::Event, "reportingComponent") => s("/reportingComponent"),
         (Strategy::Event, "source") => {
             let c = s("/source/component");
-            if c.is_empty() { s("/reportingComponent") } else { c }
+            if c.is_empty() {
+                s("/reportingComponent")
+            } else {
+                c
+            }
         }
         (Strategy::Event, "type") => s("/type"),
-        (Strategy::EventV1, f) if f.starts_with("regarding.") => s(&format!("/regarding/{}", &f["regarding.".len()..])),
+        (Strategy::EventV1, f) if f.starts_with("regarding.") => {
+            s(&format!("/regarding/{}", &f["regarding.".len()..]))
+        }
         (Strategy::EventV1, "reason") => s("/reason"),
         (Strategy::EventV1, "reportingController") => s("/reportingController"),
         (Strategy::EventV1, "type") => s("/type"),
@@ -315,7 +345,12 @@ pub fn field_value(res: &ResourceInfo, obj: &Value, field: &str) -> Result<Strin
 // holds the core/v1 form (so `kubectl describe` sees events that kube-rs recorders
 // write through events.k8s.io/v1).
 
-fn move_field(from: &mut serde_json::Map<String, Value>, to: &mut serde_json::Map<String, Value>, a: &str, b: &str) {
+fn move_field(
+    from: &mut serde_json::Map<String, Value>,
+    to: &mut serde_json::Map<String, Value>,
+    a: &str,
+    b: &str,
+) {
     if let Some(v) = from.remove(a) {
         if !v.is_null() {
             to.insert(b.to_string(), v);

@@ -70,7 +70,9 @@ pub fn row(res: &ResourceInfo, obj: &Value, include: IncludeObject, now: jiff::T
         IncludeObject::Object => r["object"] = obj.clone(),
     }
     if res.strategy == Strategy::Pod {
-        if let Some(phase @ ("Succeeded" | "Failed")) = obj.pointer("/status/phase").and_then(Value::as_str) {
+        if let Some(phase @ ("Succeeded" | "Failed")) =
+            obj.pointer("/status/phase").and_then(Value::as_str)
+        {
             r["conditions"] = json!([{ "type": "Completed", "status": "True", "reason": phase,
                                        "message": "The pod has completed successfully." }]);
         }
@@ -79,7 +81,13 @@ pub fn row(res: &ResourceInfo, obj: &Value, include: IncludeObject, now: jiff::T
 }
 
 /// A Table of `objs`; `columns` false for watch events after the first.
-pub fn table(res: &ResourceInfo, objs: &[Value], metadata: Value, include: IncludeObject, columns: bool) -> Value {
+pub fn table(
+    res: &ResourceInfo,
+    objs: &[Value],
+    metadata: Value,
+    include: IncludeObject,
+    columns: bool,
+) -> Value {
     let now = jiff::Timestamp::now();
     let mut t = json!({
         "kind": "Table",

@@ -32,7 +32,10 @@ pub struct WatchConfig {
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        WatchConfig { bookmark_interval: Duration::from_secs(60), default_timeout: Duration::from_secs(1800) }
+        WatchConfig {
+            bookmark_interval: Duration::from_secs(60),
+            default_timeout: Duration::from_secs(1800),
+        }
     }
 }
 
@@ -49,8 +52,17 @@ impl Encoder {
             Output::Json => obj.clone(),
             Output::PartialMetadata => tables::partial_metadata(obj),
             Output::Table => {
-                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                let t = tables::table(self.res, std::slice::from_ref(obj), json!({ "resourceVersion": rv }), self.include, !self.columns_sent);
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(json!(""));
+                let t = tables::table(
+                    self.res,
+                    std::slice::from_ref(obj),
+                    json!({ "resourceVersion": rv }),
+                    self.include,
+                    !self.columns_sent,
+                );
                 self.columns_sent = true;
                 t
             }
@@ -75,7 +87,8 @@ fn line(v: &Value) -> Bytes {
 }
 
 fn expired_event(requested: Revision, oldest: Revision) -> Bytes {
-    let status = ApiError::expired(format!("too old resource version: {requested} ({oldest})")).to_status();
+    let status =
+        ApiError::expired(format!("too old resource version: {requested} ({oldest})")).to_status();
     line(&json!({ "type": "ERROR", "object": status }))
 }
 
@@ -86,7 +99,9 @@ fn transition(res: &ResourceInfo, filter: &Filter, ev: &Event) -> Option<(&'stat
         EventKind::Put => {
             let new = decode_at(res, &ev.kv.value, ev.revision).ok()?;
             let was = match &ev.prev {
-                Some(p) => decode_at(res, &p.value, p.mod_revision).ok().is_some_and(|o| matches(&o)),
+                Some(p) => decode_at(res, &p.value, p.mod_revision)
+                    .ok()
+                    .is_some_and(|o| matches(&o)),
                 None => false,
             };
             match (matches(&new), was) {
@@ -116,26 +131,40 @@ pub fn watch(
 ) -> ApiResult<Response> {
     let prefix = res.prefix(ns);
     let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let bookmarks = q
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true" || v == "1");
     let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     let rv = q.get("resourceVersion").filter(|s| !s.is_empty()).cloned();
     let timeout = match q.get("timeoutSeconds") {
         Some(t) => Duration::from_secs(
-            t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?,
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?,
         ),
         None => cfg.default_timeout,
     };
     let from: Option<Revision> = match rv.as_deref() {
         None | Some("0") => None,
-        Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
     };
-    let mut enc = Encoder { res, output, include, columns_sent: false };
+    let mut enc = Encoder {
+        res,
+        output,
+        include,
+        columns_sent: false,
+    };
 
     // The initial state (synthetic ADDED events) when no revision was given, or when
     // the client asked for a streaming list.
     let mut initial = Vec::new();
     let start = if from.is_none() || send_initial {
-        let snap = reg.store.list(&prefix, None, None, None).map_err(|e| ApiError::internal(e.to_string()))?;
+        let snap = reg
+            .store
+            .list(&prefix, None, None, None)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         for kv in &snap.items {
             let obj = decode_at(res, &kv.value, kv.mod_revision)?;
             if filter.matches(res, &obj) {
@@ -169,7 +198,8 @@ pub fn watch(
         };
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
         let mut last_sent = start;
         loop {
             tokio::select! {
@@ -213,7 +243,8 @@ pub fn watch(
             }
         }
     });
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    let body =
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>));
     Response::builder()
         .status(200)
         .header(http::header::CONTENT_TYPE, "application/json")

@@ -70,28 +70,49 @@ pub(crate) fn decode(revision: Revision, bytes: &[u8]) -> Result<Event, String> 
     let create_revision = r.u64()?;
     let key = String::from_utf8(r.bytes()?.to_vec())
         .map_err(|_| format!("event {revision}: key is not UTF-8"))?;
-    let own_value = if flags & VALUE_IS_PREV == 0 { Some(Bytes::copy_from_slice(r.bytes()?)) } else { None };
+    let own_value = if flags & VALUE_IS_PREV == 0 {
+        Some(Bytes::copy_from_slice(r.bytes()?))
+    } else {
+        None
+    };
     let prev = if flags & HAS_PREV != 0 {
         let create = r.u64()?;
         let modified = r.u64()?;
         let value = Bytes::copy_from_slice(r.bytes()?);
-        Some(KeyValue { key: key.clone(), value, create_revision: create, mod_revision: modified })
+        Some(KeyValue {
+            key: key.clone(),
+            value,
+            create_revision: create,
+            mod_revision: modified,
+        })
     } else {
         None
     };
     if !r.bytes.is_empty() {
-        return Err(format!("event {revision}: {} trailing bytes", r.bytes.len()));
+        return Err(format!(
+            "event {revision}: {} trailing bytes",
+            r.bytes.len()
+        ));
     }
     let value = match (own_value, &prev) {
         (Some(v), _) => v,
         (None, Some(p)) => p.value.clone(),
         (None, None) => return Err(format!("event {revision}: value refers to a missing prev")),
     };
-    let kind = if flags & DELETE != 0 { EventKind::Delete } else { EventKind::Put };
+    let kind = if flags & DELETE != 0 {
+        EventKind::Delete
+    } else {
+        EventKind::Put
+    };
     Ok(Event {
         revision,
         kind,
-        kv: KeyValue { key, value, create_revision, mod_revision: revision },
+        kv: KeyValue {
+            key,
+            value,
+            create_revision,
+            mod_revision: revision,
+        },
         prev,
     })
 }
@@ -103,7 +124,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.bytes.len() < n {
-            return Err(format!("truncated: wanted {n} bytes, {} left", self.bytes.len()));
+            return Err(format!(
+                "truncated: wanted {n} bytes, {} left",
+                self.bytes.len()
+            ));
         }
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
@@ -131,17 +155,47 @@ mod tests {
     use super::*;
 
     fn kv(key: &str, value: &str, create: Revision, modified: Revision) -> KeyValue {
-        KeyValue { key: key.into(), value: Bytes::from(value.to_string()), create_revision: create, mod_revision: modified }
+        KeyValue {
+            key: key.into(),
+            value: Bytes::from(value.to_string()),
+            create_revision: create,
+            mod_revision: modified,
+        }
     }
 
     #[test]
     fn round_trips_create_update_delete() {
         let events = [
-            Event { revision: 3, kind: EventKind::Put, kv: kv("/a", "one", 3, 3), prev: None },
-            Event { revision: 4, kind: EventKind::Put, kv: kv("/a", "two", 3, 4), prev: Some(kv("/a", "one", 3, 3)) },
-            Event { revision: 5, kind: EventKind::Put, kv: kv("/a", "two", 3, 5), prev: Some(kv("/a", "two", 3, 4)) },
-            Event { revision: 6, kind: EventKind::Delete, kv: kv("/a", "two", 3, 6), prev: Some(kv("/a", "two", 3, 5)) },
-            Event { revision: 7, kind: EventKind::Put, kv: kv("/a", "", 7, 7), prev: None },
+            Event {
+                revision: 3,
+                kind: EventKind::Put,
+                kv: kv("/a", "one", 3, 3),
+                prev: None,
+            },
+            Event {
+                revision: 4,
+                kind: EventKind::Put,
+                kv: kv("/a", "two", 3, 4),
+                prev: Some(kv("/a", "one", 3, 3)),
+            },
+            Event {
+                revision: 5,
+                kind: EventKind::Put,
+                kv: kv("/a", "two", 3, 5),
+                prev: Some(kv("/a", "two", 3, 4)),
+            },
+            Event {
+                revision: 6,
+                kind: EventKind::Delete,
+                kv: kv("/a", "two", 3, 6),
+                prev: Some(kv("/a", "two", 3, 5)),
+            },
+            Event {
+                revision: 7,
+                kind: EventKind::Put,
+                kv: kv("/a", "", 7, 7),
+                prev: None,
+            },
         ];
         for event in events {
             let decoded = decode(event.revision, &encode(&event));
@@ -151,7 +205,12 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_garbage_input() {
-        let event = Event { revision: 9, kind: EventKind::Put, kv: kv("/k", "value", 9, 9), prev: Some(kv("/k", "old", 2, 8)) };
+        let event = Event {
+            revision: 9,
+            kind: EventKind::Put,
+            kv: kv("/k", "value", 9, 9),
+            prev: Some(kv("/k", "old", 2, 8)),
+        };
         let bytes = encode(&event);
         for cut in 0..bytes.len() {
             assert!(decode(9, &bytes[..cut]).is_err(), "cut at {cut}");

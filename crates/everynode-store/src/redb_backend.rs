@@ -31,11 +31,14 @@ pub(crate) struct RedbBackend {
 
 impl Backend for RedbBackend {
     fn commit(&mut self, events: &[Arc<Event>], keep_from: Revision) -> Result<(), String> {
-        let Some(last) = events.last() else { return Ok(()) };
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
         let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
         // Immediate is redb's default; set it anyway because the store's promise ("Ok
         // means durable") rests on it.
-        txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| e.to_string())?;
         {
             let mut kv = txn.open_table(KV).map_err(|e| e.to_string())?;
             let mut log = txn.open_table(EVENTS).map_err(|e| e.to_string())?;
@@ -44,19 +47,25 @@ impl Backend for RedbBackend {
                 let k = &event.kv;
                 match event.kind {
                     EventKind::Put => {
-                        kv.insert(k.key.as_str(), (k.create_revision, k.mod_revision, &k.value[..]))
-                            .map_err(|e| e.to_string())?;
+                        kv.insert(
+                            k.key.as_str(),
+                            (k.create_revision, k.mod_revision, &k.value[..]),
+                        )
+                        .map_err(|e| e.to_string())?;
                     }
                     EventKind::Delete => {
                         kv.remove(k.key.as_str()).map_err(|e| e.to_string())?;
                     }
                 }
-                log.insert(event.revision, codec::encode(event).as_slice()).map_err(|e| e.to_string())?;
+                log.insert(event.revision, codec::encode(event).as_slice())
+                    .map_err(|e| e.to_string())?;
             }
             if self.events_from < keep_from {
-                log.retain_in(self.events_from..keep_from, |_, _| false).map_err(|e| e.to_string())?;
+                log.retain_in(self.events_from..keep_from, |_, _| false)
+                    .map_err(|e| e.to_string())?;
             }
-            meta.insert(META_REVISION, last.revision).map_err(|e| e.to_string())?;
+            meta.insert(META_REVISION, last.revision)
+                .map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())?;
         self.events_from = self.events_from.max(keep_from);
@@ -73,16 +82,24 @@ pub(crate) struct Loaded {
 }
 
 fn storage(path: &Path, err: impl std::fmt::Display) -> OpenError {
-    OpenError::Storage { path: path.to_path_buf(), message: err.to_string() }
+    OpenError::Storage {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    }
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> OpenError {
-    OpenError::Corrupt { path: path.to_path_buf(), detail: detail.into() }
+    OpenError::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
 }
 
 fn open_db(path: &Path) -> Result<Database, OpenError> {
     Database::create(path).map_err(|err| match err {
-        DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: path.to_path_buf() },
+        DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
+            path: path.to_path_buf(),
+        },
         other => storage(path, other),
     })
 }
@@ -100,7 +117,10 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
 
     let txn = db.begin_read().map_err(|e| storage(path, e))?;
     let meta = txn.open_table(META).map_err(|e| storage(path, e))?;
-    let revision = meta.get(META_REVISION).map_err(|e| storage(path, e))?.map_or(0, |g| g.value());
+    let revision = meta
+        .get(META_REVISION)
+        .map_err(|e| storage(path, e))?
+        .map_or(0, |g| g.value());
 
     let mut map = Map::new();
     let kv = txn.open_table(KV).map_err(|e| storage(path, e))?;
@@ -111,10 +131,17 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
         if create_revision == 0 || create_revision > mod_revision || mod_revision > revision {
             return Err(corrupt(
                 path,
-                format!("key {key:?} has revisions {create_revision}/{mod_revision} past the stored revision {revision}"),
+                format!(
+                    "key {key:?} has revisions {create_revision}/{mod_revision} past the stored revision {revision}"
+                ),
             ));
         }
-        let kv = KeyValue { key: key.to_string(), value: Bytes::copy_from_slice(value), create_revision, mod_revision };
+        let kv = KeyValue {
+            key: key.to_string(),
+            value: Bytes::copy_from_slice(value),
+            create_revision,
+            mod_revision,
+        };
         map.insert(Arc::from(key), Arc::new(kv));
     }
 
@@ -126,14 +153,26 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
     if let Some((last, _)) = log.last().map_err(|e| storage(path, e))?
         && last.value() != revision
     {
-        return Err(corrupt(path, format!("last event {} is not the stored revision {revision}", last.value())));
+        return Err(corrupt(
+            path,
+            format!(
+                "last event {} is not the stored revision {revision}",
+                last.value()
+            ),
+        ));
     }
     // Load the newest `history_events`, newest first, stopping at a gap: the ring must
     // be contiguous, and a gap could only come from a damaged file.
-    let keep_from = (revision + 1).saturating_sub(history_events.max(1) as u64).max(1);
+    let keep_from = (revision + 1)
+        .saturating_sub(history_events.max(1) as u64)
+        .max(1);
     let mut history = VecDeque::new();
     let mut expected = revision;
-    for entry in log.range(keep_from..=revision).map_err(|e| storage(path, e))?.rev() {
+    for entry in log
+        .range(keep_from..=revision)
+        .map_err(|e| storage(path, e))?
+        .rev()
+    {
         let (rev, bytes) = entry.map_err(|e| storage(path, e))?;
         let rev = rev.value();
         if rev != expected {
@@ -146,7 +185,12 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
     }
     drop((meta, kv, log));
     txn.close().map_err(|e| storage(path, e))?;
-    Ok(Loaded { backend: RedbBackend { db, events_from }, map, revision, history })
+    Ok(Loaded {
+        backend: RedbBackend { db, events_from },
+        map,
+        revision,
+        history,
+    })
 }
 
 /// The machine's floor for the store's write path: writes `values` straight into a redb
@@ -165,17 +209,24 @@ pub async fn raw_redb_floor(
         .map_err(|e| OpenError::Io(std::io::Error::other(e)))?
 }
 
-fn floor_blocking(path: &Path, values: &[(String, Bytes)], batch: usize) -> Result<Duration, OpenError> {
+fn floor_blocking(
+    path: &Path,
+    values: &[(String, Bytes)],
+    batch: usize,
+) -> Result<Duration, OpenError> {
     const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
     let db = open_db(path)?;
     let started = Instant::now();
     for chunk in values.chunks(batch) {
         let mut txn = db.begin_write().map_err(|e| storage(path, e))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| storage(path, e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| storage(path, e))?;
         {
             let mut table = txn.open_table(OBJECTS).map_err(|e| storage(path, e))?;
             for (key, value) in chunk {
-                table.insert(key.as_str(), &value[..]).map_err(|e| storage(path, e))?;
+                table
+                    .insert(key.as_str(), &value[..])
+                    .map_err(|e| storage(path, e))?;
             }
         }
         txn.commit().map_err(|e| storage(path, e))?;

@@ -92,7 +92,12 @@ impl Shared {
         snapshot_retention: Duration,
     ) -> Shared {
         Shared {
-            state: RwLock::new(Published { map, revision, history, closed: false }),
+            state: RwLock::new(Published {
+                map,
+                revision,
+                history,
+                closed: false,
+            }),
             wakers: Mutex::new(HashMap::new()),
             next_watcher: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -118,7 +123,9 @@ impl Shared {
     }
 
     fn lock_snapshots(&self) -> MutexGuard<'_, BTreeMap<Revision, Pinned>> {
-        self.snapshots.lock().unwrap_or_else(PoisonError::into_inner)
+        self.snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The current state and its revision.
@@ -131,7 +138,8 @@ impl Shared {
     /// dropped past `history_events`), then every idle watcher woken.
     pub fn publish(&self, map: Map, revision: Revision, events: Vec<Arc<Event>>) {
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.committed_writes.fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.committed_writes
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
         {
             let mut st = self.write();
             st.map = map;
@@ -159,7 +167,10 @@ impl Shared {
 
     /// (commits, writes) so far.
     pub fn stats(&self) -> (u64, u64) {
-        (self.commits.load(Ordering::Relaxed), self.committed_writes.load(Ordering::Relaxed))
+        (
+            self.commits.load(Ordering::Relaxed),
+            self.committed_writes.load(Ordering::Relaxed),
+        )
     }
 
     pub fn new_watcher_id(&self) -> u64 {
@@ -205,13 +216,22 @@ impl Shared {
                 .iter()
                 .find(|(_, pin)| now.duration_since(pin.last_used) <= self.snapshot_retention)
                 .map_or(revision, |(rev, _)| *rev);
-            return Err(ListError::Expired { requested: at, oldest });
+            return Err(ListError::Expired {
+                requested: at,
+                oldest,
+            });
         }
         self.pin(&mut pins, revision, &map, now);
         Ok((map, revision))
     }
 
-    fn pin(&self, pins: &mut BTreeMap<Revision, Pinned>, revision: Revision, map: &Map, now: Instant) {
+    fn pin(
+        &self,
+        pins: &mut BTreeMap<Revision, Pinned>,
+        revision: Revision,
+        map: &Map,
+        now: Instant,
+    ) {
         if let Some(pin) = pins.get_mut(&revision) {
             pin.last_used = now;
             return;
@@ -221,6 +241,12 @@ impl Shared {
         while pins.len() >= MAX_PINNED_SNAPSHOTS {
             pins.pop_first();
         }
-        pins.insert(revision, Pinned { map: map.clone(), last_used: now });
+        pins.insert(
+            revision,
+            Pinned {
+                map: map.clone(),
+                last_used: now,
+            },
+        );
     }
 }

@@ -33,7 +33,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions { history_events: 100_000, snapshot_retention: Duration::from_secs(5 * 60) }
+        StoreOptions {
+            history_events: 100_000,
+            snapshot_retention: Duration::from_secs(5 * 60),
+        }
     }
 }
 
@@ -72,7 +75,13 @@ impl Store {
 
     /// [`Store::memory`] with options.
     pub fn memory_with(opts: StoreOptions) -> Store {
-        let shared = Shared::new(Map::new(), 0, VecDeque::new(), opts.history_events, opts.snapshot_retention);
+        let shared = Shared::new(
+            Map::new(),
+            0,
+            VecDeque::new(),
+            opts.history_events,
+            opts.snapshot_retention,
+        );
         match Store::start(NoBackend, shared) {
             Ok(store) => store,
             Err((err, store)) => {
@@ -87,16 +96,33 @@ impl Store {
     /// Opens the redb file at `path`, creating it if missing, and loads the state and
     /// the retained event history into memory. Revisions continue from the stored one.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, OpenError> {
-        let Loaded { backend, map, revision, history } = redb_backend::load(path, opts.history_events)?;
+        let Loaded {
+            backend,
+            map,
+            revision,
+            history,
+        } = redb_backend::load(path, opts.history_events)?;
         tracing::info!(path = %path.display(), revision, keys = map.len(), events = history.len(), "store opened");
-        let shared = Shared::new(map, revision, history, opts.history_events, opts.snapshot_retention);
+        let shared = Shared::new(
+            map,
+            revision,
+            history,
+            opts.history_events,
+            opts.snapshot_retention,
+        );
         Store::start(backend, shared).map_err(|(err, _)| OpenError::Io(err))
     }
 
     /// A memory-layout store over a test backend (e.g. one that fails on demand).
     #[cfg(test)]
     pub(crate) fn with_backend<B: Backend>(backend: B, opts: StoreOptions) -> Store {
-        let shared = Shared::new(Map::new(), 0, VecDeque::new(), opts.history_events, opts.snapshot_retention);
+        let shared = Shared::new(
+            Map::new(),
+            0,
+            VecDeque::new(),
+            opts.history_events,
+            opts.snapshot_retention,
+        );
         match Store::start(backend, shared) {
             Ok(store) | Err((_, store)) => store,
         }
@@ -109,7 +135,13 @@ impl Store {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (stopped_tx, stopped) = watch::channel(false);
         let writer = Writer::new(backend, shared.clone());
-        let store = Store { inner: Arc::new(Inner { tx, stopped, shared: shared.clone() }) };
+        let store = Store {
+            inner: Arc::new(Inner {
+                tx,
+                stopped,
+                shared: shared.clone(),
+            }),
+        };
         let spawned = std::thread::Builder::new()
             .name("everynode-store-writer".into())
             .spawn(move || writer.run(rx, stopped_tx));
@@ -144,7 +176,12 @@ impl Store {
 
     /// The key's current state, from memory.
     pub fn get(&self, key: &str) -> Option<KeyValue> {
-        self.inner.shared.read().map.get(key).map(|kv| (**kv).clone())
+        self.inner
+            .shared
+            .read()
+            .map
+            .get(key)
+            .map(|kv| (**kv).clone())
     }
 
     /// Keys with this prefix, in key order, strictly after `start_after` if given, at
@@ -172,7 +209,9 @@ impl Store {
             Some(after) if after >= prefix => Bound::Excluded(after),
             _ => Bound::Included(prefix),
         };
-        let mut run = map.range::<_, str>((lower, Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix));
+        let mut run = map
+            .range::<_, str>((lower, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix));
         let limit = limit.unwrap_or(usize::MAX);
         let mut items = Vec::new();
         while items.len() < limit {
@@ -182,7 +221,12 @@ impl Store {
             }
         }
         let remaining = run.count();
-        Ok(ListResult { items, revision, more: remaining > 0, remaining })
+        Ok(ListResult {
+            items,
+            revision,
+            more: remaining > 0,
+            remaining,
+        })
     }
 
     /// How many keys have this prefix now. O(matching keys).
@@ -195,26 +239,52 @@ impl Store {
 
     /// Creates `key`; `AlreadyExists` if it exists. Returns the stored state.
     pub async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue, WriteError> {
-        self.submit(Op::Create { key: key.to_string(), value }).await
+        self.submit(Op::Create {
+            key: key.to_string(),
+            value,
+        })
+        .await
     }
 
     /// Replaces `key`'s value if its `mod_revision` is `expected`; `NotFound` if it does
     /// not exist, `Conflict { current }` if it moved on. Returns the stored state.
-    pub async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<KeyValue, WriteError> {
-        self.submit(Op::Update { key: key.to_string(), value, expected }).await
+    pub async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Revision,
+    ) -> Result<KeyValue, WriteError> {
+        self.submit(Op::Update {
+            key: key.to_string(),
+            value,
+            expected,
+        })
+        .await
     }
 
     /// Deletes `key` (if `expected` is given, only at that `mod_revision`). Returns the
     /// deleted state with `mod_revision` = the deletion's revision.
-    pub async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, WriteError> {
-        self.submit(Op::Delete { key: key.to_string(), expected }).await
+    pub async fn delete(
+        &self,
+        key: &str,
+        expected: Option<Revision>,
+    ) -> Result<KeyValue, WriteError> {
+        self.submit(Op::Delete {
+            key: key.to_string(),
+            expected,
+        })
+        .await
     }
 
     /// Queues a write and waits for its answer. If the caller's future is dropped after
     /// the write was queued, the write still happens (as with etcd).
     async fn submit(&self, op: Op) -> Result<KeyValue, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.inner.tx.send(Msg::Write(op, reply)).await.map_err(|_| WriteError::Closed)?;
+        self.inner
+            .tx
+            .send(Msg::Write(op, reply))
+            .await
+            .map_err(|_| WriteError::Closed)?;
         // A dropped reply means the writer stopped without answering (it panicked).
         answer.await.unwrap_or(Err(WriteError::Closed))
     }
@@ -224,21 +294,46 @@ impl Store {
     pub fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, WatchError> {
         let st = self.inner.shared.read();
         if !st.can_watch_from(after) {
-            return Err(WatchError::Compacted { requested: after, oldest: st.oldest_watchable() });
+            return Err(WatchError::Compacted {
+                requested: after,
+                oldest: st.oldest_watchable(),
+            });
         }
         drop(st);
-        Ok(Watch::new(self.inner.shared.clone(), prefix.to_string(), after))
+        Ok(Watch::new(
+            self.inner.shared.clone(),
+            prefix.to_string(),
+            after,
+        ))
     }
 
     /// The retained history after `after` for keys with `prefix`, without waiting:
     /// a convenience for replay and tests.
-    pub fn events_since(&self, prefix: &str, after: Revision) -> Result<Vec<Arc<Event>>, WatchError> {
+    pub fn events_since(
+        &self,
+        prefix: &str,
+        after: Revision,
+    ) -> Result<Vec<Arc<Event>>, WatchError> {
         let st = self.inner.shared.read();
         if !st.can_watch_from(after) {
-            return Err(WatchError::Compacted { requested: after, oldest: st.oldest_watchable() });
+            return Err(WatchError::Compacted {
+                requested: after,
+                oldest: st.oldest_watchable(),
+            });
         }
-        let skip = usize::try_from(after.saturating_add(1).saturating_sub(st.oldest_watchable())).unwrap_or(usize::MAX);
-        Ok(st.history.iter().skip(skip).filter(|e| e.kv.key.starts_with(prefix)).cloned().collect())
+        let skip = usize::try_from(
+            after
+                .saturating_add(1)
+                .saturating_sub(st.oldest_watchable()),
+        )
+        .unwrap_or(usize::MAX);
+        Ok(st
+            .history
+            .iter()
+            .skip(skip)
+            .filter(|e| e.kv.key.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 
     /// Finishes the queued writes, stops the writer and releases the database file.
@@ -267,7 +362,11 @@ mod tests {
 
     impl Backend for FlakyDisk {
         fn commit(&mut self, _events: &[Arc<Event>], _keep_from: Revision) -> Result<(), String> {
-            if self.fail.load(Ordering::SeqCst) { Err("injected disk failure".into()) } else { Ok(()) }
+            if self.fail.load(Ordering::SeqCst) {
+                Err("injected disk failure".into())
+            } else {
+                Ok(())
+            }
         }
     }
 
@@ -291,7 +390,10 @@ mod tests {
         assert_eq!(store.current_revision(), 1);
         assert_eq!(store.get("/a"), Some(a.clone()));
         assert_eq!(store.get("/b"), None);
-        assert_eq!(store.list("/", None, None, None).unwrap().items, vec![a.clone()]);
+        assert_eq!(
+            store.list("/", None, None, None).unwrap().items,
+            vec![a.clone()]
+        );
 
         // The failed revisions are reused by the next successful write, and watchers see
         // only that write.
@@ -301,7 +403,14 @@ mod tests {
         let first = watch.next().await.unwrap().unwrap();
         let second = watch.next().await.unwrap().unwrap();
         assert_eq!((first.revision, first.kv.key.as_str()), (1, "/a"));
-        assert_eq!((second.revision, second.kv.key.as_str(), second.kv.value.as_ref()), (2, "/b", &b"y"[..]));
+        assert_eq!(
+            (
+                second.revision,
+                second.kv.key.as_str(),
+                second.kv.value.as_ref()
+            ),
+            (2, "/b", &b"y"[..])
+        );
         store.close().await;
     }
 }

@@ -54,7 +54,15 @@ pub struct Watch {
 impl Watch {
     pub(crate) fn new(shared: Arc<Shared>, prefix: String, after: Revision) -> Watch {
         let id = shared.new_watcher_id();
-        Watch { shared, id, prefix, next: after.saturating_add(1), ready: VecDeque::new(), failed: None, done: false }
+        Watch {
+            shared,
+            id,
+            prefix,
+            next: after.saturating_add(1),
+            ready: VecDeque::new(),
+            failed: None,
+            done: false,
+        }
     }
 
     /// The prefix this watch filters on.
@@ -92,7 +100,10 @@ impl Stream for Watch {
             let oldest = st.oldest_watchable();
             if this.next < oldest {
                 // The ring dropped revisions this watcher never saw.
-                this.failed = Some(WatchError::Compacted { requested: this.next.saturating_sub(1), oldest });
+                this.failed = Some(WatchError::Compacted {
+                    requested: this.next.saturating_sub(1),
+                    oldest,
+                });
                 continue;
             }
             let mut scanned = 0;

@@ -27,9 +27,19 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 
 /// A write as the API asked for it.
 pub(crate) enum Op {
-    Create { key: String, value: Bytes },
-    Update { key: String, value: Bytes, expected: Revision },
-    Delete { key: String, expected: Option<Revision> },
+    Create {
+        key: String,
+        value: Bytes,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        expected: Revision,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
 }
 
 impl Op {
@@ -84,7 +94,12 @@ enum Outcome {
 impl<B: Backend> Writer<B> {
     pub fn new(backend: B, shared: Arc<Shared>) -> Writer<B> {
         let (map, revision) = shared.current();
-        Writer { backend, shared, map, revision }
+        Writer {
+            backend,
+            shared,
+            map,
+            revision,
+        }
     }
 
     /// Runs until the store is closed or every handle is dropped, then marks the state
@@ -142,7 +157,9 @@ impl<B: Backend> Writer<B> {
             }
             return;
         }
-        let keep_from = (revision + 1).saturating_sub(self.shared.history_events as u64).max(1);
+        let keep_from = (revision + 1)
+            .saturating_sub(self.shared.history_events as u64)
+            .max(1);
         if let Err(message) = self.backend.commit(&events, keep_from) {
             tracing::error!(%message, writes = outcomes.len(), "store commit failed");
             // Every answer of this batch may depend on writes that did not happen (a
@@ -173,15 +190,39 @@ fn apply(map: &mut Map, revision: Revision, op: Op) -> Result<Event, WriteError>
             if map.contains_key(key.as_str()) {
                 return Err(WriteError::AlreadyExists);
             }
-            let kv = KeyValue { key, value, create_revision: revision, mod_revision: revision };
+            let kv = KeyValue {
+                key,
+                value,
+                create_revision: revision,
+                mod_revision: revision,
+            };
             map.insert(Arc::from(kv.key.as_str()), Arc::new(kv.clone()));
-            Ok(Event { revision, kind: EventKind::Put, kv, prev: None })
+            Ok(Event {
+                revision,
+                kind: EventKind::Put,
+                kv,
+                prev: None,
+            })
         }
-        Op::Update { key, value, expected } => {
+        Op::Update {
+            key,
+            value,
+            expected,
+        } => {
             let (map_key, prev) = current(map, &key, Some(expected))?;
-            let kv = KeyValue { key, value, create_revision: prev.create_revision, mod_revision: revision };
+            let kv = KeyValue {
+                key,
+                value,
+                create_revision: prev.create_revision,
+                mod_revision: revision,
+            };
             map.insert(map_key, Arc::new(kv.clone()));
-            Ok(Event { revision, kind: EventKind::Put, kv, prev: Some(prev) })
+            Ok(Event {
+                revision,
+                kind: EventKind::Put,
+                kv,
+                prev: Some(prev),
+            })
         }
         Op::Delete { key, expected } => {
             let (_, prev) = current(map, &key, expected)?;
@@ -192,19 +233,30 @@ fn apply(map: &mut Map, revision: Revision, op: Op) -> Result<Event, WriteError>
                 create_revision: prev.create_revision,
                 mod_revision: revision,
             };
-            Ok(Event { revision, kind: EventKind::Delete, kv, prev: Some(prev) })
+            Ok(Event {
+                revision,
+                kind: EventKind::Delete,
+                kv,
+                prev: Some(prev),
+            })
         }
     }
 }
 
 /// The key's current entry, if it exists and (when `expected` is given) its
 /// `mod_revision` matches.
-fn current(map: &Map, key: &str, expected: Option<Revision>) -> Result<(Arc<str>, KeyValue), WriteError> {
+fn current(
+    map: &Map,
+    key: &str,
+    expected: Option<Revision>,
+) -> Result<(Arc<str>, KeyValue), WriteError> {
     let (map_key, kv) = map.get_key_value(key).ok_or(WriteError::NotFound)?;
     if let Some(expected) = expected
         && expected != kv.mod_revision
     {
-        return Err(WriteError::Conflict { current: kv.mod_revision });
+        return Err(WriteError::Conflict {
+            current: kv.mod_revision,
+        });
     }
     Ok((map_key.clone(), (**kv).clone()))
 }

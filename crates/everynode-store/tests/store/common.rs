@@ -16,16 +16,24 @@ pub fn b(s: &str) -> Bytes {
 
 /// The next stream item, failing the test if none arrives before the deadline.
 pub async fn next(watch: &mut Watch) -> Option<Result<Arc<Event>, WatchError>> {
-    tokio::time::timeout(DEADLINE, watch.next()).await.expect("watch produced nothing before the deadline")
+    tokio::time::timeout(DEADLINE, watch.next())
+        .await
+        .expect("watch produced nothing before the deadline")
 }
 
 /// Events until (and including) the first one at or past `until`.
 pub async fn collect_until(watch: &mut Watch, until: Revision) -> Vec<Arc<Event>> {
     let mut events = Vec::new();
-    while events.last().is_none_or(|e: &Arc<Event>| e.revision < until) {
+    while events
+        .last()
+        .is_none_or(|e: &Arc<Event>| e.revision < until)
+    {
         match next(watch).await {
             Some(Ok(event)) => events.push(event),
-            other => panic!("watch ended early with {other:?} after {} events", events.len()),
+            other => panic!(
+                "watch ended early with {other:?} after {} events",
+                events.len()
+            ),
         }
     }
     events

@@ -15,7 +15,10 @@ const READY: &str = "EVERYNODE-CRASH-CHILD-READY";
 const CONCURRENT: usize = 200;
 
 fn options() -> StoreOptions {
-    StoreOptions { history_events: 1000, ..StoreOptions::default() }
+    StoreOptions {
+        history_events: 1000,
+        ..StoreOptions::default()
+    }
 }
 
 /// A deterministic sequence of creates, updates and deletes (sequential, so a memory
@@ -31,11 +34,20 @@ async fn sequential_workload(store: &Store) {
     };
     for i in 0..300 {
         let r = random();
-        let key = format!("/{}/{:02}", if r % 2 == 0 { "a" } else { "b" }, (r >> 8) % 20);
-        let value = b(&format!("{i}:{}", "x".repeat(512 + (r >> 20) as usize % 2048)));
+        let key = format!(
+            "/{}/{:02}",
+            if r % 2 == 0 { "a" } else { "b" },
+            (r >> 8) % 20
+        );
+        let value = b(&format!(
+            "{i}:{}",
+            "x".repeat(512 + (r >> 20) as usize % 2048)
+        ));
         match store.get(&key) {
             None => drop(store.create(&key, value).await.unwrap()),
-            Some(kv) if r % 5 == 0 => drop(store.delete(&key, Some(kv.mod_revision)).await.unwrap()),
+            Some(kv) if r % 5 == 0 => {
+                drop(store.delete(&key, Some(kv.mod_revision)).await.unwrap())
+            }
             Some(kv) => drop(store.update(&key, value, kv.mod_revision).await.unwrap()),
         }
     }
@@ -46,14 +58,20 @@ async fn sequential_workload(store: &Store) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child half of durability_survives_sigkill"]
 async fn crash_child() {
-    let Ok(path) = std::env::var(CHILD_DB_ENV) else { return };
+    let Ok(path) = std::env::var(CHILD_DB_ENV) else {
+        return;
+    };
     let store = Store::open(Path::new(&path), options()).unwrap();
     sequential_workload(&store).await;
     println!("SEQUENTIAL {}", store.current_revision());
     let tasks: Vec<_> = (0..CONCURRENT)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.create(&format!("/c/{i:03}"), b(&format!("concurrent {i}"))).await })
+            tokio::spawn(async move {
+                store
+                    .create(&format!("/c/{i:03}"), b(&format!("concurrent {i}")))
+                    .await
+            })
         })
         .collect();
     for (i, task) in tasks.into_iter().enumerate() {
@@ -70,7 +88,13 @@ fn durability_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.redb");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["durability::crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "durability::crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DB_ENV, &db)
         .stdout(Stdio::piped())
         .spawn()
@@ -87,7 +111,9 @@ fn durability_survives_sigkill() {
     let mut sequential_revision = None;
     let mut acked: Vec<(String, Revision)> = Vec::new();
     loop {
-        let line = lines.recv_timeout(DEADLINE).expect("the child never became ready");
+        let line = lines
+            .recv_timeout(DEADLINE)
+            .expect("the child never became ready");
         if line == READY {
             break;
         // libtest prints "test <name> ... " without a newline before the test's own
@@ -104,7 +130,11 @@ fn durability_survives_sigkill() {
     let sequential_revision = sequential_revision.unwrap();
     assert_eq!(acked.len(), CONCURRENT);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         // The same sequential writes on a memory store give the expected state and events.
         let model = Store::memory_with(options());
@@ -116,26 +146,63 @@ fn durability_survives_sigkill() {
         assert_eq!(store.current_revision(), total);
         assert_eq!(store.oldest_watchable_revision(), 1);
         for prefix in ["/a/", "/b/"] {
-            assert_eq!(store.list(prefix, None, None, None).unwrap().items, model.list(prefix, None, None, None).unwrap().items);
+            assert_eq!(
+                store.list(prefix, None, None, None).unwrap().items,
+                model.list(prefix, None, None, None).unwrap().items
+            );
         }
         let mut concurrent_events = Vec::new();
         for (key, rev) in &acked {
             let i: usize = key.trim_start_matches("/c/").parse().unwrap();
-            let kv = KeyValue { key: key.clone(), value: b(&format!("concurrent {i}")), create_revision: *rev, mod_revision: *rev };
+            let kv = KeyValue {
+                key: key.clone(),
+                value: b(&format!("concurrent {i}")),
+                create_revision: *rev,
+                mod_revision: *rev,
+            };
             assert_eq!(store.get(key).as_ref(), Some(&kv));
-            concurrent_events.push(Event { revision: *rev, kind: EventKind::Put, kv, prev: None });
+            concurrent_events.push(Event {
+                revision: *rev,
+                kind: EventKind::Put,
+                kv,
+                prev: None,
+            });
         }
         concurrent_events.sort_by_key(|e| e.revision);
         assert_eq!(store.count("/c/"), CONCURRENT);
 
         // Watches resumed from pre-crash revisions replay exactly the later events.
         let all_before: Vec<Event> = plain(&model.events_since("", 0).unwrap());
-        for after in [0, 1, sequential_revision / 2, sequential_revision - 1, sequential_revision, sequential_revision + 77] {
-            let mut expected: Vec<Event> = all_before.iter().filter(|e| e.revision > after).cloned().collect();
-            expected.extend(concurrent_events.iter().filter(|e| e.revision > after).cloned());
+        for after in [
+            0,
+            1,
+            sequential_revision / 2,
+            sequential_revision - 1,
+            sequential_revision,
+            sequential_revision + 77,
+        ] {
+            let mut expected: Vec<Event> = all_before
+                .iter()
+                .filter(|e| e.revision > after)
+                .cloned()
+                .collect();
+            expected.extend(
+                concurrent_events
+                    .iter()
+                    .filter(|e| e.revision > after)
+                    .cloned(),
+            );
             let mut watch = store.watch("", after).unwrap();
-            assert_eq!(plain(&collect_until(&mut watch, total).await), expected, "watch after {after}");
-            let a_only: Vec<Event> = expected.iter().filter(|e| e.kv.key.starts_with("/a/")).cloned().collect();
+            assert_eq!(
+                plain(&collect_until(&mut watch, total).await),
+                expected,
+                "watch after {after}"
+            );
+            let a_only: Vec<Event> = expected
+                .iter()
+                .filter(|e| e.kv.key.starts_with("/a/"))
+                .cloned()
+                .collect();
             assert_eq!(plain(&store.events_since("/a/", after).unwrap()), a_only);
         }
 
@@ -173,7 +240,10 @@ async fn reopen_with_a_smaller_history_keeps_the_newest_events_and_prunes_the_fi
     let tail: Vec<Arc<Event>> = store.events_since("", 40).unwrap();
     store.close().await;
 
-    let small = StoreOptions { history_events: 10, ..StoreOptions::default() };
+    let small = StoreOptions {
+        history_events: 10,
+        ..StoreOptions::default()
+    };
     let store = Store::open(&path, small).unwrap();
     assert_eq!(store.oldest_watchable_revision(), 41);
     assert_eq!(plain(&store.events_since("", 40).unwrap()), plain(&tail));
@@ -194,7 +264,10 @@ async fn a_second_open_of_the_same_file_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let store = Store::open(&path, options()).unwrap();
-    assert!(matches!(Store::open(&path, options()), Err(OpenError::Locked { .. })));
+    assert!(matches!(
+        Store::open(&path, options()),
+        Err(OpenError::Locked { .. })
+    ));
     store.close().await;
     // close() released the file.
     Store::open(&path, options()).unwrap().close().await;
@@ -206,5 +279,12 @@ fn opening_a_file_that_is_not_a_database_is_an_error() {
     let path = dir.path().join("garbage.redb");
     std::fs::write(&path, vec![0x5a; 10_000]).unwrap();
     let result = Store::open(&path, options());
-    assert!(matches!(result, Err(OpenError::Storage { .. } | OpenError::Corrupt { .. })), "{:?}", result.err());
+    assert!(
+        matches!(
+            result,
+            Err(OpenError::Storage { .. } | OpenError::Corrupt { .. })
+        ),
+        "{:?}",
+        result.err()
+    );
 }

@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use crate::common::{b, collect_until, plain};
 
 /// Overlapping prefixes on purpose: `/a` is a prefix of `/a/1` and of `/ab`.
-const KEYS: [&str; 8] = ["/a/1", "/a/2", "/a/3", "/b/1", "/b/2", "/ab", "/c", "/a/1/x"];
+const KEYS: [&str; 8] = [
+    "/a/1", "/a/2", "/a/3", "/b/1", "/b/2", "/ab", "/c", "/a/1/x",
+];
 const PREFIXES: [&str; 7] = ["", "/a/", "/a", "/b/", "/c", "/a/1", "/zz"];
 
 /// How a command picks its expected revision.
@@ -47,9 +49,19 @@ fn cmd() -> impl Strategy<Value = Cmd> {
 /// A write with its expected revision resolved against the model state.
 #[derive(Clone, Debug)]
 enum Write {
-    Create { key: &'static str, value: String },
-    Update { key: &'static str, value: String, expected: Revision },
-    Delete { key: &'static str, expected: Option<Revision> },
+    Create {
+        key: &'static str,
+        value: String,
+    },
+    Update {
+        key: &'static str,
+        value: String,
+        expected: Revision,
+    },
+    Delete {
+        key: &'static str,
+        expected: Option<Revision>,
+    },
 }
 
 #[derive(Default)]
@@ -70,9 +82,19 @@ impl Model {
             }
         };
         match cmd {
-            Cmd::Create(k, v) => Write::Create { key: KEYS[*k], value: format!("c{v}") },
-            Cmd::Update(k, v, e) => Write::Update { key: KEYS[*k], value: format!("u{v}"), expected: pick(KEYS[*k], e) },
-            Cmd::Delete(k, e) => Write::Delete { key: KEYS[*k], expected: e.as_ref().map(|e| pick(KEYS[*k], e)) },
+            Cmd::Create(k, v) => Write::Create {
+                key: KEYS[*k],
+                value: format!("c{v}"),
+            },
+            Cmd::Update(k, v, e) => Write::Update {
+                key: KEYS[*k],
+                value: format!("u{v}"),
+                expected: pick(KEYS[*k], e),
+            },
+            Cmd::Delete(k, e) => Write::Delete {
+                key: KEYS[*k],
+                expected: e.as_ref().map(|e| pick(KEYS[*k], e)),
+            },
         }
     }
 
@@ -83,23 +105,47 @@ impl Model {
                 if self.map.contains_key(*key) {
                     return Err(WriteError::AlreadyExists);
                 }
-                let kv = KeyValue { key: key.to_string(), value: b(value), create_revision: next, mod_revision: next };
+                let kv = KeyValue {
+                    key: key.to_string(),
+                    value: b(value),
+                    create_revision: next,
+                    mod_revision: next,
+                };
                 (EventKind::Put, kv, None)
             }
-            Write::Update { key, value, expected } => {
+            Write::Update {
+                key,
+                value,
+                expected,
+            } => {
                 let prev = self.map.get(*key).ok_or(WriteError::NotFound)?.clone();
                 if prev.mod_revision != *expected {
-                    return Err(WriteError::Conflict { current: prev.mod_revision });
+                    return Err(WriteError::Conflict {
+                        current: prev.mod_revision,
+                    });
                 }
-                let kv = KeyValue { value: b(value), mod_revision: next, ..prev.clone() };
+                let kv = KeyValue {
+                    value: b(value),
+                    mod_revision: next,
+                    ..prev.clone()
+                };
                 (EventKind::Put, kv, Some(prev))
             }
             Write::Delete { key, expected } => {
                 let prev = self.map.get(*key).ok_or(WriteError::NotFound)?.clone();
                 if expected.is_some_and(|e| e != prev.mod_revision) {
-                    return Err(WriteError::Conflict { current: prev.mod_revision });
+                    return Err(WriteError::Conflict {
+                        current: prev.mod_revision,
+                    });
                 }
-                (EventKind::Delete, KeyValue { mod_revision: next, ..prev.clone() }, Some(prev))
+                (
+                    EventKind::Delete,
+                    KeyValue {
+                        mod_revision: next,
+                        ..prev.clone()
+                    },
+                    Some(prev),
+                )
             }
         };
         self.revision = next;
@@ -107,19 +153,32 @@ impl Model {
             EventKind::Put => self.map.insert(kv.key.clone(), kv.clone()),
             EventKind::Delete => self.map.remove(&kv.key),
         };
-        self.events.push(Event { revision: next, kind, kv: kv.clone(), prev });
+        self.events.push(Event {
+            revision: next,
+            kind,
+            kv: kv.clone(),
+            prev,
+        });
         Ok(kv)
     }
 
     fn list(&self, prefix: &str) -> Vec<KeyValue> {
-        self.map.values().filter(|kv| kv.key.starts_with(prefix)).cloned().collect()
+        self.map
+            .values()
+            .filter(|kv| kv.key.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 }
 
 async fn submit(store: &Store, write: Write) -> Result<KeyValue, WriteError> {
     match write {
         Write::Create { key, value } => store.create(key, b(&value)).await,
-        Write::Update { key, value, expected } => store.update(key, b(&value), expected).await,
+        Write::Update {
+            key,
+            value,
+            expected,
+        } => store.update(key, b(&value), expected).await,
         Write::Delete { key, expected } => store.delete(key, expected).await,
     }
 }
@@ -161,15 +220,25 @@ async fn check(chunks: Vec<Vec<Cmd>>) -> Result<(), TestCaseError> {
                 break;
             }
             let after = paged.last().map(|kv: &KeyValue| kv.key.clone());
-            page = store.list(prefix, after.as_deref(), Some(2), Some(page.revision)).unwrap();
+            page = store
+                .list(prefix, after.as_deref(), Some(2), Some(page.revision))
+                .unwrap();
         }
         prop_assert_eq!(&paged, &want);
     }
     // A watch from 0 replays exactly the applied writes, and a prefix watch exactly its part.
     if model.revision > 0 {
         let mut watch = store.watch("", 0).unwrap();
-        prop_assert_eq!(plain(&collect_until(&mut watch, model.revision).await), model.events.clone());
-        let part: Vec<Event> = model.events.iter().filter(|e| e.kv.key.starts_with("/a/")).cloned().collect();
+        prop_assert_eq!(
+            plain(&collect_until(&mut watch, model.revision).await),
+            model.events.clone()
+        );
+        let part: Vec<Event> = model
+            .events
+            .iter()
+            .filter(|e| e.kv.key.starts_with("/a/"))
+            .cloned()
+            .collect();
         if let Some(last) = part.last() {
             let mut watch = store.watch("/a/", 0).unwrap();
             prop_assert_eq!(plain(&collect_until(&mut watch, last.revision).await), part);

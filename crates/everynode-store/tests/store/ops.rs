@@ -11,7 +11,15 @@ async fn create_assigns_the_next_revision_and_get_sees_it() {
     let store = Store::memory();
     assert_eq!(store.current_revision(), 0);
     let a = store.create("/r/a", b("one")).await.unwrap();
-    assert_eq!(a, KeyValue { key: "/r/a".into(), value: b("one"), create_revision: 1, mod_revision: 1 });
+    assert_eq!(
+        a,
+        KeyValue {
+            key: "/r/a".into(),
+            value: b("one"),
+            create_revision: 1,
+            mod_revision: 1
+        }
+    );
     let c = store.create("/r/c", b("two")).await.unwrap();
     assert_eq!((c.create_revision, c.mod_revision), (2, 2));
     assert_eq!(store.current_revision(), 2);
@@ -23,9 +31,16 @@ async fn create_assigns_the_next_revision_and_get_sees_it() {
 async fn create_of_an_existing_key_is_already_exists() {
     let store = Store::memory();
     let first = store.create("/k", b("v")).await.unwrap();
-    assert_eq!(store.create("/k", b("w")).await, Err(WriteError::AlreadyExists));
+    assert_eq!(
+        store.create("/k", b("w")).await,
+        Err(WriteError::AlreadyExists)
+    );
     assert_eq!(store.get("/k"), Some(first));
-    assert_eq!(store.current_revision(), 1, "a rejected write takes no revision");
+    assert_eq!(
+        store.current_revision(),
+        1,
+        "a rejected write takes no revision"
+    );
 }
 
 #[tokio::test]
@@ -34,14 +49,25 @@ async fn update_with_the_current_revision_replaces_the_value() {
     let v1 = store.create("/k", b("v1")).await.unwrap();
     store.create("/other", b("x")).await.unwrap();
     let v2 = store.update("/k", b("v2"), v1.mod_revision).await.unwrap();
-    assert_eq!(v2, KeyValue { key: "/k".into(), value: b("v2"), create_revision: 1, mod_revision: 3 });
+    assert_eq!(
+        v2,
+        KeyValue {
+            key: "/k".into(),
+            value: b("v2"),
+            create_revision: 1,
+            mod_revision: 3
+        }
+    );
     assert_eq!(store.get("/k"), Some(v2));
 }
 
 #[tokio::test]
 async fn update_of_a_missing_key_is_not_found() {
     let store = Store::memory();
-    assert_eq!(store.update("/missing", b("v"), 0).await, Err(WriteError::NotFound));
+    assert_eq!(
+        store.update("/missing", b("v"), 0).await,
+        Err(WriteError::NotFound)
+    );
     assert_eq!(store.current_revision(), 0);
 }
 
@@ -52,9 +78,16 @@ async fn update_with_a_stale_revision_is_conflict_with_the_current_one() {
     let v2 = store.update("/k", b("v2"), v1.mod_revision).await.unwrap();
     assert_eq!(
         store.update("/k", b("v3"), v1.mod_revision).await,
-        Err(WriteError::Conflict { current: v2.mod_revision })
+        Err(WriteError::Conflict {
+            current: v2.mod_revision
+        })
     );
-    assert_eq!(store.update("/k", b("v3"), 99).await, Err(WriteError::Conflict { current: v2.mod_revision }));
+    assert_eq!(
+        store.update("/k", b("v3"), 99).await,
+        Err(WriteError::Conflict {
+            current: v2.mod_revision
+        })
+    );
     assert_eq!(store.get("/k"), Some(v2));
 }
 
@@ -63,7 +96,15 @@ async fn delete_returns_the_last_value_at_the_deletion_revision() {
     let store = Store::memory();
     let v1 = store.create("/k", b("v1")).await.unwrap();
     let deleted = store.delete("/k", Some(v1.mod_revision)).await.unwrap();
-    assert_eq!(deleted, KeyValue { key: "/k".into(), value: b("v1"), create_revision: 1, mod_revision: 2 });
+    assert_eq!(
+        deleted,
+        KeyValue {
+            key: "/k".into(),
+            value: b("v1"),
+            create_revision: 1,
+            mod_revision: 2
+        }
+    );
     assert_eq!(store.get("/k"), None);
     assert_eq!(store.current_revision(), 2);
 }
@@ -89,7 +130,10 @@ async fn delete_with_a_stale_revision_is_conflict_with_the_current_one() {
     let store = Store::memory();
     let v1 = store.create("/k", b("v1")).await.unwrap();
     let v2 = store.update("/k", b("v2"), v1.mod_revision).await.unwrap();
-    assert_eq!(store.delete("/k", Some(v1.mod_revision)).await, Err(WriteError::Conflict { current: 2 }));
+    assert_eq!(
+        store.delete("/k", Some(v1.mod_revision)).await,
+        Err(WriteError::Conflict { current: 2 })
+    );
     assert_eq!(store.get("/k"), Some(v2));
 }
 
@@ -145,10 +189,12 @@ async fn dropping_every_handle_stops_the_writer_and_ends_watches() {
 #[tokio::test]
 async fn writes_queued_before_close_still_commit() {
     let store = Store::memory();
-    let writes: Vec<_> = (0..100).map(|i| {
-        let store = store.clone();
-        tokio::spawn(async move { store.create(&format!("/q/{i:03}"), b("v")).await })
-    }).collect();
+    let writes: Vec<_> = (0..100)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create(&format!("/q/{i:03}"), b("v")).await })
+        })
+        .collect();
     store.close().await;
     let mut ok = 0;
     for write in writes {
@@ -172,7 +218,12 @@ async fn two_updates_with_the_same_expected_revision_one_wins_one_conflicts() {
         store.update("/k", b("y"), v1.mod_revision),
     );
     let x = x.unwrap();
-    assert_eq!(y, Err(WriteError::Conflict { current: x.mod_revision }));
+    assert_eq!(
+        y,
+        Err(WriteError::Conflict {
+            current: x.mod_revision
+        })
+    );
     assert_eq!(store.get("/k").unwrap().value, b("x"));
 }
 
@@ -180,7 +231,11 @@ async fn thousand_concurrent_writes(store: Store) {
     let tasks: Vec<_> = (0..1000)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.create(&format!("/g/{i:04}"), b(&format!("value {i}"))).await })
+            tokio::spawn(async move {
+                store
+                    .create(&format!("/g/{i:04}"), b(&format!("value {i}")))
+                    .await
+            })
         })
         .collect();
     let mut revisions = Vec::new();
@@ -190,7 +245,11 @@ async fn thousand_concurrent_writes(store: Store) {
     let distinct: HashSet<_> = revisions.iter().copied().collect();
     assert_eq!(distinct.len(), 1000, "revisions are distinct");
     revisions.sort_unstable();
-    assert_eq!(revisions, (1..=1000).collect::<Vec<u64>>(), "revisions are contiguous from 1");
+    assert_eq!(
+        revisions,
+        (1..=1000).collect::<Vec<u64>>(),
+        "revisions are contiguous from 1"
+    );
     assert_eq!(store.current_revision(), 1000);
     assert_eq!(store.count("/g/"), 1000);
     let stats = store.stats();

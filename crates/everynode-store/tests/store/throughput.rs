@@ -12,12 +12,18 @@ use std::time::{Duration, Instant};
 use everynode_store::{Bytes, Store, raw_redb_floor};
 
 fn writes() -> usize {
-    std::env::var("EVERYNODE_STORE_BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(40_000)
+    std::env::var("EVERYNODE_STORE_BENCH_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40_000)
 }
 
 /// A 1–2 KiB value, varying in size like real objects.
 fn value(i: usize) -> Bytes {
-    Bytes::from(format!("{{\"i\":{i},\"pad\":\"{}\"}}", "p".repeat(1024 + (i * 131) % 1024)))
+    Bytes::from(format!(
+        "{{\"i\":{i},\"pad\":\"{}\"}}",
+        "p".repeat(1024 + (i * 131) % 1024)
+    ))
 }
 
 async fn run(store: &Store, writers: usize, total: usize) -> Duration {
@@ -29,7 +35,10 @@ async fn run(store: &Store, writers: usize, total: usize) -> Duration {
             tokio::spawn(async move {
                 for i in 0..per_writer {
                     let n = w * per_writer + i;
-                    store.create(&format!("/registry/pods/ns-{w}/pod-{n:07}"), value(n)).await.unwrap();
+                    store
+                        .create(&format!("/registry/pods/ns-{w}/pod-{n:07}"), value(n))
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -51,7 +60,11 @@ async fn throughput_writes_per_second() {
     for writers in [16, 64, 256] {
         let memory = Store::memory();
         let took = run(&memory, writers, total).await;
-        println!("memory  writers={writers:>3}: {:>9.0} writes/s ({} commits)", rate(total, took), memory.stats().commits);
+        println!(
+            "memory  writers={writers:>3}: {:>9.0} writes/s ({} commits)",
+            rate(total, took),
+            memory.stats().commits
+        );
         memory.close().await;
 
         let dir = tempfile::tempdir().unwrap();
@@ -68,8 +81,15 @@ async fn throughput_writes_per_second() {
     }
     for batch in [16, 64, 256, 1000] {
         let dir = tempfile::tempdir().unwrap();
-        let values: Vec<_> = (0..total).map(|n| (format!("/registry/pods/ns/pod-{n:07}"), value(n))).collect();
-        let took = raw_redb_floor(&dir.path().join("floor.redb"), values, batch).await.unwrap();
-        println!("raw redb floor batch={batch:>4}: {:>9.0} writes/s", rate(total, took));
+        let values: Vec<_> = (0..total)
+            .map(|n| (format!("/registry/pods/ns/pod-{n:07}"), value(n)))
+            .collect();
+        let took = raw_redb_floor(&dir.path().join("floor.redb"), values, batch)
+            .await
+            .unwrap();
+        println!(
+            "raw redb floor batch={batch:>4}: {:>9.0} writes/s",
+            rate(total, took)
+        );
     }
 }

@@ -29,7 +29,9 @@ async fn concurrent_history(prefix: &str) -> (Vec<Arc<Event>>, Vec<Arc<Event>>) 
                             let _ = store.delete(&key, Some(kv.mod_revision)).await;
                         }
                         Some(kv) => {
-                            let _ = store.update(&key, b(&format!("{w}-{i}")), kv.mod_revision).await;
+                            let _ = store
+                                .update(&key, b(&format!("{w}-{i}")), kv.mod_revision)
+                                .await;
                         }
                     }
                 }
@@ -40,7 +42,11 @@ async fn concurrent_history(prefix: &str) -> (Vec<Arc<Event>>, Vec<Arc<Event>>) 
         writer.await.unwrap();
     }
     let all = store.events_since("", 0).unwrap();
-    let last_matching = all.iter().rev().find(|e| e.kv.key.starts_with(prefix)).map_or(0, |e| e.revision);
+    let last_matching = all
+        .iter()
+        .rev()
+        .find(|e| e.kv.key.starts_with(prefix))
+        .map_or(0, |e| e.revision);
     let seen = collect_until(&mut watch, last_matching).await;
     assert_idle(&mut watch);
     (seen, all)
@@ -49,7 +55,10 @@ async fn concurrent_history(prefix: &str) -> (Vec<Arc<Event>>, Vec<Arc<Event>>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watch_ordered() {
     let (seen, _) = concurrent_history("").await;
-    assert!(seen.windows(2).all(|w| w[0].revision < w[1].revision), "revisions strictly increase");
+    assert!(
+        seen.windows(2).all(|w| w[0].revision < w[1].revision),
+        "revisions strictly increase"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,16 +72,28 @@ async fn watch_unique() {
 async fn watch_no_gaps() {
     let (seen, all) = concurrent_history("").await;
     let revisions: Vec<_> = seen.iter().map(|e| e.revision).collect();
-    assert_eq!(revisions, (1..=all.len() as u64).collect::<Vec<_>>(), "every revision, contiguous");
+    assert_eq!(
+        revisions,
+        (1..=all.len() as u64).collect::<Vec<_>>(),
+        "every revision, contiguous"
+    );
     assert_eq!(plain(&seen), plain(&all), "exactly the store's history");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watch_prefix_filter() {
     let (seen, all) = concurrent_history("/x/").await;
-    let expected: Vec<_> = all.iter().filter(|e| e.kv.key.starts_with("/x/")).cloned().collect();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|e| e.kv.key.starts_with("/x/"))
+        .cloned()
+        .collect();
     assert!(!expected.is_empty() && expected.len() < all.len());
-    assert_eq!(plain(&seen), plain(&expected), "exactly the matching events");
+    assert_eq!(
+        plain(&seen),
+        plain(&expected),
+        "exactly the matching events"
+    );
 }
 
 #[tokio::test]
@@ -86,12 +107,27 @@ async fn watch_events_carry_the_previous_state() {
     assert_eq!(
         events,
         vec![
-            Event { revision: 1, kind: EventKind::Put, kv: v1.clone(), prev: None },
-            Event { revision: 2, kind: EventKind::Put, kv: v2.clone(), prev: Some(v1) },
+            Event {
+                revision: 1,
+                kind: EventKind::Put,
+                kv: v1.clone(),
+                prev: None
+            },
+            Event {
+                revision: 2,
+                kind: EventKind::Put,
+                kv: v2.clone(),
+                prev: Some(v1)
+            },
             Event {
                 revision: 3,
                 kind: EventKind::Delete,
-                kv: KeyValue { key: "/k".into(), value: b("v2"), create_revision: 1, mod_revision: 3 },
+                kv: KeyValue {
+                    key: "/k".into(),
+                    value: b("v2"),
+                    create_revision: 1,
+                    mod_revision: 3
+                },
                 prev: Some(v2),
             },
         ]
@@ -115,12 +151,20 @@ async fn watch_from_current_revision_gives_only_future_events() {
 
 #[tokio::test]
 async fn watch_resumable_from_any_retained_revision() {
-    let store = Store::memory_with(StoreOptions { history_events: 50, ..Default::default() });
+    let store = Store::memory_with(StoreOptions {
+        history_events: 50,
+        ..Default::default()
+    });
     for i in 0..80u64 {
         let key = format!("/r/{}", i % 7);
         match store.get(&key) {
             Some(_) if i % 5 == 0 => drop(store.delete(&key, None).await.unwrap()),
-            Some(kv) => drop(store.update(&key, b(&i.to_string()), kv.mod_revision).await.unwrap()),
+            Some(kv) => drop(
+                store
+                    .update(&key, b(&i.to_string()), kv.mod_revision)
+                    .await
+                    .unwrap(),
+            ),
             None => drop(store.create(&key, b(&i.to_string())).await.unwrap()),
         }
     }
@@ -130,7 +174,11 @@ async fn watch_resumable_from_any_retained_revision() {
     for after in 30..=80 {
         let mut watch = store.watch("", after).unwrap();
         let rest: Vec<_> = all.iter().filter(|e| e.revision > after).cloned().collect();
-        let seen = if rest.is_empty() { Vec::new() } else { collect_until(&mut watch, 80).await };
+        let seen = if rest.is_empty() {
+            Vec::new()
+        } else {
+            collect_until(&mut watch, 80).await
+        };
         assert_eq!(plain(&seen), plain(&rest), "resumed after {after}");
         assert_idle(&mut watch);
     }
@@ -138,27 +186,42 @@ async fn watch_resumable_from_any_retained_revision() {
     let mut first = store.watch("/r/3", 30).unwrap();
     let head = next(&mut first).await.unwrap().unwrap();
     let mut second = store.watch("/r/3", first.progress()).unwrap();
-    let expected: Vec<_> = all.iter().filter(|e| e.kv.key == "/r/3" && e.revision > head.revision).cloned().collect();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|e| e.kv.key == "/r/3" && e.revision > head.revision)
+        .cloned()
+        .collect();
     let last = expected.last().unwrap().revision;
-    assert_eq!(plain(&collect_until(&mut second, last).await), plain(&expected));
+    assert_eq!(
+        plain(&collect_until(&mut second, last).await),
+        plain(&expected)
+    );
 }
 
 #[tokio::test]
 async fn watch_compacted_when_too_old() {
-    let store = Store::memory_with(StoreOptions { history_events: 10, ..Default::default() });
+    let store = Store::memory_with(StoreOptions {
+        history_events: 10,
+        ..Default::default()
+    });
     for i in 0..30 {
         store.create(&format!("/k/{i:02}"), b("v")).await.unwrap();
     }
     assert_eq!(store.oldest_watchable_revision(), 21);
     for after in [0, 5, 19] {
         match store.watch("/k/", after) {
-            Err(WatchError::Compacted { requested, oldest }) => assert_eq!((requested, oldest), (after, 21)),
+            Err(WatchError::Compacted { requested, oldest }) => {
+                assert_eq!((requested, oldest), (after, 21))
+            }
             Ok(_) => panic!("watch from {after} should be compacted"),
         }
     }
     let mut watch = store.watch("/k/", 20).unwrap();
     let events = collect_until(&mut watch, 30).await;
-    assert_eq!(events.iter().map(|e| e.revision).collect::<Vec<_>>(), (21..=30).collect::<Vec<_>>());
+    assert_eq!(
+        events.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        (21..=30).collect::<Vec<_>>()
+    );
     // Past the current revision is allowed too: nothing until the history reaches it.
     let mut future = store.watch("/k/", 31).unwrap();
     assert_idle(&mut future);
@@ -166,12 +229,18 @@ async fn watch_compacted_when_too_old() {
 
 #[tokio::test]
 async fn lagging_watcher_gets_compacted_last() {
-    let store = Store::memory_with(StoreOptions { history_events: 10, ..Default::default() });
+    let store = Store::memory_with(StoreOptions {
+        history_events: 10,
+        ..Default::default()
+    });
     let mut watch = store.watch("/", 0).unwrap();
     for i in 0..5 {
         store.create(&format!("/a/{i}"), b("v")).await.unwrap();
     }
-    let first_two = [next(&mut watch).await.unwrap().unwrap(), next(&mut watch).await.unwrap().unwrap()];
+    let first_two = [
+        next(&mut watch).await.unwrap().unwrap(),
+        next(&mut watch).await.unwrap().unwrap(),
+    ];
     assert_eq!(first_two.map(|e| e.revision), [1, 2]);
     // Now write far past what the ring holds while the watcher is not reading.
     for i in 0..50 {
@@ -188,7 +257,13 @@ async fn lagging_watcher_gets_compacted_last() {
     }
     // ... and then exactly one Compacted, naming where it stopped, and the end.
     let resume = 2 + delivered.len() as u64;
-    assert_eq!(last.as_ref().unwrap_err(), &WatchError::Compacted { requested: resume, oldest: 46 });
+    assert_eq!(
+        last.as_ref().unwrap_err(),
+        &WatchError::Compacted {
+            requested: resume,
+            oldest: 46
+        }
+    );
     assert!(resume < 45);
     assert!(next(&mut watch).await.is_none());
 }
@@ -196,7 +271,9 @@ async fn lagging_watcher_gets_compacted_last() {
 #[tokio::test]
 async fn many_idle_watchers_all_wake_on_a_write() {
     let store = Store::memory();
-    let mut watches: Vec<_> = (0..100).map(|i| store.watch(&format!("/p/{}", i % 10), 0).unwrap()).collect();
+    let mut watches: Vec<_> = (0..100)
+        .map(|i| store.watch(&format!("/p/{}", i % 10), 0).unwrap())
+        .collect();
     for watch in &mut watches {
         assert_idle(watch);
     }

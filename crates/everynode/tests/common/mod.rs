@@ -26,7 +26,9 @@ pub fn kubectl_bin() -> PathBuf {
 
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.exists())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
 }
 
 /// Polls `f` until it returns Some, or panics with `what` after `limit`.
@@ -62,7 +64,13 @@ impl Server {
         let cache = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         let args: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-        let mut s = Server { child: None, dir, cache, kubeconfig, args };
+        let mut s = Server {
+            child: None,
+            dir,
+            cache,
+            kubeconfig,
+            args,
+        };
         s.spawn();
         s
     }
@@ -80,11 +88,18 @@ impl Server {
             .expect("start everynode");
         self.child = Some(child);
         let kc = self.kubeconfig.clone();
-        wait_for(Duration::from_secs(60), "the server's kubeconfig", || kc.exists().then_some(()));
-        wait_for(Duration::from_secs(60), "the server to answer /readyz", || {
-            let o = self.kubectl(&["get", "--raw", "/readyz"]);
-            (o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "ok").then_some(())
+        wait_for(Duration::from_secs(60), "the server's kubeconfig", || {
+            kc.exists().then_some(())
         });
+        wait_for(
+            Duration::from_secs(60),
+            "the server to answer /readyz",
+            || {
+                let o = self.kubectl(&["get", "--raw", "/readyz"]);
+                (o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "ok")
+                    .then_some(())
+            },
+        );
     }
 
     /// Kills the server with SIGKILL (no clean shutdown) and starts it again on the same data.
@@ -106,7 +121,10 @@ impl Server {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(kubectl_bin());
-        c.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.cache.path());
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path());
         c.env_remove("KUBECONFIG");
         c
     }
@@ -130,7 +148,11 @@ impl Server {
     /// Runs kubectl, expecting failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let o = self.kubectl(args);
-        assert!(!o.status.success(), "kubectl {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 
@@ -144,7 +166,12 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run kubectl");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("kubectl output")
     }
 
@@ -174,5 +201,9 @@ pub fn example(name: &str) -> String {
 
 /// Splits a kubectl table into rows of whitespace-separated cells (header first).
 pub fn rows(table: &str) -> Vec<Vec<String>> {
-    table.lines().filter(|l| !l.trim().is_empty()).map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+    table
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
 }

@@ -43,12 +43,29 @@ fn edit<T: DeserializeOwned + Serialize>(
     Ok(())
 }
 
+/// The typed `LabelSelector` cannot tell `selector: {}` (empty: "invalid for
+/// daemonset") from a missing selector (matches nothing). Keep the difference by giving
+/// an empty selector an explicit empty `matchLabels`.
+fn mark_empty_selector(v: &mut Value) {
+    if let Some(sel) = v
+        .pointer_mut("/spec/selector")
+        .and_then(Value::as_object_mut)
+        && sel.get("matchLabels").is_none_or(Value::is_null)
+        && sel.get("matchExpressions").is_none_or(Value::is_null)
+    {
+        sel.insert("matchLabels".into(), json!({}));
+    }
+}
+
 /// Round-trips the object through its typed form: type errors become 400s and unknown
 /// fields are pruned (they were already reported by field validation).
 pub fn normalize(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
     use k8s_openapi::api as k;
     match res.strategy {
-        Strategy::DaemonSet => edit::<DaemonSet>(res, v, |_| {}),
+        Strategy::DaemonSet => {
+            mark_empty_selector(v);
+            edit::<DaemonSet>(res, v, |_| {})
+        }
         Strategy::ControllerRevision => edit::<ControllerRevision>(res, v, |_| {}),
         Strategy::Pod => edit::<Pod>(res, v, |_| {}),
         Strategy::Node => edit::<Node>(res, v, |_| {}),

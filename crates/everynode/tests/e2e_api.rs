@@ -244,7 +244,7 @@ fn every_validation_rule_shows_its_message() {
         ),
         &[
             invalid,
-            "Unsupported value: \"Bogus\": supported values: \"RollingUpdate\", \"OnDelete\"",
+            "spec.updateStrategy: Unsupported value: apps.DaemonSetUpdateStrategy{Type:\"Bogus\", RollingUpdate:(*apps.RollingUpdateDaemonSet)(nil)}: supported values: \"RollingUpdate\", \"OnDelete\"",
         ],
     );
     check(BASE_DS.replace("spec:\n  selector", "spec:\n  updateStrategy:\n    rollingUpdate:\n      maxUnavailable: 0\n      maxSurge: 0\n  selector"),

@@ -1,0 +1,17 @@
+//! everynode's node agent.
+//!
+//! An agent registers its Node, keeps the node's Lease in `kube-node-lease` fresh, and
+//! runs the pods bound to it, reporting their status — all through the Kubernetes API,
+//! so the same agent works against everynode and a real cluster.
+//!
+//! - [`sim`]: the simulated runtime. One [`sim::Fleet`] drives any number of nodes
+//!   (like kwok): one shared pod watch, one lease loop, no per-node tasks.
+
+pub mod sim;
+
+/// Annotation that marks a Node as simulated; its value is the runtime (`sim`).
+pub const RUNTIME_ANNOTATION: &str = "everynode.io/runtime";
+/// Annotation holding a simulated node's index, from which its addresses derive.
+pub const SIM_INDEX_ANNOTATION: &str = "everynode.io/sim-index";
+/// The Kubernetes release the agent reports as its kubelet version.
+pub const KUBELET_VERSION: &str = "v1.33.0";

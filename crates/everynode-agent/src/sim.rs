@@ -1,0 +1,829 @@
+//! Simulated nodes (runtime `sim`).
+//!
+//! A simulated node is a Node object annotated `everynode.io/runtime: sim`. Whoever runs a
+//! [`Fleet`] (`everynode up` does) adopts every such node it sees: it renews the node's
+//! Lease, keeps its Ready condition true, and plays the kubelet for the pods bound to it:
+//! Pending (ContainerCreating) → Running and Ready after [`SimOptions::ready_delay`];
+//! images whose tag is [`SimOptions::failing_image_tag`] stay Waiting with `ErrImagePull`
+//! then `ImagePullBackOff`; a pod being deleted is confirmed gone at once (a simulated
+//! container stops immediately, well within any grace period).
+//!
+//! Adding a node is creating such a Node ([`register`]); removing one is deleting it.
+//! Thousands of nodes cost one pod watch, one node watch and one lease loop, and a few
+//! bytes of state per node.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use crate::{KUBELET_VERSION, RUNTIME_ANNOTATION, SIM_INDEX_ANNOTATION};
+
+/// How simulated nodes behave.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Time from a pod's binding to its containers running and ready.
+    pub ready_delay: Duration,
+    /// Images whose tag equals this never pull (`ErrImagePull`, then `ImagePullBackOff`).
+    pub failing_image_tag: String,
+    /// The Lease's `leaseDurationSeconds` (the node lifecycle's grace period is based on it).
+    pub lease_duration_seconds: i32,
+    /// How often each node's Lease is renewed.
+    pub renew_interval: Duration,
+    /// Concurrent API writes the fleet keeps in flight.
+    pub concurrency: usize,
+}
+
+impl Default for SimOptions {
+    fn default() -> SimOptions {
+        SimOptions {
+            ready_delay: Duration::from_secs(1),
+            failing_image_tag: "non-existent".into(),
+            lease_duration_seconds: 40,
+            renew_interval: Duration::from_secs(10),
+            concurrency: 32,
+        }
+    }
+}
+
+/// What a simulated node looks like when it registers.
+#[derive(Clone, Debug)]
+pub struct SimNodeSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub cpu: String,
+    pub memory: String,
+    pub pods: String,
+}
+
+impl SimNodeSpec {
+    /// A worker node: 4 CPUs, 8 GiB, 110 pods.
+    pub fn worker(name: &str) -> SimNodeSpec {
+        SimNodeSpec {
+            name: name.to_string(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            cpu: "4".into(),
+            memory: "8Gi".into(),
+            pods: "110".into(),
+        }
+    }
+
+    /// A control-plane node as kubeadm makes them: the control-plane role label and the
+    /// `node-role.kubernetes.io/master:NoSchedule` taint the seeds' clusters carry.
+    pub fn control_plane(name: &str) -> SimNodeSpec {
+        let mut spec = SimNodeSpec::worker(name);
+        spec.labels.insert(
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        );
+        spec.labels
+            .insert("node-role.kubernetes.io/master".into(), String::new());
+        spec.taints.push(Taint {
+            key: "node-role.kubernetes.io/master".into(),
+            effect: "NoSchedule".into(),
+            ..Taint::default()
+        });
+        spec
+    }
+}
+
+/// A simulated node's InternalIP, from its index: 172.16.0.0/12 holds a million nodes.
+pub fn node_ip(index: u32) -> String {
+    format!(
+        "172.{}.{}.{}",
+        16 + (index >> 16 & 0x0f),
+        index >> 8 & 0xff,
+        index & 0xff
+    )
+}
+
+/// The node's pod CIDR: 10.X.Y.0/24, one per index below 65,536.
+pub fn pod_cidr(index: u32) -> String {
+    format!("10.{}.{}.0/24", index >> 8 & 0xff, index & 0xff)
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The Node object a simulated node registers with.
+pub fn node_object(spec: &SimNodeSpec, index: u32) -> Value {
+    let t = now();
+    let mut labels = json!({
+        "kubernetes.io/hostname": spec.name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": "amd64",
+    });
+    for (k, v) in &spec.labels {
+        labels[k] = json!(v);
+    }
+    let resources = json!({
+        "cpu": spec.cpu, "memory": spec.memory, "pods": spec.pods, "ephemeral-storage": "100Gi",
+    });
+    let cidr = pod_cidr(index);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": spec.name,
+            "labels": labels,
+            "annotations": {
+                RUNTIME_ANNOTATION: "sim",
+                SIM_INDEX_ANNOTATION: index.to_string(),
+                "node.alpha.kubernetes.io/ttl": "0",
+            },
+        },
+        "spec": { "podCIDR": cidr, "podCIDRs": [cidr], "taints": spec.taints },
+        "status": {
+            "capacity": resources,
+            "allocatable": resources,
+            "addresses": [
+                { "type": "InternalIP", "address": node_ip(index) },
+                { "type": "Hostname", "address": spec.name },
+            ],
+            "conditions": node_conditions(&t, &t),
+            "daemonEndpoints": { "kubeletEndpoint": { "Port": 10250 } },
+            "nodeInfo": {
+                "machineID": "", "systemUUID": "", "bootID": "",
+                "kernelVersion": "simulated", "osImage": "everynode simulated node",
+                "containerRuntimeVersion": "sim://0.1.0",
+                "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
+                "operatingSystem": "linux", "architecture": "amd64",
+            },
+        },
+    })
+}
+
+fn node_conditions(heartbeat: &str, transition: &str) -> Value {
+    let cond = |type_: &str, status: &str, reason: &str, message: &str| {
+        json!({
+            "type": type_, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": heartbeat, "lastTransitionTime": transition,
+        })
+    };
+    json!([
+        cond(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        cond(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        cond(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        cond(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
+    ])
+}
+
+/// Errors of the fleet's API calls.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn sim_index(node: &Node) -> Option<u32> {
+    let ann = node.metadata.annotations.as_ref()?;
+    if ann.get(RUNTIME_ANNOTATION).map(String::as_str) != Some("sim") {
+        return None;
+    }
+    ann.get(SIM_INDEX_ANNOTATION)?.parse().ok()
+}
+
+/// Registers a simulated node: creates its Node (with the lowest free index) and Lease.
+/// An existing node of that name is left as it is. Returns the node's index.
+pub async fn register(client: &kube::Client, spec: &SimNodeSpec) -> Result<u32, SimError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    if let Some(existing) = nodes.get_opt(&spec.name).await? {
+        return Ok(sim_index(&existing).unwrap_or(0));
+    }
+    let used: HashSet<u32> = nodes
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(sim_index)
+        .collect();
+    let index = (1..).find(|i| !used.contains(i)).unwrap_or(1);
+    let node: Node = serde_json::from_value(node_object(spec, index))?;
+    match nodes.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(index)
+}
+
+/// Registers several nodes at once (indexes assigned in one pass), `concurrency` at a time.
+pub async fn register_many(
+    client: &kube::Client,
+    specs: &[SimNodeSpec],
+    concurrency: usize,
+) -> Result<(), SimError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let existing = nodes.list(&ListParams::default()).await?.items;
+    let names: HashSet<String> = existing
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    let mut used: HashSet<u32> = existing.iter().filter_map(sim_index).collect();
+    let mut next = 1;
+    let mut todo = Vec::new();
+    for spec in specs.iter().filter(|s| !names.contains(&s.name)) {
+        while used.contains(&next) {
+            next += 1;
+        }
+        used.insert(next);
+        todo.push(serde_json::from_value::<Node>(node_object(spec, next))?);
+    }
+    futures::stream::iter(todo)
+        .map(|node| {
+            let nodes = nodes.clone();
+            async move {
+                match nodes.create(&PostParams::default(), &node).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(e) => Err(SimError::from(e)),
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// How far the fleet has taken a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Creating its containers (or failing to pull their images).
+    Starting,
+    /// Running; nothing more to do until it is deleted.
+    Running,
+    /// Being deleted; the final delete is issued.
+    Terminating,
+}
+
+struct SimNode {
+    ip: String,
+    uid: String,
+    index: u32,
+    pods_started: u32,
+}
+
+#[derive(Default)]
+struct FleetState {
+    nodes: HashMap<String, SimNode>,
+    pods: HashMap<String, Stage>,
+    /// Node names seen during a (re)list, to forget nodes deleted while disconnected.
+    relisting: Option<HashSet<String>>,
+}
+
+/// Drives every simulated node in the cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Fleet {
+    client: kube::Client,
+    opts: SimOptions,
+    state: Arc<Mutex<FleetState>>,
+}
+
+fn micro_now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+impl Fleet {
+    pub fn new(client: kube::Client, opts: SimOptions) -> Fleet {
+        Fleet {
+            client,
+            opts,
+            state: Arc::default(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, FleetState> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than stopping would, so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many simulated nodes the fleet currently drives.
+    pub fn node_count(&self) -> usize {
+        self.state().nodes.len()
+    }
+
+    /// Runs the fleet until an unrecoverable error (the watches retry on their own).
+    pub async fn run(self) {
+        tokio::join!(self.watch_nodes(), self.renew_leases(), self.watch_pods());
+    }
+
+    async fn watch_nodes(&self) {
+        use kube::runtime::WatchStreamExt;
+        let api: Api<Node> = Api::all(self.client.clone());
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Init) => self.state().relisting = Some(HashSet::new()),
+                Ok(watcher::Event::InitApply(node)) => {
+                    if let (Some(seen), Some(name)) =
+                        (self.state().relisting.as_mut(), node.metadata.name.clone())
+                    {
+                        seen.insert(name);
+                    }
+                    self.observe_node(node);
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let mut st = self.state();
+                    if let Some(seen) = st.relisting.take() {
+                        st.nodes.retain(|name, _| seen.contains(name));
+                    }
+                }
+                Ok(watcher::Event::Apply(node)) => self.observe_node(node),
+                Ok(watcher::Event::Delete(node)) => {
+                    if let Some(name) = node.metadata.name {
+                        self.state().nodes.remove(&name);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "sim fleet: node watch"),
+            }
+        }
+    }
+
+    fn observe_node(&self, node: Node) {
+        let Some(index) = sim_index(&node) else {
+            return;
+        };
+        let Some(name) = node.metadata.name.clone() else {
+            return;
+        };
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        {
+            let mut st = self.state();
+            let entry = st.nodes.entry(name.clone()).or_insert_with(|| SimNode {
+                ip: node_ip(index),
+                uid: String::new(),
+                index,
+                pods_started: 0,
+            });
+            entry.uid = node.metadata.uid.clone().unwrap_or_default();
+            entry.index = index;
+        }
+        if !ready {
+            // The node lifecycle controller marked it Unknown while its lease lapsed (say,
+            // everynode was stopped); a kubelet posts Ready again, and so does the fleet.
+            let api: Api<Node> = Api::all(self.client.clone());
+            tokio::spawn(async move {
+                let t = now();
+                let patch = json!({ "status": { "conditions": node_conditions(&t, &t) } });
+                if let Err(e) = api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                    .await
+                {
+                    tracing::debug!(node = %name, error = %e, "sim fleet: posting Ready");
+                }
+            });
+        }
+    }
+
+    async fn renew_leases(&self) {
+        let mut tick = tokio::time::interval(self.opts.renew_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let nodes: Vec<(String, String)> = self
+                .state()
+                .nodes
+                .iter()
+                .map(|(name, n)| (name.clone(), n.uid.clone()))
+                .collect();
+            futures::stream::iter(nodes)
+                .map(|(name, uid)| async move {
+                    if let Err(e) = self.renew_lease(&name, &uid).await {
+                        tracing::debug!(node = %name, error = %e, "sim fleet: lease renewal");
+                    }
+                })
+                .buffer_unordered(self.opts.concurrency.max(1))
+                .collect::<()>()
+                .await;
+        }
+    }
+
+    async fn renew_lease(&self, name: &str, node_uid: &str) -> Result<(), SimError> {
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
+        let patch = json!({ "spec": { "renewTime": micro_now() } });
+        match leases
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => {
+                let lease: Lease = serde_json::from_value(json!({
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {
+                        "name": name,
+                        "namespace": "kube-node-lease",
+                        "ownerReferences": [{
+                            "apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid,
+                        }],
+                    },
+                    "spec": {
+                        "holderIdentity": name,
+                        "leaseDurationSeconds": self.opts.lease_duration_seconds,
+                        "renewTime": micro_now(),
+                    },
+                }))?;
+                match leases.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn watch_pods(&self) {
+        use kube::runtime::WatchStreamExt;
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                    self.observe_pod(pod)
+                }
+                Ok(watcher::Event::Delete(pod)) => {
+                    if let Some(uid) = pod.metadata.uid {
+                        self.state().pods.remove(&uid);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sim fleet: pod watch"),
+            }
+        }
+    }
+
+    fn observe_pod(&self, pod: Pod) {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            return;
+        };
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let Some(sim) = st.nodes.get_mut(&node) else {
+            return;
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            if st.pods.insert(uid, Stage::Terminating) != Some(Stage::Terminating) {
+                tokio::spawn(self.clone().finish_delete(pod));
+            }
+            return;
+        }
+        if st.pods.contains_key(&uid) {
+            return;
+        }
+        let status = pod.status.as_ref();
+        let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        let started = status
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| {
+                !cs.is_empty()
+                    && cs
+                        .iter()
+                        .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            });
+        if phase != "Pending" || started {
+            // Already reported (the fleet restarted) or finished: nothing to play.
+            st.pods.insert(uid, Stage::Running);
+            return;
+        }
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        sim.pods_started = sim.pods_started.wrapping_add(1);
+        let pod_ip = if host_network {
+            sim.ip.clone()
+        } else {
+            format!(
+                "10.{}.{}.{}",
+                sim.index >> 8 & 0xff,
+                sim.index & 0xff,
+                2 + sim.pods_started % 250
+            )
+        };
+        let host_ip = sim.ip.clone();
+        st.pods.insert(uid, Stage::Starting);
+        drop(guard);
+        tokio::spawn(self.clone().start_pod(pod, node, host_ip, pod_ip));
+    }
+
+    async fn start_pod(self, pod: Pod, node: String, host_ip: String, pod_ip: String) {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let containers = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default();
+        let start_time = now();
+        let failing: Vec<&str> = containers
+            .iter()
+            .filter_map(|c| c.image.as_deref())
+            .filter(|image| image_tag(image) == Some(self.opts.failing_image_tag.as_str()))
+            .collect();
+        let waiting = |reason: &str, message: Option<String>| {
+            containers
+                .iter()
+                .map(|c| {
+                    let image = c.image.clone().unwrap_or_default();
+                    let mut state = json!({ "reason": reason });
+                    if let Some(m) = &message {
+                        state["message"] = json!(m.replace("{image}", &image));
+                    }
+                    json!({
+                        "name": c.name, "image": image, "imageID": "", "ready": false,
+                        "restartCount": 0, "started": false, "state": { "waiting": state },
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let pending = |statuses: Vec<Value>, t: &str| {
+            let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+            let unready = format!("containers with unready status: [{}]", names.join(" "));
+            json!({ "status": {
+                "phase": "Pending",
+                "hostIP": host_ip, "hostIPs": [{ "ip": host_ip }],
+                "startTime": start_time,
+                "conditions": [
+                    cond("PodReadyToStartContainers", "False", t, None),
+                    cond("Initialized", "True", t, None),
+                    cond("Ready", "False", t, Some(("ContainersNotReady", unready.as_str()))),
+                    cond("ContainersReady", "False", t, Some(("ContainersNotReady", unready.as_str()))),
+                    cond("PodScheduled", "True", t, None),
+                ],
+                "containerStatuses": statuses,
+            }})
+        };
+        let t = now();
+        if !self
+            .patch_status(&api, &name, pending(waiting("ContainerCreating", None), &t))
+            .await
+        {
+            return;
+        }
+        tokio::time::sleep(self.opts.ready_delay).await;
+        if let Some(image) = failing.first() {
+            let pull = format!(
+                "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
+            );
+            let msg = Some(pull.clone());
+            if !self
+                .patch_status(&api, &name, pending(waiting("ErrImagePull", msg), &t))
+                .await
+            {
+                return;
+            }
+            self.event(&pod, &node, "Failed", &pull).await;
+            self.event(&pod, &node, "Failed", "Error: ErrImagePull")
+                .await;
+            tokio::time::sleep(self.opts.ready_delay.max(Duration::from_secs(1))).await;
+            let backoff = Some("Back-off pulling image \"{image}\"".to_string());
+            if self
+                .patch_status(
+                    &api,
+                    &name,
+                    pending(waiting("ImagePullBackOff", backoff), &t),
+                )
+                .await
+            {
+                self.event(
+                    &pod,
+                    &node,
+                    "BackOff",
+                    &format!("Back-off pulling image \"{image}\""),
+                )
+                .await;
+            }
+            return;
+        }
+        let t = now();
+        let running: Vec<Value> = containers
+            .iter()
+            .map(|c| {
+                let image = c.image.clone().unwrap_or_default();
+                json!({
+                    "name": c.name, "image": image, "imageID": format!("sim://{image}"),
+                    "containerID": format!("sim://{}-{}", pod.metadata.uid.as_deref().unwrap_or(""), c.name),
+                    "ready": true, "restartCount": 0, "started": true,
+                    "state": { "running": { "startedAt": t } },
+                })
+            })
+            .collect();
+        let status = json!({ "status": {
+            "phase": "Running",
+            "hostIP": host_ip, "hostIPs": [{ "ip": host_ip }],
+            "podIP": pod_ip, "podIPs": [{ "ip": pod_ip }],
+            "startTime": start_time,
+            "conditions": [
+                cond("PodReadyToStartContainers", "True", &t, None),
+                cond("Initialized", "True", &t, None),
+                cond("Ready", "True", &t, None),
+                cond("ContainersReady", "True", &t, None),
+                cond("PodScheduled", "True", &t, None),
+            ],
+            "containerStatuses": running,
+        }});
+        if self.patch_status(&api, &name, status).await {
+            self.state()
+                .pods
+                .insert(pod.metadata.uid.clone().unwrap_or_default(), Stage::Running);
+        }
+    }
+
+    /// Writes a pod's status; false when the pod is gone (or the write failed).
+    async fn patch_status(&self, api: &Api<Pod>, name: &str, status: Value) -> bool {
+        match api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                if !is_not_found(&e) {
+                    tracing::debug!(pod = %name, error = %e, "sim fleet: pod status");
+                }
+                false
+            }
+        }
+    }
+
+    async fn event(&self, pod: &Pod, node: &str, reason: &str, message: &str) {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let t = now();
+        let event = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": { "generateName": format!("{name}."), "namespace": ns },
+            "involvedObject": {
+                "apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns,
+                "uid": pod.metadata.uid, "fieldPath": "spec.containers",
+            },
+            "reason": reason, "message": message,
+            "type": if reason == "Failed" || reason == "BackOff" { "Warning" } else { "Normal" },
+            "source": { "component": "kubelet", "host": node },
+            "firstTimestamp": t, "lastTimestamp": t, "count": 1,
+            "reportingComponent": "kubelet", "reportingInstance": node,
+        });
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &ns);
+        match serde_json::from_value(event) {
+            Ok(ev) => {
+                if let Err(e) = api.create(&PostParams::default(), &ev).await {
+                    tracing::debug!(pod = %name, error = %e, "sim fleet: event");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "sim fleet: event"),
+        }
+    }
+
+    /// A simulated container stops at once: confirm the deletion (grace 0, this very pod).
+    async fn finish_delete(self, pod: Pod) {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        if let Err(e) = api.delete(&name, &dp).await
+            && !is_not_found(&e)
+        {
+            tracing::debug!(pod = %name, error = %e, "sim fleet: final delete");
+            // Let a later event retry.
+            if let Some(uid) = pod.metadata.uid {
+                self.state().pods.remove(&uid);
+            }
+        }
+    }
+}
+
+fn cond(type_: &str, status: &str, t: &str, reason: Option<(&str, &str)>) -> Value {
+    let mut c =
+        json!({ "type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": t });
+    if let Some((reason, message)) = reason {
+        c["reason"] = json!(reason);
+        c["message"] = json!(message);
+    }
+    c
+}
+
+/// The tag of an image reference (`repo/name:tag`, `name:tag@sha256:…`), if any.
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':').map(|(_, tag)| tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(image_tag("nginx"), None);
+        assert_eq!(image_tag("nginx:1.25"), Some("1.25"));
+        assert_eq!(image_tag("localhost:5000/app"), None);
+        assert_eq!(
+            image_tag("localhost:5000/app:non-existent"),
+            Some("non-existent")
+        );
+        assert_eq!(image_tag("app:v1@sha256:abc"), Some("v1"));
+    }
+
+    #[test]
+    fn addresses_are_distinct_per_index() {
+        let ips: HashSet<String> = (0..70_000).map(node_ip).collect();
+        assert_eq!(ips.len(), 70_000);
+        assert_eq!(node_ip(1), "172.16.0.1");
+        assert_eq!(pod_cidr(258), "10.1.2.0/24");
+    }
+
+    #[test]
+    fn control_plane_node_carries_the_master_taint_and_role() {
+        let node: Node = serde_json::from_value(node_object(&SimNodeSpec::control_plane("cp"), 1))
+            .expect("node");
+        let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+        assert_eq!(taints.len(), 1);
+        assert_eq!(
+            (taints[0].key.as_str(), taints[0].effect.as_str()),
+            ("node-role.kubernetes.io/master", "NoSchedule")
+        );
+        let labels = node.metadata.labels.unwrap_or_default();
+        assert!(labels.contains_key("node-role.kubernetes.io/control-plane"));
+        assert_eq!(
+            labels.get("kubernetes.io/hostname").map(String::as_str),
+            Some("cp")
+        );
+    }
+}

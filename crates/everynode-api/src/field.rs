@@ -55,7 +55,10 @@ impl ErrorType {
 
     /// Types whose message never shows the offending value.
     fn omits_value(self) -> bool {
-        matches!(self, ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong | ErrorType::Internal)
+        matches!(
+            self,
+            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong | ErrorType::Internal
+        )
     }
 }
 
@@ -82,7 +85,9 @@ pub fn quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -91,8 +96,19 @@ pub fn quote(s: &str) -> String {
 }
 
 impl FieldError {
-    fn new(kind: ErrorType, field: impl Into<String>, value: Option<String>, detail: impl Into<String>) -> Self {
-        FieldError { kind, field: field.into(), value, detail: detail.into(), supported: Vec::new() }
+    fn new(
+        kind: ErrorType,
+        field: impl Into<String>,
+        value: Option<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            kind,
+            field: field.into(),
+            value,
+            detail: detail.into(),
+            supported: Vec::new(),
+        }
     }
 
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -105,7 +121,11 @@ impl FieldError {
     }
 
     /// An invalid value given in its rendered form (numbers, booleans, structures).
-    pub fn invalid_rendered(field: impl Into<String>, rendered: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn invalid_rendered(
+        field: impl Into<String>,
+        rendered: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self::new(ErrorType::Invalid, field, Some(rendered.into()), detail)
     }
 
@@ -133,11 +153,21 @@ impl FieldError {
     }
 
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
-        Self::new(ErrorType::TooLong, field, None, format!("may not be more than {max} bytes"))
+        Self::new(
+            ErrorType::TooLong,
+            field,
+            None,
+            format!("may not be more than {max} bytes"),
+        )
     }
 
     pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
-        Self::new(ErrorType::TooMany, field, Some(actual.to_string()), format!("must have at most {max} items"))
+        Self::new(
+            ErrorType::TooMany,
+            field,
+            Some(actual.to_string()),
+            format!("must have at most {max} items"),
+        )
     }
 
     pub fn internal(field: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -168,7 +198,11 @@ impl FieldError {
 
     /// `field: message`, as one line of an aggregate.
     pub fn message(&self) -> String {
-        if self.field.is_empty() { self.cause_message() } else { format!("{}: {}", self.field, self.cause_message()) }
+        if self.field.is_empty() {
+            self.cause_message()
+        } else {
+            format!("{}: {}", self.field, self.cause_message())
+        }
     }
 
     /// The same error at a different path prefix (`spec` + `.template` ...).
@@ -213,14 +247,22 @@ mod tests {
 
     #[test]
     fn renders_like_kube_apiserver() {
-        assert_eq!(FieldError::required("spec.selector", "").message(), "spec.selector: Required value");
         assert_eq!(
-            FieldError::invalid("spec.template.metadata.labels", "map", "`selector` does not match template `labels`")
-                .message(),
+            FieldError::required("spec.selector", "").message(),
+            "spec.selector: Required value"
+        );
+        assert_eq!(
+            FieldError::invalid(
+                "spec.template.metadata.labels",
+                "map",
+                "`selector` does not match template `labels`"
+            )
+            .message(),
             "spec.template.metadata.labels: Invalid value: \"map\": `selector` does not match template `labels`"
         );
         assert_eq!(
-            FieldError::not_supported("spec.template.spec.restartPolicy", "Never", &["Always"]).message(),
+            FieldError::not_supported("spec.template.spec.restartPolicy", "Never", &["Always"])
+                .message(),
             "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""
         );
         assert_eq!(
@@ -228,8 +270,12 @@ mod tests {
             "spec.selector: Forbidden: field is immutable"
         );
         assert_eq!(
-            FieldError::invalid_rendered("spec.revisionHistoryLimit", "-1", "must be greater than or equal to 0")
-                .message(),
+            FieldError::invalid_rendered(
+                "spec.revisionHistoryLimit",
+                "-1",
+                "must be greater than or equal to 0"
+            )
+            .message(),
             "spec.revisionHistoryLimit: Invalid value: -1: must be greater than or equal to 0"
         );
     }
@@ -238,8 +284,14 @@ mod tests {
     fn aggregates_one_plain_many_bracketed_and_deduplicated() {
         let a = FieldError::required("a", "");
         let b = FieldError::required("b", "");
-        assert_eq!(aggregate_message(std::slice::from_ref(&a)), "a: Required value");
-        assert_eq!(aggregate_message(&[a.clone(), b, a]), "[a: Required value, b: Required value]");
+        assert_eq!(
+            aggregate_message(std::slice::from_ref(&a)),
+            "a: Required value"
+        );
+        assert_eq!(
+            aggregate_message(&[a.clone(), b, a]),
+            "[a: Required value, b: Required value]"
+        );
     }
 
     #[test]

@@ -177,15 +177,31 @@ struct FieldMeta {
     child: Ty,
 }
 
-const PLAIN: FieldMeta = FieldMeta { merge: false, key: None, child: Ty::Unknown };
+const PLAIN: FieldMeta = FieldMeta {
+    merge: false,
+    key: None,
+    child: Ty::Unknown,
+};
 
 const fn nested(child: Ty) -> FieldMeta {
-    FieldMeta { merge: false, key: None, child }
+    FieldMeta {
+        merge: false,
+        key: None,
+        child,
+    }
 }
 const fn merge_by(key: &'static str, child: Ty) -> FieldMeta {
-    FieldMeta { merge: true, key: Some(key), child }
+    FieldMeta {
+        merge: true,
+        key: Some(key),
+        child,
+    }
 }
-const MERGE_PRIMITIVES: FieldMeta = FieldMeta { merge: true, key: None, child: Ty::Unknown };
+const MERGE_PRIMITIVES: FieldMeta = FieldMeta {
+    merge: true,
+    key: None,
+    child: Ty::Unknown,
+};
 
 fn root_type(kind: &str) -> Ty {
     match kind {
@@ -304,7 +320,10 @@ const GO_MAP: &str = "map[string]interface {}";
 const GO_SLICE: &str = "[]interface {}";
 
 fn bad_arg(expected: &'static str, actual: &Value) -> PatchError {
-    PatchError::BadArgType { expected, actual: go_type_name(actual).to_string() }
+    PatchError::BadArgType {
+        expected,
+        actual: go_type_name(actual).to_string(),
+    }
 }
 
 /// `fmt.Sprintf("%v", v)` of a decoded JSON value, bounded in length.
@@ -371,7 +390,11 @@ fn go_fmt_into(v: &Value, out: &mut String, depth: usize) {
 
 /// Go's `%v` for float64 (`strconv.FormatFloat(f, 'g', -1, 64)` with Go's exponent style).
 fn go_fmt_float(f: f64) -> String {
-    let exp = if f == 0.0 { 0 } else { f.abs().log10().floor() as i64 };
+    let exp = if f == 0.0 {
+        0
+    } else {
+        f.abs().log10().floor() as i64
+    };
     if (-4..21).contains(&exp) {
         format!("{f}")
     } else {
@@ -382,7 +405,11 @@ fn go_fmt_float(f: f64) -> String {
                     Some(d) => ('-', d),
                     None => ('+', e),
                 };
-                let digits = if digits.len() < 2 { format!("0{digits}") } else { digits.to_string() };
+                let digits = if digits.len() < 2 {
+                    format!("0{digits}")
+                } else {
+                    digits.to_string()
+                };
                 format!("{mant}e{sign}{digits}")
             }
             None => s,
@@ -509,7 +536,9 @@ fn remove_directives(v: Value, depth: usize) -> Option<Value> {
             Some(Value::Object(out))
         }
         Value::Array(a) => Some(Value::Array(
-            a.into_iter().filter_map(|c| remove_directives(c, depth + 1)).collect(),
+            a.into_iter()
+                .filter_map(|c| remove_directives(c, depth + 1))
+                .collect(),
         )),
         other => Some(other),
     }
@@ -581,10 +610,8 @@ fn merge_field(
         return Ok(());
     }
     let Some(orig_v) = original.get_mut(&k) else {
-        if !is_delete_list {
-            if let Some(v) = fresh_value(patch_v, depth) {
-                original.insert(k, v);
-            }
+        if !is_delete_list && let Some(v) = fresh_value(patch_v, depth) {
+            original.insert(k, v);
         }
         return Ok(());
     };
@@ -624,15 +651,17 @@ fn extract_key<'a>(s: &'a str, prefix: &str) -> Result<&'a str> {
     }
 }
 
-fn apply_retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, Value>) -> Result<()> {
+fn apply_retain_keys(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+) -> Result<()> {
     let Some(retain) = patch.remove(RETAIN_KEYS_DIRECTIVE) else {
         return Ok(());
     };
     let Value::Array(list) = retain else {
         return Err(PatchError::BadPatchFormatForRetainKeys);
     };
-    let retained: std::collections::HashSet<&str> =
-        list.iter().filter_map(Value::as_str).collect();
+    let retained: std::collections::HashSet<&str> = list.iter().filter_map(Value::as_str).collect();
     for (k, v) in patch.iter() {
         if v.is_null()
             || k.starts_with(DELETE_FROM_PRIMITIVE_LIST_PREFIX)
@@ -655,10 +684,15 @@ fn merge_set_element_order(
     ty: Ty,
     depth: usize,
 ) -> Result<()> {
-    let order_keys: Vec<String> =
-        patch.keys().filter(|k| k.starts_with(SET_ELEMENT_ORDER_PREFIX)).cloned().collect();
+    let order_keys: Vec<String> = patch
+        .keys()
+        .filter(|k| k.starts_with(SET_ELEMENT_ORDER_PREFIX))
+        .cloned()
+        .collect();
     for order_key in order_keys {
-        let Some(order_v) = patch.remove(&order_key) else { continue };
+        let Some(order_v) = patch.remove(&order_key) else {
+            continue;
+        };
         let Value::Array(order) = order_v else {
             return Err(bad_arg(GO_SLICE, &order_v));
         };
@@ -684,7 +718,9 @@ fn merge_set_element_order(
                 Some(Value::Array(a)) => a,
                 _ => Vec::new(),
             },
-            (Some(o), Some(p)) => merge_slice_handler(o.clone(), p.clone(), meta, false, depth + 1)?,
+            (Some(o), Some(p)) => {
+                merge_slice_handler(o.clone(), p.clone(), meta, false, depth + 1)?
+            }
             (None, None) => continue,
         };
 
@@ -698,8 +734,14 @@ fn merge_set_element_order(
             (Some(key), Some(p)) if kind == GoKind::Map => aliased_server_order(orig_slice, p, key),
             _ => orig_slice.to_vec(),
         };
-        let both =
-            normalize_element_order(patch_items, server_only, &order, &server_order, merge_key, kind)?;
+        let both = normalize_element_order(
+            patch_items,
+            server_only,
+            &order,
+            &server_order,
+            merge_key,
+            kind,
+        )?;
         original.insert(field.clone(), Value::Array(both));
         patch.remove(&field);
     }
@@ -715,8 +757,7 @@ fn merge_set_element_order(
 /// tail. Only merge keys matter for ordering, so that is all this keeps.
 fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<Value> {
     let n = original.len();
-    let mut slots: Vec<Option<Value>> =
-        original.iter().map(|o| o.get(key).cloned()).collect();
+    let mut slots: Vec<Option<Value>> = original.iter().map(|o| o.get(key).cloned()).collect();
     let mut len = n;
     let mut replace = false;
     for p in patch {
@@ -725,10 +766,10 @@ fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<V
                 let target = p.get(key);
                 while let Some(i) = slots.iter().take(len).position(|s| s.as_ref() == target) {
                     for j in i..len.saturating_sub(1) {
-                        if let Some(next) = slots.get(j + 1).cloned() {
-                            if let Some(slot) = slots.get_mut(j) {
-                                *slot = next;
-                            }
+                        if let Some(next) = slots.get(j + 1).cloned()
+                            && let Some(slot) = slots.get_mut(j)
+                        {
+                            *slot = next;
                         }
                     }
                     len -= 1;
@@ -814,15 +855,22 @@ fn merge_key_value_equal(left: &Value, right: &Value, merge_key: Option<&str>) -
     let Some(key) = merge_key else {
         return Ok(left == right);
     };
-    let Value::Object(l) = left else { return Err(bad_arg(GO_MAP, left)) };
-    let Value::Object(r) = right else { return Err(bad_arg(GO_MAP, right)) };
+    let Value::Object(l) = left else {
+        return Err(bad_arg(GO_MAP, left));
+    };
+    let Value::Object(r) = right else {
+        return Err(bad_arg(GO_MAP, right));
+    };
     let lk = l.get(key).ok_or_else(|| no_merge_key(l, key))?;
     let rk = r.get(key).ok_or_else(|| no_merge_key(r, key))?;
     Ok(lk == rk)
 }
 
 fn no_merge_key(m: &Map<String, Value>, key: &str) -> PatchError {
-    PatchError::NoMergeKey { map: go_fmt(&Value::Object(m.clone())), key: key.to_string() }
+    PatchError::NoMergeKey {
+        map: go_fmt(&Value::Object(m.clone())),
+        key: key.to_string(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -856,9 +904,10 @@ fn slice_element_type(slices: &[&[Value]]) -> Result<GoKind> {
                     prev = Some(k);
                 }
                 Some(p) if p != k => {
-                    let all: Vec<Value> =
-                        slices.iter().map(|s| Value::Array(s.to_vec())).collect();
-                    return Err(PatchError::ElementTypesNotIdentical(go_fmt(&Value::Array(all))));
+                    let all: Vec<Value> = slices.iter().map(|s| Value::Array(s.to_vec())).collect();
+                    return Err(PatchError::ElementTypesNotIdentical(go_fmt(&Value::Array(
+                        all,
+                    ))));
                 }
                 Some(_) => {}
             }
@@ -887,7 +936,10 @@ fn merge_slice(
         if is_delete_list {
             let doomed: std::collections::HashSet<String> =
                 patch.iter().map(|v| identity(Some(v))).collect();
-            return Ok(original.into_iter().filter(|v| !doomed.contains(&identity(Some(v)))).collect());
+            return Ok(original
+                .into_iter()
+                .filter(|v| !doomed.contains(&identity(Some(v))))
+                .collect());
         }
         let mut seen = std::collections::HashSet::new();
         let merged: Vec<Value> = original
@@ -903,7 +955,8 @@ fn merge_slice(
             return Err(PatchError::NoMergeKeyForList(format!("type {elem}")));
         };
         let (original, patch) = merge_slice_with_special_elements(original, patch, key)?;
-        let merged = merge_slice_without_special_elements(original.clone(), &patch, key, meta.child, depth)?;
+        let merged =
+            merge_slice_without_special_elements(original.clone(), &patch, key, meta.child, depth)?;
         (merged, original, patch)
     };
 
@@ -911,7 +964,14 @@ fn merge_slice(
         None => partition_primitives(merged, &patch_order),
         Some(key) => partition_maps(merged, &patch_order, key)?,
     };
-    normalize_element_order(patch_items, server_only, &patch_order, &server_order, merge_key, kind)
+    normalize_element_order(
+        patch_items,
+        server_only,
+        &patch_order,
+        &server_order,
+        merge_key,
+        kind,
+    )
 }
 
 fn merge_slice_with_special_elements(
@@ -951,7 +1011,11 @@ fn merge_slice_with_special_elements(
             }
         }
     }
-    if replace { Ok((plain, Vec::new())) } else { Ok((original, plain)) }
+    if replace {
+        Ok((plain, Vec::new()))
+    } else {
+        Ok((original, plain))
+    }
 }
 
 fn merge_slice_without_special_elements(
@@ -971,7 +1035,10 @@ fn merge_slice_without_special_elements(
         let mut found = None;
         for (i, o) in original.iter().enumerate() {
             let Value::Object(om) = o else {
-                return Err(PatchError::BadArgType { expected: GO_MAP, actual: go_type_name(o).to_string() });
+                return Err(PatchError::BadArgType {
+                    expected: GO_MAP,
+                    actual: go_type_name(o).to_string(),
+                });
             };
             if om.get(key) == Some(merge_value) {
                 found = Some(i);
@@ -993,9 +1060,10 @@ fn merge_slice_without_special_elements(
 }
 
 fn partition_primitives(merged: Vec<Value>, by: &[Value]) -> (Vec<Value>, Vec<Value>) {
-    let present: std::collections::HashSet<String> =
-        by.iter().map(|v| identity(Some(v))).collect();
-    merged.into_iter().partition(|v| present.contains(&identity(Some(v))))
+    let present: std::collections::HashSet<String> = by.iter().map(|v| identity(Some(v))).collect();
+    merged
+        .into_iter()
+        .partition(|v| present.contains(&identity(Some(v))))
 }
 
 fn partition_maps(merged: Vec<Value>, by: &[Value], key: &str) -> Result<(Vec<Value>, Vec<Value>)> {
@@ -1065,7 +1133,13 @@ fn normalize_element_order(
 ) -> Result<Vec<Value>> {
     let patch_items = normalize_slice_order(patch_items, patch_order, merge_key, kind)?;
     let server_only = normalize_slice_order(server_only, server_order, merge_key, kind)?;
-    Ok(merge_sorted_slice(server_only, patch_items, server_order, merge_key, kind))
+    Ok(merge_sorted_slice(
+        server_only,
+        patch_items,
+        server_order,
+        merge_key,
+        kind,
+    ))
 }
 
 fn normalize_slice_order(
@@ -1094,7 +1168,9 @@ fn normalize_slice_order(
     // Stable; elements missing from `order` (never the case for inputs that reach here
     // in Go without its comparator misbehaving) go last.
     keep.sort_by_key(|v| {
-        idx.get(&order_identity(v, merge_key, kind)).copied().unwrap_or(usize::MAX)
+        idx.get(&order_identity(v, merge_key, kind))
+            .copied()
+            .unwrap_or(usize::MAX)
     });
     keep.extend(to_delete);
     Ok(keep)
@@ -1112,11 +1188,8 @@ fn merge_sorted_slice(
     let mut out = Vec::with_capacity(left.len() + right.len());
     let mut left = left.into_iter().peekable();
     let mut right = right.into_iter().peekable();
-    loop {
-        let take_left = match (left.peek(), right.peek()) {
-            (Some(l), Some(r)) => matches!((pos(l), pos(r)), (Some(li), Some(ri)) if li < ri),
-            _ => break,
-        };
+    while let (Some(l), Some(r)) = (left.peek(), right.peek()) {
+        let take_left = matches!((pos(l), pos(r)), (Some(li), Some(ri)) if li < ri);
         let next = if take_left { left.next() } else { right.next() };
         out.extend(next);
     }
@@ -1151,7 +1224,10 @@ mod tests {
             json!({"status":{"conditions":[{"type":"B"}]}}),
             "Pod",
         );
-        assert_eq!(out, json!({"status":{"conditions":[{"type":"B"},{"type":"A"}]}}));
+        assert_eq!(
+            out,
+            json!({"status":{"conditions":[{"type":"B"},{"type":"A"}]}})
+        );
     }
 
     #[test]
@@ -1162,7 +1238,10 @@ mod tests {
             "Pod",
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "map: map[image:x] does not contain declared merge key: name");
+        assert_eq!(
+            e.to_string(),
+            "map: map[image:x] does not contain declared merge key: name"
+        );
         assert_eq!(e.status_code(), 500);
         let e = strategic_merge_patch(
             &json!({"spec":{}}),
@@ -1170,16 +1249,26 @@ mod tests {
             "Pod",
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "unknown patch type: foo in map: map[$patch:foo]");
+        assert_eq!(
+            e.to_string(),
+            "unknown patch type: foo in map: map[$patch:foo]"
+        );
         let e = strategic_merge_patch(
             &json!({"metadata":{"finalizers":["a"]}}),
             &json!({"metadata":{"finalizers":[1]}}),
             "Pod",
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "list element types are not identical: [[a] [1]]");
-        let e = strategic_merge_patch(&json!({"spec":{}}), &json!({"spec":{"$setElementOrderX/c":[]}}), "Pod")
-            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "list element types are not identical: [[a] [1]]"
+        );
+        let e = strategic_merge_patch(
+            &json!({"spec":{}}),
+            &json!({"spec":{"$setElementOrderX/c":[]}}),
+            "Pod",
+        )
+        .unwrap_err();
         assert_eq!(e.status_code(), 400);
     }
 
@@ -1192,8 +1281,14 @@ mod tests {
 
     #[test]
     fn not_objects_are_bad_documents() {
-        assert_eq!(strategic_merge_patch(&json!([]), &json!({}), "Pod"), Err(PatchError::BadJsonDoc));
-        assert_eq!(strategic_merge_patch(&json!({}), &json!(3), "Pod"), Err(PatchError::BadJsonDoc));
+        assert_eq!(
+            strategic_merge_patch(&json!([]), &json!({}), "Pod"),
+            Err(PatchError::BadJsonDoc)
+        );
+        assert_eq!(
+            strategic_merge_patch(&json!({}), &json!(3), "Pod"),
+            Err(PatchError::BadJsonDoc)
+        );
         assert_eq!(smp(json!({"a":1}), Value::Null, "Pod"), json!({"a":1}));
     }
 }

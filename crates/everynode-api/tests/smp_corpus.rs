@@ -47,7 +47,10 @@ fn smp_matches_recorded_kubectl_results() {
         let kind = case["kind"].as_str().unwrap();
         let got = strategic_merge_patch(&case["original"], &case["patch"], kind);
         let outcome = if let Some(ours) = case.get("everynode") {
-            assert!(case.get("divergence").is_some(), "{name}: override without a reason");
+            assert!(
+                case.get("divergence").is_some(),
+                "{name}: override without a reason"
+            );
             match got {
                 Ok(v) if &v == ours => None,
                 other => Some(format!("expected (everynode) {ours}, got {other:?}")),
@@ -75,5 +78,11 @@ fn smp_matches_recorded_kubectl_results() {
             failures.push(format!("{name}: {msg}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

@@ -434,12 +434,12 @@ async fn resource(
         }
         (Method::POST, Some(n), Some("eviction")) => {
             let b = decode_body(&media, &read_body(body).await?)?;
-            if let Some(bn) = b.pointer("/metadata/name").and_then(Value::as_str) {
-                if bn != n {
-                    return Err(ApiError::bad_request(
-                        "name in URL does not match name in Eviction object",
-                    ));
-                }
+            if let Some(bn) = b.pointer("/metadata/name").and_then(Value::as_str)
+                && bn != n
+            {
+                return Err(ApiError::bad_request(
+                    "name in URL does not match name in Eviction object",
+                ));
             }
             let opts = DeleteOptions::parse(b.get("deleteOptions"), &HashMap::new())?;
             reg.delete(res, ns, n, &opts).await?;
@@ -633,12 +633,13 @@ fn d_orphan_false(o: &DeleteOptions) -> bool {
 /// `pods/<name>/binding`: assigns the pod to a node (the scheduler's write).
 async fn bind(st: &ServerState, ns: Option<&str>, name: &str, b: &Value) -> ApiResult<Response> {
     let res = resources::lookup("", "v1", "pods").ok_or_else(ApiError::path_not_found)?;
-    if let Some(bn) = b.pointer("/metadata/name").and_then(Value::as_str) {
-        if !bn.is_empty() && bn != name {
-            return Err(ApiError::bad_request(
-                "name in URL does not match name in Binding object",
-            ));
-        }
+    if let Some(bn) = b.pointer("/metadata/name").and_then(Value::as_str)
+        && !bn.is_empty()
+        && bn != name
+    {
+        return Err(ApiError::bad_request(
+            "name in URL does not match name in Binding object",
+        ));
     }
     let node = b
         .pointer("/target/name")

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod namespaces;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod request;
 pub mod resources;

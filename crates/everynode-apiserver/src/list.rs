@@ -171,11 +171,11 @@ pub fn list(
     let mut more = false;
     let mut consumed = 0usize;
     for kv in &snapshot.items {
-        if let Some(l) = limit {
-            if items.len() >= l {
-                more = true;
-                break;
-            }
+        if let Some(l) = limit
+            && items.len() >= l
+        {
+            more = true;
+            break;
         }
         consumed += 1;
         let obj = decode(res, kv)?;

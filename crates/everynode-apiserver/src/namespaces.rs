@@ -129,13 +129,12 @@ pub fn resume(st: &Arc<ServerState>) {
         .list(&nsres.prefix(None), None, None, None)
     {
         for kv in &page.items {
-            if let Ok(obj) = crate::registry::decode(nsres, kv) {
-                if obj
+            if let Ok(obj) = crate::registry::decode(nsres, kv)
+                && obj
                     .pointer("/metadata/deletionTimestamp")
                     .is_some_and(|t| !t.is_null())
-                {
-                    spawn_finalizer(st.clone(), name_of(&obj).to_string());
-                }
+            {
+                spawn_finalizer(st.clone(), name_of(&obj).to_string());
             }
         }
     }

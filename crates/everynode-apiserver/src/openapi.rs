@@ -254,6 +254,48 @@ impl OpenApi {
     }
 }
 
+/// The Kubernetes release whose API everynode serves (`/version`, OpenAPI `info`).
+pub const GIT_VERSION: &str = "v1.33.0";
+
+/// A Swagger 2.0 document without definitions, for `/openapi/v2`.
+///
+/// kubectl only reaches for v2 where v3 cannot serve it: manifests whose group/version the
+/// server does not have (legacy `extensions/v1beta1`) and `kind: List` files. With no
+/// definitions it skips client-side schema checks for those kinds — the server still
+/// validates every object — and reports an unknown kind as "no matches for kind", as it
+/// does against Kubernetes. `kubectl apply` likewise falls back to its compiled-in patch
+/// metadata, which is exactly Kubernetes' own.
+pub fn v2_document(protobuf: bool) -> Vec<u8> {
+    const TITLE: &str = "Kubernetes";
+    if !protobuf {
+        let doc = serde_json::json!({
+            "swagger": "2.0",
+            "info": { "title": TITLE, "version": GIT_VERSION },
+            "paths": {},
+        });
+        return serde_json::to_vec(&doc).unwrap_or_default();
+    }
+    // Protobuf wire format by hand: Document { swagger = 1; info = 2 { title = 1; version = 2 }; paths = 8 {} }.
+    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+        out.push(number << 3 | 2);
+        let mut len = bytes.len();
+        while len >= 0x80 {
+            out.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(bytes);
+    }
+    let mut info = Vec::new();
+    field(&mut info, 1, TITLE.as_bytes());
+    field(&mut info, 2, GIT_VERSION.as_bytes());
+    let mut doc = Vec::new();
+    field(&mut doc, 1, b"2.0");
+    field(&mut doc, 2, &info);
+    field(&mut doc, 8, &[]);
+    doc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,46 +357,4 @@ mod tests {
             .is_empty()
         );
     }
-}
-
-/// The Kubernetes release whose API everynode serves (`/version`, OpenAPI `info`).
-pub const GIT_VERSION: &str = "v1.33.0";
-
-/// A Swagger 2.0 document without definitions, for `/openapi/v2`.
-///
-/// kubectl only reaches for v2 where v3 cannot serve it: manifests whose group/version the
-/// server does not have (legacy `extensions/v1beta1`) and `kind: List` files. With no
-/// definitions it skips client-side schema checks for those kinds — the server still
-/// validates every object — and reports an unknown kind as "no matches for kind", as it
-/// does against Kubernetes. `kubectl apply` likewise falls back to its compiled-in patch
-/// metadata, which is exactly Kubernetes' own.
-pub fn v2_document(protobuf: bool) -> Vec<u8> {
-    const TITLE: &str = "Kubernetes";
-    if !protobuf {
-        let doc = serde_json::json!({
-            "swagger": "2.0",
-            "info": { "title": TITLE, "version": GIT_VERSION },
-            "paths": {},
-        });
-        return serde_json::to_vec(&doc).unwrap_or_default();
-    }
-    // Protobuf wire format by hand: Document { swagger = 1; info = 2 { title = 1; version = 2 }; paths = 8 {} }.
-    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
-        out.push(number << 3 | 2);
-        let mut len = bytes.len();
-        while len >= 0x80 {
-            out.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        out.push(len as u8);
-        out.extend_from_slice(bytes);
-    }
-    let mut info = Vec::new();
-    field(&mut info, 1, TITLE.as_bytes());
-    field(&mut info, 2, GIT_VERSION.as_bytes());
-    let mut doc = Vec::new();
-    field(&mut doc, 1, b"2.0");
-    field(&mut doc, 2, &info);
-    field(&mut doc, 8, &[]);
-    doc
 }

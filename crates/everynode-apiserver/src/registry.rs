@@ -94,12 +94,13 @@ impl DeleteOptions {
                 .and_then(Value::as_array)
                 .is_some_and(|a| a.iter().any(|x| x == "All"));
         }
-        if o.grace_period_seconds.is_none() {
-            if let Some(g) = query.get("gracePeriodSeconds") {
-                o.grace_period_seconds = Some(g.parse().map_err(|_| {
+        if o.grace_period_seconds.is_none()
+            && let Some(g) = query.get("gracePeriodSeconds")
+        {
+            o.grace_period_seconds =
+                Some(g.parse().map_err(|_| {
                     ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}"))
                 })?);
-            }
         }
         if o.propagation_policy.is_none() {
             o.propagation_policy = query.get("propagationPolicy").cloned();
@@ -110,12 +111,12 @@ impl DeleteOptions {
         if query.get("dryRun").is_some_and(|v| v == "All") {
             o.dry_run = true;
         }
-        if let Some(p) = &o.propagation_policy {
-            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::invalid_delete_options(&format!(
-                    "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-                )));
-            }
+        if let Some(p) = &o.propagation_policy
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid_delete_options(&format!(
+                "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
         }
         if o.propagation_policy.is_some() && o.orphan_dependents.is_some() {
             return Err(ApiError::invalid_delete_options(
@@ -222,13 +223,12 @@ fn keep_system_fields(new: &mut Value, old: &Value) {
     let Some(nm) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
-    if !nm
+    if nm
         .get("uid")
-        .is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty()))
+        .is_none_or(|u| u.as_str().is_none_or(|s| s.is_empty()))
+        && let Some(u) = om.get("uid")
     {
-        if let Some(u) = om.get("uid") {
-            nm.insert("uid".into(), u.clone());
-        }
+        nm.insert("uid".into(), u.clone());
     }
     for f in [
         "creationTimestamp",
@@ -361,10 +361,10 @@ impl Registry {
             if !errs.is_empty() {
                 return Err(ApiError::invalid(res, &name, &errs));
             }
-            if res.namespaced {
-                if let Some(ns) = ns {
-                    self.check_namespace(res, ns, &name)?;
-                }
+            if res.namespaced
+                && let Some(ns) = ns
+            {
+                self.check_namespace(res, ns, &name)?;
             }
             obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
             obj["metadata"]["creationTimestamp"] = json!(format_time(now()));
@@ -431,10 +431,10 @@ impl Registry {
             let precondition = meta_str(&new, "resourceVersion")
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
-            if let Some(rv) = &precondition {
-                if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::stale(res, name));
-                }
+            if let Some(rv) = &precondition
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::stale(res, name));
             }
             keep_system_fields(&mut new, &old);
             strategy::normalize(res, &mut new)?;
@@ -562,17 +562,17 @@ impl Registry {
                     ));
                 }
             }
-            if let Some(rv) = &opts.precondition_rv {
-                if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(
-                        res,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            kv.mod_revision
-                        ),
-                    ));
-                }
+            if let Some(rv) = &opts.precondition_rv
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict(
+                    res,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
             }
             let policy = match (&opts.propagation_policy, opts.orphan_dependents) {
                 (Some(p), _) => p.clone(),
@@ -586,11 +586,11 @@ impl Registry {
                 "Foreground" => Some("foregroundDeletion"),
                 _ => None,
             };
-            if let Some(f) = want {
-                if !fins.iter().any(|x| x == f) {
-                    fins.push(f.to_string());
-                    changed_fins = true;
-                }
+            if let Some(f) = want
+                && !fins.iter().any(|x| x == f)
+            {
+                fins.push(f.to_string());
+                changed_fins = true;
             }
             let grace = if res.strategy == Strategy::Pod {
                 pod_grace(&obj, opts.grace_period_seconds)
@@ -633,7 +633,8 @@ impl Registry {
                     .pointer("/metadata/deletionGracePeriodSeconds")
                     .and_then(Value::as_i64)
                     .unwrap_or(0);
-                if !(res.strategy == Strategy::Pod && grace < current) && !changed_fins {
+                let shortens = res.strategy == Strategy::Pod && grace < current;
+                if !shortens && !changed_fins {
                     return Ok(Deleted {
                         object: obj,
                         gone: false,

@@ -98,10 +98,10 @@ pub fn parse_path(path: &str) -> Route {
                     if namespace.is_some() && !res.namespaced {
                         return Route::NotFound;
                     }
-                    if let Some(s) = sub {
-                        if !res.has_subresource(s) {
-                            return Route::NotFound;
-                        }
+                    if let Some(s) = sub
+                        && !res.has_subresource(s)
+                    {
+                        return Route::NotFound;
                     }
                     Route::Resource(Target {
                         res,

@@ -368,10 +368,10 @@ fn move_field(
     a: &str,
     b: &str,
 ) {
-    if let Some(v) = from.remove(a) {
-        if !v.is_null() {
-            to.insert(b.to_string(), v);
-        }
+    if let Some(v) = from.remove(a)
+        && !v.is_null()
+    {
+        to.insert(b.to_string(), v);
     }
 }
 
@@ -408,10 +408,10 @@ pub fn to_storage(res: &ResourceInfo, v: Value) -> Value {
     if !out.contains_key("involvedObject") {
         out.insert("involvedObject".into(), json!({}));
     }
-    if !out.contains_key("source") {
-        if let Some(c) = out.get("reportingComponent").cloned() {
-            out.insert("source".into(), json!({ "component": c }));
-        }
+    if !out.contains_key("source")
+        && let Some(c) = out.get("reportingComponent").cloned()
+    {
+        out.insert("source".into(), json!({ "component": c }));
     }
     Value::Object(out)
 }

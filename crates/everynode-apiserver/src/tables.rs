@@ -69,13 +69,12 @@ pub fn row(res: &ResourceInfo, obj: &Value, include: IncludeObject, now: jiff::T
         IncludeObject::Metadata => r["object"] = partial_metadata(obj),
         IncludeObject::Object => r["object"] = obj.clone(),
     }
-    if res.strategy == Strategy::Pod {
-        if let Some(phase @ ("Succeeded" | "Failed")) =
+    if res.strategy == Strategy::Pod
+        && let Some(phase @ ("Succeeded" | "Failed")) =
             obj.pointer("/status/phase").and_then(Value::as_str)
-        {
-            r["conditions"] = json!([{ "type": "Completed", "status": "True", "reason": phase,
+    {
+        r["conditions"] = json!([{ "type": "Completed", "status": "True", "reason": phase,
                                        "message": "The pod has completed successfully." }]);
-        }
     }
     r
 }

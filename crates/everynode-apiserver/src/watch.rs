@@ -119,6 +119,7 @@ fn transition(res: &ResourceInfo, filter: &Filter, ev: &Event) -> Option<(&'stat
 }
 
 /// Starts a watch and returns the streaming response.
+#[allow(clippy::too_many_arguments)] // the watch parameters kube-apiserver takes, one each
 pub fn watch(
     reg: &Registry,
     res: &'static ResourceInfo,
@@ -206,9 +207,8 @@ pub fn watch(
                 ev = w.next() => match ev {
                     Some(Ok(ev)) => {
                         last_sent = last_sent.max(ev.revision);
-                        if let Some((kind, obj)) = transition(res, &filter, &ev) {
-                            if tx.send(enc.event(kind, &obj)).await.is_err() { return; }
-                        }
+                        if let Some((kind, obj)) = transition(res, &filter, &ev)
+                            && tx.send(enc.event(kind, &obj)).await.is_err() { return; }
                     }
                     Some(Err(WatchError::Compacted { requested, oldest })) => {
                         let _ = tx.send(expired_event(requested, oldest)).await;
@@ -224,9 +224,8 @@ pub fn watch(
                         match item {
                             Ok(ev) => {
                                 last_sent = last_sent.max(ev.revision);
-                                if let Some((kind, obj)) = transition(res, &filter, &ev) {
-                                    if tx.send(enc.event(kind, &obj)).await.is_err() { return; }
-                                }
+                                if let Some((kind, obj)) = transition(res, &filter, &ev)
+                                    && tx.send(enc.event(kind, &obj)).await.is_err() { return; }
                             }
                             Err(WatchError::Compacted { requested, oldest }) => {
                                 let _ = tx.send(expired_event(requested, oldest)).await;

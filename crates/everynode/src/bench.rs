@@ -29,7 +29,11 @@ pub enum BenchCmd {
 
 pub async fn run(cmd: BenchCmd) -> Result<(), String> {
     match cmd {
-        BenchCmd::Api { creates, clients, json } => api(creates, clients.max(1), json).await,
+        BenchCmd::Api {
+            creates,
+            clients,
+            json,
+        } => api(creates, clients.max(1), json).await,
     }
 }
 
@@ -79,7 +83,11 @@ impl ChildServer {
             .spawn()
             .map_err(|e| format!("starting the server: {e}"))?;
         let kubeconfig = dir.path().join("kubeconfig");
-        let s = ChildServer { child, kubeconfig, _dir: dir };
+        let s = ChildServer {
+            child,
+            kubeconfig,
+            _dir: dir,
+        };
         s.wait_ready(Duration::from_secs(60)).await?;
         Ok(s)
     }
@@ -87,12 +95,11 @@ impl ChildServer {
     async fn wait_ready(&self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
         loop {
-            if self.kubeconfig.exists() {
-                if let Ok(c) = client(&self.kubeconfig).await {
-                    if c.apiserver_version().await.is_ok() {
-                        return Ok(());
-                    }
-                }
+            if self.kubeconfig.exists()
+                && let Ok(c) = client(&self.kubeconfig).await
+                && c.apiserver_version().await.is_ok()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err("the server did not become ready within 60 s".into());
@@ -121,12 +128,16 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
     let values: Vec<(String, everynode_store::Bytes)> = (0..creates)
         .map(|i| {
             let v = serde_json::to_vec(&pod(i)).unwrap_or_default();
-            (format!("/registry/pods/default/bench-{i:06}"), everynode_store::Bytes::from(v))
+            (
+                format!("/registry/pods/default/bench-{i:06}"),
+                everynode_store::Bytes::from(v),
+            )
         })
         .collect();
-    let floor = everynode_store::raw_redb_floor(&floor_dir.path().join("floor.redb"), values, clients)
-        .await
-        .map_err(|e| format!("floor: {e}"))?;
+    let floor =
+        everynode_store::raw_redb_floor(&floor_dir.path().join("floor.redb"), values, clients)
+            .await
+            .map_err(|e| format!("floor: {e}"))?;
 
     let mut server = ChildServer::start().await?;
     let pid = server.pid().ok_or("the server exited early")?;
@@ -141,7 +152,9 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
             while i < creates {
                 let p: Pod = serde_json::from_value(pod(i)).map_err(|e| e.to_string())?;
                 let t = Instant::now();
-                api.create(&PostParams::default(), &p).await.map_err(|e| format!("create {i}: {e}"))?;
+                api.create(&PostParams::default(), &p)
+                    .await
+                    .map_err(|e| format!("create {i}: {e}"))?;
                 lat.push(t.elapsed());
                 i += clients;
             }
@@ -160,17 +173,32 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
     let floor_rate = creates as f64 / floor.as_secs_f64();
     let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
     if json_out {
-        println!("{}", json!({
-            "benchmark": "api", "creates": creates, "clients": clients,
-            "seconds": elapsed.as_secs_f64(), "creates_per_second": rate,
-            "p50_ms": p50.as_secs_f64() * 1e3, "p99_ms": p99.as_secs_f64() * 1e3,
-            "peak_rss_bytes": rss, "floor_seconds": floor.as_secs_f64(), "floor_rate": floor_rate,
-            "ratio_to_floor": elapsed.as_secs_f64() / floor.as_secs_f64(),
-        }));
+        println!(
+            "{}",
+            json!({
+                "benchmark": "api", "creates": creates, "clients": clients,
+                "seconds": elapsed.as_secs_f64(), "creates_per_second": rate,
+                "p50_ms": p50.as_secs_f64() * 1e3, "p99_ms": p99.as_secs_f64() * 1e3,
+                "peak_rss_bytes": rss, "floor_seconds": floor.as_secs_f64(), "floor_rate": floor_rate,
+                "ratio_to_floor": elapsed.as_secs_f64() / floor.as_secs_f64(),
+            })
+        );
     } else {
-        println!("api: {creates} pod creates from {clients} clients over TLS in {:.2} s", elapsed.as_secs_f64());
-        println!("  {rate:.0} creates/s, p50 {:.2} ms, p99 {:.2} ms, server peak RSS {} MiB", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3, rss / (1 << 20));
-        println!("  floor (raw redb, batches of {clients}): {:.2} s = {floor_rate:.0} writes/s; ratio {:.2}x", floor.as_secs_f64(), elapsed.as_secs_f64() / floor.as_secs_f64());
+        println!(
+            "api: {creates} pod creates from {clients} clients over TLS in {:.2} s",
+            elapsed.as_secs_f64()
+        );
+        println!(
+            "  {rate:.0} creates/s, p50 {:.2} ms, p99 {:.2} ms, server peak RSS {} MiB",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            rss / (1 << 20)
+        );
+        println!(
+            "  floor (raw redb, batches of {clients}): {:.2} s = {floor_rate:.0} writes/s; ratio {:.2}x",
+            floor.as_secs_f64(),
+            elapsed.as_secs_f64() / floor.as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -16,7 +16,11 @@ use everynode_apiserver::{ApiServer, Authenticator, User, WatchConfig};
 use everynode_store::{Store, StoreOptions};
 
 #[derive(Parser)]
-#[command(name = "everynode", version, about = "A Kubernetes-compatible control plane for node daemons")]
+#[command(
+    name = "everynode",
+    version,
+    about = "A Kubernetes-compatible control plane for node daemons"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -69,7 +73,10 @@ fn default_data_dir() -> PathBuf {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// A running API server: its address, kubeconfig and handle.
@@ -82,11 +89,18 @@ pub struct Running {
 
 /// Starts the API server described by `args` and returns once it is listening.
 pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
-    let hosts = if args.listen.ip().is_unspecified() { vec![] } else { vec![args.listen.ip().to_string()] };
+    let hosts = if args.listen.ip().is_unspecified() {
+        vec![]
+    } else {
+        vec![args.listen.ip().to_string()]
+    };
     let pki = pki::ensure(&args.data_dir, &hosts)?;
     let store = match args.store {
-        StoreKind::Redb => Store::open(&args.data_dir.join("everynode.redb"), StoreOptions::default())
-            .map_err(|e| format!("opening the store in {}: {e}", args.data_dir.display()))?,
+        StoreKind::Redb => Store::open(
+            &args.data_dir.join("everynode.redb"),
+            StoreOptions::default(),
+        )
+        .map_err(|e| format!("opening the store in {}: {e}", args.data_dir.display()))?,
         StoreKind::Memory => Store::memory(),
     };
     let auth = Authenticator::new();
@@ -95,15 +109,30 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
         bookmark_interval: std::time::Duration::from_secs(args.bookmark_interval.max(1)),
         ..WatchConfig::default()
     };
-    let server = ApiServer::new(store, auth, watch).await.map_err(|e| e.message)?;
+    let server = ApiServer::new(store, auth, watch)
+        .await
+        .map_err(|e| e.message)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let kubeconfig = pki::write_kubeconfig(&args.data_dir, &pki, &pki::client_address(addr))?;
-    let tls = everynode_apiserver::serve::tls_config(pki.server_cert_pem.as_bytes(), pki.server_key_pem.as_bytes())?;
-    let serve = tokio::spawn(everynode_apiserver::serve::serve_tls(listener, tls, server.router(), server.shutdown_signal()));
-    Ok(Running { server, addr, kubeconfig, serve })
+    let tls = everynode_apiserver::serve::tls_config(
+        pki.server_cert_pem.as_bytes(),
+        pki.server_key_pem.as_bytes(),
+    )?;
+    let serve = tokio::spawn(everynode_apiserver::serve::serve_tls(
+        listener,
+        tls,
+        server.router(),
+        server.shutdown_signal(),
+    ));
+    Ok(Running {
+        server,
+        addr,
+        kubeconfig,
+        serve,
+    })
 }
 
 async fn wait_for_signal() {
@@ -125,16 +154,25 @@ async fn run(args: ServerArgs, up: bool) -> Result<(), String> {
     let running = start_server(&args).await?;
     let kc = running.kubeconfig.display();
     if up {
-        println!("everynode is up: API server on https://{}", pki::client_address(running.addr));
+        println!(
+            "everynode is up: API server on https://{}",
+            pki::client_address(running.addr)
+        );
         println!();
         println!("  export KUBECONFIG={kc}");
         println!("  kubectl get nodes");
         println!("  kubectl apply -f examples/nginx-ds.yaml");
         println!("  kubectl get ds -o wide");
         println!();
-        println!("Data in {} (a restart resumes this cluster). Ctrl-C stops it.", args.data_dir.display());
+        println!(
+            "Data in {} (a restart resumes this cluster). Ctrl-C stops it.",
+            args.data_dir.display()
+        );
     } else {
-        println!("everynode API server listening on https://{}", pki::client_address(running.addr));
+        println!(
+            "everynode API server listening on https://{}",
+            pki::client_address(running.addr)
+        );
         println!("export KUBECONFIG={kc}");
     }
     wait_for_signal().await;
@@ -152,7 +190,10 @@ async fn run(args: ServerArgs, up: bool) -> Result<(), String> {
 fn main() {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");

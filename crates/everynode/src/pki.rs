@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 pub struct Pki {
@@ -32,7 +32,8 @@ fn write_private(path: &Path, content: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    f.write_all(content).map_err(|e| format!("writing {}: {e}", path.display()))
+    f.write_all(content)
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 fn ca_params() -> Result<CertificateParams, String> {
@@ -41,7 +42,11 @@ fn ca_params() -> Result<CertificateParams, String> {
     dn.push(DnType::CommonName, "everynode-ca");
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.not_before = rcgen::date_time_ymd(2024, 1, 1);
     p.not_after = rcgen::date_time_ymd(2124, 1, 1);
     Ok(p)
@@ -62,15 +67,19 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
     let ca_key_path = dir.join("ca.key");
     let ca_crt_path = dir.join("ca.crt");
     let (ca_key, ca_pem) = if ca_key_path.exists() && ca_crt_path.exists() {
-        let key_pem = fs::read_to_string(&ca_key_path).map_err(|e| format!("reading {}: {e}", ca_key_path.display()))?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", ca_key_path.display()))?;
-        let pem = fs::read_to_string(&ca_crt_path).map_err(|e| format!("reading {}: {e}", ca_crt_path.display()))?;
+        let key_pem = fs::read_to_string(&ca_key_path)
+            .map_err(|e| format!("reading {}: {e}", ca_key_path.display()))?;
+        let key =
+            KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", ca_key_path.display()))?;
+        let pem = fs::read_to_string(&ca_crt_path)
+            .map_err(|e| format!("reading {}: {e}", ca_crt_path.display()))?;
         (key, pem)
     } else {
         let key = KeyPair::generate().map_err(|e| e.to_string())?;
         let cert = ca_params()?.self_signed(&key).map_err(|e| e.to_string())?;
         write_private(&ca_key_path, key.serialize_pem().as_bytes())?;
-        fs::write(&ca_crt_path, cert.pem()).map_err(|e| format!("writing {}: {e}", ca_crt_path.display()))?;
+        fs::write(&ca_crt_path, cert.pem())
+            .map_err(|e| format!("writing {}: {e}", ca_crt_path.display()))?;
         (key, cert.pem())
     };
     // The issuer needs only the CA's name, key usages and key, which are rebuilt here.
@@ -81,11 +90,20 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
     dn.push(DnType::CommonName, "everynode-apiserver");
     sp.distinguished_name = dn;
     sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    sp.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    sp.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     sp.not_before = rcgen::date_time_ymd(2024, 1, 1);
     sp.not_after = rcgen::date_time_ymd(2124, 1, 1);
-    let mut sans = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into(), "kubernetes".into(),
-                        "kubernetes.default".into(), "kubernetes.default.svc".into()];
+    let mut sans = vec![
+        "localhost".to_string(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+    ];
     for h in hosts {
         if !sans.contains(h) {
             sans.push(h.clone());
@@ -94,15 +112,22 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
     for h in sans {
         let san = match h.parse::<IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(h.clone().try_into().map_err(|e| format!("bad host name {h}: {e}"))?),
+            Err(_) => SanType::DnsName(
+                h.clone()
+                    .try_into()
+                    .map_err(|e| format!("bad host name {h}: {e}"))?,
+            ),
         };
         sp.subject_alt_names.push(san);
     }
     let server_key = KeyPair::generate().map_err(|e| e.to_string())?;
-    let server_cert = sp.signed_by(&server_key, &issuer).map_err(|e| e.to_string())?;
+    let server_cert = sp
+        .signed_by(&server_key, &issuer)
+        .map_err(|e| e.to_string())?;
     let server_key_pem = server_key.serialize_pem();
     write_private(&dir.join("server.key"), server_key_pem.as_bytes())?;
-    fs::write(dir.join("server.crt"), server_cert.pem()).map_err(|e| format!("writing server.crt: {e}"))?;
+    fs::write(dir.join("server.crt"), server_cert.pem())
+        .map_err(|e| format!("writing server.crt: {e}"))?;
 
     let token_path = dir.join("admin.token");
     let admin_token = match fs::read_to_string(&token_path) {
@@ -113,7 +138,12 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
             t
         }
     };
-    Ok(Pki { ca_pem, server_cert_pem: server_cert.pem(), server_key_pem, admin_token })
+    Ok(Pki {
+        ca_pem,
+        server_cert_pem: server_cert.pem(),
+        server_key_pem,
+        admin_token,
+    })
 }
 
 /// The address clients should use for a listen address (loopback for wildcards).

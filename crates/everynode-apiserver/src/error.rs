@@ -201,6 +201,14 @@ impl ApiError {
         )
     }
 
+    pub fn unsupported_media_type_because(ct: &str, why: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request (\"{ct}\") cannot be used: {why}"),
+        )
+    }
+
     pub fn too_many_requests(message: impl Into<String>) -> Self {
         Self::new(429, "TooManyRequests", message)
     }

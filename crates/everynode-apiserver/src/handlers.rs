@@ -546,7 +546,13 @@ async fn resource(
             let b = if raw.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
-                Some(decode_body("application/json", &raw)?)
+                // DeleteOptions: JSON from most clients, protobuf from typed client-go ones.
+                let m = if media == "application/vnd.kubernetes.protobuf" {
+                    media.as_str()
+                } else {
+                    "application/json"
+                };
+                Some(decode_body(m, &raw)?)
             };
             let opts = DeleteOptions::parse(b.as_ref(), &q)?;
             if res.strategy == Strategy::Namespace
@@ -583,7 +589,13 @@ async fn resource(
             let b = if raw.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
-                Some(decode_body("application/json", &raw)?)
+                // DeleteOptions: JSON from most clients, protobuf from typed client-go ones.
+                let m = if media == "application/vnd.kubernetes.protobuf" {
+                    media.as_str()
+                } else {
+                    "application/json"
+                };
+                Some(decode_body(m, &raw)?)
             };
             let opts = DeleteOptions::parse(b.as_ref(), &q)?;
             let filter = Filter::from_query(res, &q)?;

@@ -216,12 +216,19 @@ pub fn decode_body(media: &str, bytes: &[u8]) -> ApiResult<Value> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::too_large());
     }
-    // Protobuf (typed client-go clients ask for it first) and CBOR are refused with 415:
-    // client-go then retries the request in JSON.
-    if !(media.is_empty() || media.ends_with("json") || media.ends_with("yaml")) {
+    let v: Value = if media == "application/vnd.kubernetes.protobuf" {
+        // kubectl's typed commands (create namespace/configmap/secret, drain) send protobuf.
+        crate::protobuf::decode(bytes).map_err(|e| {
+            if e.is_unsupported() {
+                ApiError::unsupported_media_type_because(media, &e.to_string())
+            } else {
+                ApiError::bad_request(format!("the protobuf body could not be decoded: {e}"))
+            }
+        })?
+    } else if !(media.is_empty() || media.ends_with("json") || media.ends_with("yaml")) {
+        // CBOR and anything else: 415, and client-go falls back to JSON where it can.
         return Err(ApiError::unsupported_media_type(media));
-    }
-    let v: Value = if media.ends_with("yaml") {
+    } else if media.ends_with("yaml") {
         match serde_json::from_slice(bytes) {
             Ok(v) => v,
             Err(_) => {

@@ -457,7 +457,16 @@ pub fn strategic_merge_patch(
     };
     let merged = merge_map(original, patch, root_type(kind), 0)?;
     let mut out = Value::Object(merged);
+    // A ControllerRevision's `data` is a raw extension: decoding keeps it byte for byte,
+    // directives and nulls included (DaemonSet revisions carry `$patch: replace`).
+    let raw = match (kind, out.as_object_mut()) {
+        ("ControllerRevision", Some(m)) => m.remove("data"),
+        _ => None,
+    };
     typed_decode_cleanup(&mut out, 0);
+    if let (Some(data), Some(m)) = (raw, out.as_object_mut()) {
+        m.insert("data".into(), data);
+    }
     Ok(out)
 }
 
@@ -1205,6 +1214,18 @@ mod tests {
 
     fn smp(o: Value, p: Value, kind: &str) -> Value {
         strategic_merge_patch(&o, &p, kind).unwrap()
+    }
+
+    #[test]
+    fn controller_revision_data_is_kept_verbatim() {
+        let original = serde_json::json!({
+            "metadata": { "name": "r" },
+            "data": { "spec": { "template": { "$patch": "replace", "metadata": { "creationTimestamp": null } } } },
+        });
+        let patch = serde_json::json!({ "metadata": { "labels": { "a": "b" } } });
+        let out = strategic_merge_patch(&original, &patch, "ControllerRevision").expect("patch");
+        assert_eq!(out["data"], original["data"]);
+        assert_eq!(out["metadata"]["labels"]["a"], "b");
     }
 
     #[test]

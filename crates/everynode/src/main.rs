@@ -6,6 +6,7 @@
 //! - `everynode bench ...`: system benchmarks that print figures (and `--json`).
 
 mod bench;
+mod cluster;
 mod pki;
 
 use std::net::SocketAddr;
@@ -30,8 +31,19 @@ struct Cli {
 enum Cmd {
     /// Run the API server in the foreground.
     Server(ServerArgs),
-    /// Start a local everynode cluster and print how to reach it with kubectl.
-    Up(ServerArgs),
+    /// Start a local everynode cluster (API server, controllers, simulated nodes) and
+    /// print how to reach it with kubectl.
+    Up(UpArgs),
+    /// Add or remove simulated nodes of a running cluster.
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+        /// The cluster's kubeconfig (default: $KUBECONFIG, else DATA_DIR/kubeconfig).
+        #[arg(long, global = true, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        #[arg(long, global = true, env = "EVERYNODE_DATA_DIR", default_value_os_t = default_data_dir())]
+        data_dir: PathBuf,
+    },
     /// Run a benchmark and print its figures.
     Bench {
         #[command(subcommand)]
@@ -61,6 +73,46 @@ pub struct ServerArgs {
     /// Seconds between watch bookmarks (for clients that ask for them).
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval: u64,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Simulated nodes on first start: one control-plane node and N-1 workers.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Milliseconds from a pod's binding to its containers running on a simulated node.
+    #[arg(long, default_value_t = 1000)]
+    pub ready_delay_ms: u64,
+    /// Simulated nodes fail to pull images with this tag (ErrImagePull, ImagePullBackOff).
+    #[arg(long, default_value = "non-existent")]
+    pub failing_image_tag: String,
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum NodeCmd {
+    /// Add a simulated node.
+    Add {
+        name: String,
+        /// Labels, `k=v,k2=v2`.
+        #[arg(long, default_value = "")]
+        labels: String,
+        /// Taints, `key=value:Effect,key:Effect`.
+        #[arg(long, default_value = "")]
+        taints: String,
+        #[arg(long, default_value = "4")]
+        cpu: String,
+        #[arg(long, default_value = "8Gi")]
+        memory: String,
+        #[arg(long, default_value = "110")]
+        pods: String,
+        /// Make it a control-plane node (role labels and the master NoSchedule taint).
+        #[arg(long)]
+        control_plane: bool,
+    },
+    /// Remove a node; the DaemonSet controller deletes its daemon pods.
+    Remove { name: String },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -150,10 +202,13 @@ async fn wait_for_signal() {
     }
 }
 
-async fn run(args: ServerArgs, up: bool) -> Result<(), String> {
+async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     let running = start_server(&args).await?;
     let kc = running.kubeconfig.display();
-    if up {
+    if let Some(up) = &up {
+        let client = cluster::client(&running.kubeconfig).await?;
+        let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
+        cluster::start(client, up.nodes, sim).await?;
         println!(
             "everynode is up: API server on https://{}",
             pki::client_address(running.addr)
@@ -161,6 +216,7 @@ async fn run(args: ServerArgs, up: bool) -> Result<(), String> {
         println!();
         println!("  export KUBECONFIG={kc}");
         println!("  kubectl get nodes");
+        println!("  everynode node add node9 --labels disk=ssd   # another simulated node");
         println!("  kubectl apply -f examples/nginx-ds.yaml");
         println!("  kubectl get ds -o wide");
         println!();
@@ -202,8 +258,26 @@ fn main() {
     };
     let result = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Server(a) => run(a, false).await,
-            Cmd::Up(a) => run(a, true).await,
+            Cmd::Server(a) => run(a, None).await,
+            Cmd::Up(a) => run(a.server.clone(), Some(a)).await,
+            Cmd::Node { cmd, kubeconfig, data_dir } => {
+                let kc = kubeconfig.unwrap_or_else(|| data_dir.join("kubeconfig"));
+                let client = cluster::client(&kc).await?;
+                match cmd {
+                    NodeCmd::Add { name, labels, taints, cpu, memory, pods, control_plane } => {
+                        let mut spec = if control_plane {
+                            everynode_agent::sim::SimNodeSpec::control_plane(&name)
+                        } else {
+                            everynode_agent::sim::SimNodeSpec::worker(&name)
+                        };
+                        spec.labels.extend(cluster::parse_labels(&labels)?);
+                        spec.taints.extend(cluster::parse_taints(&taints)?);
+                        (spec.cpu, spec.memory, spec.pods) = (cpu, memory, pods);
+                        cluster::add_node(&client, &spec).await
+                    }
+                    NodeCmd::Remove { name } => cluster::remove_node(&client, &name).await,
+                }
+            }
             Cmd::Bench { which } => bench::run(which).await,
         }
     });

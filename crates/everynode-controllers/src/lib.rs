@@ -1,0 +1,15 @@
+//! everynode's controllers. Each is a pure planning function over the objects it
+//! observes ("decide") plus a thin loop that performs the result through the Kubernetes
+//! API ("act"); the planning half has no I/O, no async and reads no clock.
+//!
+//! Layout:
+//! - [`daemonset`]: the DaemonSet controller (`docs/daemonset-semantics.md` §5–§15).
+//! - [`scheduler`]: binds pending pods to nodes, or says why none fits.
+//! - [`gc`]: the garbage collector (owner references, orphan and foreground deletion).
+//! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording.
+
+pub mod daemonset;
+pub mod events;
+pub mod gc;
+pub mod runtime;
+pub mod scheduler;

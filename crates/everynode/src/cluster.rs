@@ -1,0 +1,129 @@
+//! `everynode up` beyond the API server: the controllers and the simulated nodes, all
+//! as ordinary API clients of the server (through its kubeconfig), and `everynode node
+//! add|remove`, which add and remove simulated nodes of a running cluster.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use everynode_agent::sim::{self, Fleet, SimNodeSpec, SimOptions};
+use k8s_openapi::api::core::v1::{Node, Taint};
+use kube::api::{Api, DeleteParams};
+
+/// A kube client from a kubeconfig file.
+pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| format!("reading {}: {e}", kubeconfig.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("kubeconfig {}: {e}", kubeconfig.display()))?;
+    kube::Client::try_from(cfg).map_err(|e| e.to_string())
+}
+
+/// The nodes of a fresh `up` cluster: one control-plane node (`master`, tainted
+/// NoSchedule as in the seeds' clusters) and `count - 1` workers `node1`, `node2`, ...
+pub fn initial_nodes(count: usize) -> Vec<SimNodeSpec> {
+    let mut nodes = Vec::with_capacity(count);
+    if count > 0 {
+        nodes.push(SimNodeSpec::control_plane("master"));
+    }
+    for i in 1..count {
+        nodes.push(SimNodeSpec::worker(&format!("node{i}")));
+    }
+    nodes
+}
+
+/// Starts the controllers and the simulated-node fleet; they run until the runtime stops.
+pub async fn start(client: kube::Client, nodes: usize, sim_opts: SimOptions) -> Result<(), String> {
+    sim::register_many(&client, &initial_nodes(nodes), sim_opts.concurrency).await.map_err(|e| format!("registering nodes: {e}"))?;
+    tokio::spawn(Fleet::new(client.clone(), sim_opts).run());
+    tokio::spawn(everynode_controllers::scheduler::run(client.clone()));
+    tokio::spawn(everynode_controllers::daemonset::controller::run(client.clone()));
+    tokio::spawn(everynode_controllers::gc::run(client));
+    Ok(())
+}
+
+/// Parses `k=v,k2=v2` (a value may be empty: `k=` or `k`).
+pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        if k.is_empty() {
+            return Err(format!("invalid label {part:?}: want key=value"));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// Parses taints as kubectl writes them: `key=value:Effect` or `key:Effect`, comma-separated.
+pub fn parse_taints(s: &str) -> Result<Vec<Taint>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (kv, effect) = part.rsplit_once(':').ok_or_else(|| format!("invalid taint {part:?}: want key[=value]:Effect"))?;
+        if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+            return Err(format!("invalid taint effect {effect:?}: want NoSchedule, PreferNoSchedule or NoExecute"));
+        }
+        let (key, value) = match kv.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (kv, None),
+        };
+        if key.is_empty() {
+            return Err(format!("invalid taint {part:?}: empty key"));
+        }
+        out.push(Taint { key: key.to_string(), value, effect: effect.to_string(), time_added: None });
+    }
+    Ok(out)
+}
+
+/// `everynode node add`: registers a simulated node with the running cluster.
+pub async fn add_node(client: &kube::Client, spec: &SimNodeSpec) -> Result<(), String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    if nodes.get_opt(&spec.name).await.map_err(|e| e.to_string())?.is_some() {
+        return Err(format!("node {:?} already exists", spec.name));
+    }
+    sim::register(client, spec).await.map_err(|e| e.to_string())?;
+    println!("node/{} added", spec.name);
+    Ok(())
+}
+
+/// `everynode node remove`: deletes a node (its daemon pods go with it).
+pub async fn remove_node(client: &kube::Client, name: &str) -> Result<(), String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    match nodes.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {
+            println!("node/{name} removed");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Err(format!("node {name:?} not found")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Simulated-node options from the command line.
+pub fn sim_options(ready_delay_ms: u64, failing_tag: &str) -> SimOptions {
+    SimOptions { ready_delay: Duration::from_millis(ready_delay_ms), failing_image_tag: failing_tag.to_string(), ..SimOptions::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taints_parse_like_kubectl_writes_them() {
+        let t = parse_taints("dedicated=gpu:NoSchedule,node-role.kubernetes.io/master:NoSchedule").expect("taints");
+        assert_eq!((t[0].key.as_str(), t[0].value.as_deref(), t[0].effect.as_str()), ("dedicated", Some("gpu"), "NoSchedule"));
+        assert_eq!((t[1].key.as_str(), t[1].value.as_deref()), ("node-role.kubernetes.io/master", None));
+        assert!(parse_taints("k=v:Sometimes").is_err());
+        assert!(parse_taints("novalue").is_err());
+    }
+
+    #[test]
+    fn labels_and_initial_nodes() {
+        let l = parse_labels("disk=ssd, zone=a,edge").expect("labels");
+        assert_eq!(l.get("disk").map(String::as_str), Some("ssd"));
+        assert_eq!(l.get("edge").map(String::as_str), Some(""));
+        let names: Vec<String> = initial_nodes(3).into_iter().map(|n| n.name).collect();
+        assert_eq!(names, ["master", "node1", "node2"]);
+        assert!(initial_nodes(0).is_empty());
+    }
+}

@@ -12,7 +12,8 @@ use kube::api::{Api, DeleteParams};
 
 /// A kube client from a kubeconfig file.
 pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| format!("reading {}: {e}", kubeconfig.display()))?;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .map_err(|e| format!("reading {}: {e}", kubeconfig.display()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .map_err(|e| format!("kubeconfig {}: {e}", kubeconfig.display()))?;
@@ -34,10 +35,14 @@ pub fn initial_nodes(count: usize) -> Vec<SimNodeSpec> {
 
 /// Starts the controllers and the simulated-node fleet; they run until the runtime stops.
 pub async fn start(client: kube::Client, nodes: usize, sim_opts: SimOptions) -> Result<(), String> {
-    sim::register_many(&client, &initial_nodes(nodes), sim_opts.concurrency).await.map_err(|e| format!("registering nodes: {e}"))?;
+    sim::register_many(&client, &initial_nodes(nodes), sim_opts.concurrency)
+        .await
+        .map_err(|e| format!("registering nodes: {e}"))?;
     tokio::spawn(Fleet::new(client.clone(), sim_opts).run());
     tokio::spawn(everynode_controllers::scheduler::run(client.clone()));
-    tokio::spawn(everynode_controllers::daemonset::controller::run(client.clone()));
+    tokio::spawn(everynode_controllers::daemonset::controller::run(
+        client.clone(),
+    ));
     tokio::spawn(everynode_controllers::gc::run(client));
     Ok(())
 }
@@ -59,9 +64,13 @@ pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
 pub fn parse_taints(s: &str) -> Result<Vec<Taint>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (kv, effect) = part.rsplit_once(':').ok_or_else(|| format!("invalid taint {part:?}: want key[=value]:Effect"))?;
+        let (kv, effect) = part
+            .rsplit_once(':')
+            .ok_or_else(|| format!("invalid taint {part:?}: want key[=value]:Effect"))?;
         if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-            return Err(format!("invalid taint effect {effect:?}: want NoSchedule, PreferNoSchedule or NoExecute"));
+            return Err(format!(
+                "invalid taint effect {effect:?}: want NoSchedule, PreferNoSchedule or NoExecute"
+            ));
         }
         let (key, value) = match kv.split_once('=') {
             Some((k, v)) => (k, Some(v.to_string())),
@@ -70,7 +79,12 @@ pub fn parse_taints(s: &str) -> Result<Vec<Taint>, String> {
         if key.is_empty() {
             return Err(format!("invalid taint {part:?}: empty key"));
         }
-        out.push(Taint { key: key.to_string(), value, effect: effect.to_string(), time_added: None });
+        out.push(Taint {
+            key: key.to_string(),
+            value,
+            effect: effect.to_string(),
+            time_added: None,
+        });
     }
     Ok(out)
 }
@@ -78,10 +92,17 @@ pub fn parse_taints(s: &str) -> Result<Vec<Taint>, String> {
 /// `everynode node add`: registers a simulated node with the running cluster.
 pub async fn add_node(client: &kube::Client, spec: &SimNodeSpec) -> Result<(), String> {
     let nodes: Api<Node> = Api::all(client.clone());
-    if nodes.get_opt(&spec.name).await.map_err(|e| e.to_string())?.is_some() {
+    if nodes
+        .get_opt(&spec.name)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         return Err(format!("node {:?} already exists", spec.name));
     }
-    sim::register(client, spec).await.map_err(|e| e.to_string())?;
+    sim::register(client, spec)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("node/{} added", spec.name);
     Ok(())
 }
@@ -101,7 +122,11 @@ pub async fn remove_node(client: &kube::Client, name: &str) -> Result<(), String
 
 /// Simulated-node options from the command line.
 pub fn sim_options(ready_delay_ms: u64, failing_tag: &str) -> SimOptions {
-    SimOptions { ready_delay: Duration::from_millis(ready_delay_ms), failing_image_tag: failing_tag.to_string(), ..SimOptions::default() }
+    SimOptions {
+        ready_delay: Duration::from_millis(ready_delay_ms),
+        failing_image_tag: failing_tag.to_string(),
+        ..SimOptions::default()
+    }
 }
 
 #[cfg(test)]
@@ -110,9 +135,20 @@ mod tests {
 
     #[test]
     fn taints_parse_like_kubectl_writes_them() {
-        let t = parse_taints("dedicated=gpu:NoSchedule,node-role.kubernetes.io/master:NoSchedule").expect("taints");
-        assert_eq!((t[0].key.as_str(), t[0].value.as_deref(), t[0].effect.as_str()), ("dedicated", Some("gpu"), "NoSchedule"));
-        assert_eq!((t[1].key.as_str(), t[1].value.as_deref()), ("node-role.kubernetes.io/master", None));
+        let t = parse_taints("dedicated=gpu:NoSchedule,node-role.kubernetes.io/master:NoSchedule")
+            .expect("taints");
+        assert_eq!(
+            (
+                t[0].key.as_str(),
+                t[0].value.as_deref(),
+                t[0].effect.as_str()
+            ),
+            ("dedicated", Some("gpu"), "NoSchedule")
+        );
+        assert_eq!(
+            (t[1].key.as_str(), t[1].value.as_deref()),
+            ("node-role.kubernetes.io/master", None)
+        );
         assert!(parse_taints("k=v:Sometimes").is_err());
         assert!(parse_taints("novalue").is_err());
     }

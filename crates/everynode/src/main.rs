@@ -260,11 +260,23 @@ fn main() {
         match cli.cmd {
             Cmd::Server(a) => run(a, None).await,
             Cmd::Up(a) => run(a.server.clone(), Some(a)).await,
-            Cmd::Node { cmd, kubeconfig, data_dir } => {
+            Cmd::Node {
+                cmd,
+                kubeconfig,
+                data_dir,
+            } => {
                 let kc = kubeconfig.unwrap_or_else(|| data_dir.join("kubeconfig"));
                 let client = cluster::client(&kc).await?;
                 match cmd {
-                    NodeCmd::Add { name, labels, taints, cpu, memory, pods, control_plane } => {
+                    NodeCmd::Add {
+                        name,
+                        labels,
+                        taints,
+                        cpu,
+                        memory,
+                        pods,
+                        control_plane,
+                    } => {
                         let mut spec = if control_plane {
                             everynode_agent::sim::SimNodeSpec::control_plane(&name)
                         } else {

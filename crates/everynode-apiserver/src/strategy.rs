@@ -60,6 +60,36 @@ fn mark_empty_selector(v: &mut Value) {
 /// Round-trips the object through its typed form: type errors become 400s and unknown
 /// fields are pruned (they were already reported by field validation).
 pub fn normalize(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
+    normalize_typed(res, v)?;
+    drop_empty_meta(v);
+    Ok(())
+}
+
+/// Go's ObjectMeta omits empty labels, annotations, owner references and finalizers;
+/// k8s-openapi keeps `Some(empty)` as `[]`/`{}`. Drop them so objects read back as
+/// they do from Kubernetes (an orphaned pod has no `ownerReferences` at all).
+fn drop_empty_meta(v: &mut Value) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in [
+            "labels",
+            "annotations",
+            "ownerReferences",
+            "finalizers",
+            "managedFields",
+        ] {
+            let empty = match meta.get(key) {
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Object(o)) => o.is_empty(),
+                _ => false,
+            };
+            if empty {
+                meta.remove(key);
+            }
+        }
+    }
+}
+
+fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
     use k8s_openapi::api as k;
     match res.strategy {
         Strategy::DaemonSet => {

@@ -59,6 +59,32 @@ impl Server {
         Self::start_with(&["server"])
     }
 
+    /// `everynode up` with `nodes` simulated nodes that start pods after 100 ms.
+    pub fn up(nodes: usize) -> Server {
+        let n = nodes.to_string();
+        Self::start_with(&["up", "--nodes", &n, "--ready-delay-ms", "100"])
+    }
+
+    /// Runs the `everynode` binary itself (e.g. `node add`) against this cluster.
+    pub fn everynode(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_everynode"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run everynode")
+    }
+
+    /// Polls a kubectl command until `check` accepts its stdout.
+    pub fn eventually(&self, what: &str, args: &[&str], check: impl Fn(&str) -> bool) -> String {
+        wait_for(Duration::from_secs(60), what, || {
+            let o = self.kubectl(args);
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            (o.status.success() && check(&out)).then_some(out)
+        })
+    }
+
     pub fn start_with(cmd: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = tempfile::tempdir().expect("tempdir");

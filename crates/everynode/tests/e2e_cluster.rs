@@ -1,0 +1,342 @@
+//! `everynode up` with simulated nodes, driven by the stock kubectl (issue 3): the seeds'
+//! DaemonSets land one pod per eligible node; nodes come and go; labels and taints
+//! decide; deleted pods come back; orphaned pods are adopted; a node too small for the
+//! pod shows why.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Server, example, rows};
+
+/// `pod name -> node name` for the pods matching `selector` in `ns`.
+fn pods_by_node(s: &Server, ns: &str, selector: &str) -> BTreeMap<String, String> {
+    let v = s.json(&["get", "pods", "-n", ns, "-l", selector]);
+    v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .map(|p| {
+                    let node = p["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+                    (
+                        node,
+                        p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until the running pods matching `selector` sit exactly on `nodes`.
+fn wait_pods_on(s: &Server, ns: &str, selector: &str, nodes: &[&str]) -> BTreeMap<String, String> {
+    let want: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    common::wait_for(
+        std::time::Duration::from_secs(60),
+        &format!("{selector} pods on {nodes:?}"),
+        || {
+            let v = s.json(&["get", "pods", "-n", ns, "-l", selector]);
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            let mut on: Vec<String> = items
+                .iter()
+                .filter(|p| {
+                    p["metadata"]["deletionTimestamp"].is_null()
+                        && p["status"]["phase"] == "Running"
+                })
+                .filter_map(|p| p["spec"]["nodeName"].as_str().map(String::from))
+                .collect();
+            on.sort();
+            let all_gone_elsewhere = items.len() == want.len();
+            (on == want && all_gone_elsewhere).then(|| pods_by_node(s, ns, selector))
+        },
+    )
+}
+
+#[test]
+fn seed_daemonsets_land_one_pod_per_eligible_node() {
+    let s = Server::up(3);
+    let nodes = rows(&s.ok(&["get", "nodes"]));
+    assert_eq!(nodes[0], ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    let names: Vec<&str> = nodes[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, ["master", "node1", "node2"]);
+    assert_eq!(nodes[1][2], "control-plane,master");
+
+    s.ok(&["apply", "-f", &example("fluentd-elasticsearch.yaml")]);
+    s.ok(&["apply", "-f", &example("nginx-ds.yaml")]);
+    s.ok(&["apply", "-f", &example("node-exporter.yaml")]);
+    // Both tolerate the master's NoSchedule taint; node-exporter does not.
+    wait_pods_on(
+        &s,
+        "kube-system",
+        "name=fluentd-elasticsearch",
+        &["master", "node1", "node2"],
+    );
+    wait_pods_on(&s, "default", "app=nginx", &["master", "node1", "node2"]);
+    wait_pods_on(&s, "default", "name=node-exporter", &["node1", "node2"]);
+
+    let wide = s.eventually(
+        "nginx-ds status to settle",
+        &["get", "ds", "nginx-ds", "-o", "wide"],
+        |out| {
+            rows(out)
+                .get(1)
+                .is_some_and(|r| r[1..6] == ["3", "3", "3", "3", "3"])
+        },
+    );
+    let r = &rows(&wide)[1];
+    assert_eq!(&r[6..7], ["<none>"]);
+    assert_eq!(&r[8..], ["nginx", "nginx", "app=nginx"]);
+
+    // `kubectl get po -o wide` as in the seeds: Running, an IP, the node.
+    let po = rows(&s.ok(&["get", "po", "-l", "app=nginx", "-o", "wide"]));
+    assert_eq!(
+        po[0],
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ]
+    );
+    for row in &po[1..] {
+        assert!(row[0].starts_with("nginx-ds-"), "{row:?}");
+        assert_eq!(&row[1..4], ["1/1", "Running", "0"]);
+        assert!(row[5].starts_with("10."), "pod IP {row:?}");
+    }
+    // host-network pods get the node's address.
+    let exporter = s.json(&["get", "po", "-l", "name=node-exporter"]);
+    for p in exporter["items"].as_array().expect("items") {
+        assert_eq!(p["status"]["podIP"], p["status"]["hostIP"]);
+    }
+
+    // Daemon pods carry the owner, the revision hash, the generation and the node affinity.
+    let pod = &s.json(&["get", "po", "-l", "app=nginx"])["items"][0];
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "DaemonSet");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
+    assert!(pod["metadata"]["labels"]["controller-revision-hash"].is_string());
+    assert_eq!(pod["metadata"]["labels"]["pod-template-generation"], "1");
+    let term = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"][0];
+    assert_eq!(term["matchFields"][0]["key"], "metadata.name");
+    assert_eq!(term["matchFields"][0]["values"][0], pod["spec"]["nodeName"]);
+    let tolerations = pod["spec"]["tolerations"].to_string();
+    for t in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.kubernetes.io/disk-pressure",
+        "node.kubernetes.io/memory-pressure",
+        "node.kubernetes.io/pid-pressure",
+        "node.kubernetes.io/unschedulable",
+    ] {
+        assert!(
+            tolerations.contains(t),
+            "missing toleration {t}: {tolerations}"
+        );
+    }
+
+    // Deleting the DaemonSet deletes its pods (background cascade by the garbage collector).
+    s.ok(&["delete", "ds", "nginx-ds"]);
+    wait_pods_on(&s, "default", "app=nginx", &[]);
+}
+
+#[test]
+fn nodes_coming_and_going_and_labels_decide() {
+    let s = Server::up(2);
+    s.ok(&["apply", "-f", &example("nginx-ds.yaml")]);
+    wait_pods_on(&s, "default", "app=nginx", &["master", "node1"]);
+
+    let o = s.everynode(&["node", "add", "node7", "--labels", "disk=ssd"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_pods_on(&s, "default", "app=nginx", &["master", "node1", "node7"]);
+    let o = s.everynode(&["node", "remove", "node7"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_pods_on(&s, "default", "app=nginx", &["master", "node1"]);
+
+    // A nodeSelector: labelling a node in creates its pod, labelling it out deletes it.
+    let ssd = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: ssd-only
+spec:
+  selector:
+    matchLabels: {app: ssd-only}
+  template:
+    metadata:
+      labels: {app: ssd-only}
+    spec:
+      nodeSelector: {disk: ssd}
+      containers:
+      - name: c
+        image: busybox:1.36
+"#;
+    let o = s.apply_yaml(ssd);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.eventually(
+        "ssd-only to want no node",
+        &["get", "ds", "ssd-only"],
+        |out| rows(out).get(1).is_some_and(|r| r[1] == "0"),
+    );
+    s.ok(&["label", "node", "node1", "disk=ssd"]);
+    wait_pods_on(&s, "default", "app=ssd-only", &["node1"]);
+    s.eventually("NODE SELECTOR column", &["get", "ds", "ssd-only"], |out| {
+        rows(out)
+            .get(1)
+            .is_some_and(|r| r[1] == "1" && r[6] == "disk=ssd")
+    });
+    s.ok(&["label", "node", "node1", "disk-"]);
+    wait_pods_on(&s, "default", "app=ssd-only", &[]);
+
+    // A NoExecute taint the pods do not tolerate evicts them; removing it brings them back.
+    s.ok(&["taint", "node", "node1", "dedicated=infra:NoExecute"]);
+    wait_pods_on(&s, "default", "app=nginx", &["master"]);
+    s.ok(&["taint", "node", "node1", "dedicated=infra:NoExecute-"]);
+    wait_pods_on(&s, "default", "app=nginx", &["master", "node1"]);
+}
+
+#[test]
+fn deleted_pods_come_back_and_orphans_are_adopted() {
+    let s = Server::up(3);
+    s.ok(&["apply", "-f", &example("nginx-ds.yaml")]);
+    let before = wait_pods_on(&s, "default", "app=nginx", &["master", "node1", "node2"]);
+
+    // Deleting a daemon pod: the controller creates a new one on that node.
+    let victim = &before["node1"];
+    s.ok(&["delete", "pod", victim]);
+    let after = wait_pods_on(&s, "default", "app=nginx", &["master", "node1", "node2"]);
+    assert_ne!(&after["node1"], victim);
+    assert_eq!(after["node2"], before["node2"]);
+
+    // --cascade=orphan keeps the pods; a new DaemonSet with the same selector adopts them.
+    let uids = |s: &Server| -> BTreeMap<String, String> {
+        let v = s.json(&["get", "po", "-l", "app=nginx"]);
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    p["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pods_before = uids(&s);
+    s.ok(&["delete", "ds", "nginx-ds", "--cascade=orphan"]);
+    s.eventually(
+        "the pods to lose their owner",
+        &["get", "po", "-l", "app=nginx", "-o", "json"],
+        |out| {
+            let v: serde_json::Value = serde_json::from_str(out).unwrap_or_default();
+            v["items"].as_array().is_some_and(|items| {
+                items.len() == 3
+                    && items
+                        .iter()
+                        .all(|p| p["metadata"]["ownerReferences"].is_null())
+            })
+        },
+    );
+    s.ok(&["create", "-f", &example("nginx-ds.yaml")]);
+    let ds_uid = s.json(&["get", "ds", "nginx-ds"])["metadata"]["uid"].clone();
+    s.eventually(
+        "the new DaemonSet to adopt the pods",
+        &["get", "po", "-l", "app=nginx", "-o", "json"],
+        |out| {
+            let v: serde_json::Value = serde_json::from_str(out).unwrap_or_default();
+            v["items"].as_array().is_some_and(|items| {
+                items.len() == 3
+                    && items
+                        .iter()
+                        .all(|p| p["metadata"]["ownerReferences"][0]["uid"] == ds_uid)
+            })
+        },
+    );
+    assert_eq!(uids(&s), pods_before, "the same pods, not new ones");
+    let restarts = s.ok(&[
+        "get",
+        "po",
+        "-l",
+        "app=nginx",
+        "-o",
+        "jsonpath={.items[*].status.containerStatuses[0].restartCount}",
+    ]);
+    assert!(restarts.split_whitespace().all(|r| r == "0"), "{restarts}");
+    s.eventually(
+        "status of the adopted pods",
+        &["get", "ds", "nginx-ds"],
+        |out| {
+            rows(out)
+                .get(1)
+                .is_some_and(|r| r[1..6] == ["3", "3", "3", "3", "3"])
+        },
+    );
+
+    // The old --cascade=false spelling orphans too.
+    s.ok(&["delete", "ds", "nginx-ds", "--cascade=false"]);
+    s.eventually(
+        "orphans after --cascade=false",
+        &["get", "po", "-l", "app=nginx", "-o", "json"],
+        |out| {
+            let v: serde_json::Value = serde_json::from_str(out).unwrap_or_default();
+            v["items"].as_array().is_some_and(|items| {
+                items.len() == 3
+                    && items
+                        .iter()
+                        .all(|p| p["metadata"]["ownerReferences"].is_null())
+            })
+        },
+    );
+}
+
+#[test]
+fn a_node_too_small_shows_a_pending_pod_with_the_reason() {
+    let s = Server::up(2);
+    let o = s.everynode(&["node", "add", "tiny", "--memory", "100Mi"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // fluentd-elasticsearch requests 200Mi of memory.
+    s.ok(&["apply", "-f", &example("fluentd-elasticsearch.yaml")]);
+    let pending = s.eventually(
+        "a Pending pod for the tiny node",
+        &["get", "po", "-n", "kube-system", "-o", "wide"],
+        |out| rows(out).iter().any(|r| r[2] == "Pending"),
+    );
+    let name = rows(&pending)
+        .into_iter()
+        .find(|r| r[2] == "Pending")
+        .map(|r| r[0].clone())
+        .expect("pending pod");
+    let describe = s.eventually(
+        "FailedScheduling in describe",
+        &["describe", "po", "-n", "kube-system", &name],
+        |out| out.contains("FailedScheduling"),
+    );
+    assert!(
+        describe.contains("0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match Pod's node affinity/selector."),
+        "{describe}"
+    );
+    let cond = s.ok(&[
+        "get",
+        "po",
+        "-n",
+        "kube-system",
+        &name,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].reason}",
+    ]);
+    assert_eq!(cond.trim(), "Unschedulable");
+    s.eventually(
+        "the DaemonSet counts the unready pod",
+        &["get", "ds", "-n", "kube-system", "fluentd-elasticsearch"],
+        |out| rows(out).get(1).is_some_and(|r| r[1..4] == ["3", "3", "2"]),
+    );
+}

@@ -20,6 +20,25 @@ pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
     kube::Client::try_from(cfg).map_err(|e| e.to_string())
 }
 
+/// A kube client wired straight to the API server's router: the same handlers,
+/// authentication and admission as over HTTPS, without a socket, TLS or HTTP framing.
+/// `everynode up` gives it to its controllers and simulated nodes.
+pub fn in_process_client(
+    server: &everynode_apiserver::ApiServer,
+    token: &str,
+) -> Result<kube::Client, String> {
+    let bearer =
+        http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |mut req: http::Request<kube::client::Body>| {
+            req.headers_mut()
+                .insert(http::header::AUTHORIZATION, bearer.clone());
+            req
+        })
+        .service(server.router());
+    Ok(kube::Client::new(service, "default"))
+}
+
 /// The nodes of a fresh `up` cluster: one control-plane node (`master`, tainted
 /// NoSchedule as in the seeds' clusters) and `count - 1` workers `node1`, `node2`, ...
 pub fn initial_nodes(count: usize) -> Vec<SimNodeSpec> {

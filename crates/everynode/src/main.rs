@@ -134,6 +134,7 @@ fn init_tracing() {
 /// A running API server: its address, kubeconfig and handle.
 pub struct Running {
     pub server: ApiServer,
+    pub admin_token: String,
     pub addr: SocketAddr,
     pub kubeconfig: PathBuf,
     pub serve: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -181,6 +182,7 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
     ));
     Ok(Running {
         server,
+        admin_token: pki.admin_token.clone(),
         addr,
         kubeconfig,
         serve,
@@ -206,7 +208,7 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     let running = start_server(&args).await?;
     let kc = running.kubeconfig.display();
     if let Some(up) = &up {
-        let client = cluster::client(&running.kubeconfig).await?;
+        let client = cluster::in_process_client(&running.server, &running.admin_token)?;
         let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
         cluster::start(client, up.nodes, sim).await?;
         println!(

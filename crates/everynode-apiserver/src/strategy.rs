@@ -236,7 +236,49 @@ fn initial_status(res: &ResourceInfo, obj: &Value) -> Option<Value> {
 }
 
 /// Create-time resets: status, generation, the DaemonSet template generation.
+/// Kubernetes' DefaultTolerationSeconds admission: a pod that does not tolerate the
+/// not-ready / unreachable NoExecute taints gets tolerations for 300 s, so a node that
+/// drops out briefly does not lose its pods at once.
+fn add_default_toleration_seconds(obj: &mut Value) {
+    use everynode_api::scheduling::{
+        TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE, toleration_tolerates_taint,
+    };
+    use k8s_openapi::api::core::v1::{Taint, Toleration};
+    let existing: Vec<Toleration> = obj
+        .pointer("/spec/tolerations")
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
+    let mut added = Vec::new();
+    for key in [TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE] {
+        let taint = Taint {
+            key: key.to_string(),
+            effect: "NoExecute".into(),
+            ..Taint::default()
+        };
+        if !existing
+            .iter()
+            .any(|t| toleration_tolerates_taint(t, &taint))
+        {
+            added.push(json!({ "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 }));
+        }
+    }
+    if added.is_empty() {
+        return;
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        let list = spec.entry("tolerations").or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.extend(added);
+        } else {
+            *list = Value::Array(added);
+        }
+    }
+}
+
 pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
+    if res.strategy == Strategy::Pod {
+        add_default_toleration_seconds(obj);
+    }
     if res.has_subresource("status") && res.strategy != Strategy::Node {
         match initial_status(res, obj) {
             Some(s) => obj["status"] = s,

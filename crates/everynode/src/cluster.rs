@@ -53,7 +53,12 @@ pub fn initial_nodes(count: usize) -> Vec<SimNodeSpec> {
 }
 
 /// Starts the controllers and the simulated-node fleet; they run until the runtime stops.
-pub async fn start(client: kube::Client, nodes: usize, sim_opts: SimOptions) -> Result<(), String> {
+pub async fn start(
+    client: kube::Client,
+    nodes: usize,
+    sim_opts: SimOptions,
+    grace: Duration,
+) -> Result<(), String> {
     sim::register_many(&client, &initial_nodes(nodes), sim_opts.concurrency)
         .await
         .map_err(|e| format!("registering nodes: {e}"))?;
@@ -61,6 +66,10 @@ pub async fn start(client: kube::Client, nodes: usize, sim_opts: SimOptions) -> 
     tokio::spawn(everynode_controllers::scheduler::run(client.clone()));
     tokio::spawn(everynode_controllers::daemonset::controller::run(
         client.clone(),
+    ));
+    tokio::spawn(everynode_controllers::nodelifecycle::run(
+        client.clone(),
+        grace,
     ));
     tokio::spawn(everynode_controllers::gc::run(client));
     Ok(())

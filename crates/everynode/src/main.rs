@@ -88,6 +88,10 @@ pub struct UpArgs {
     /// Simulated nodes fail to pull images with this tag (ErrImagePull, ImagePullBackOff).
     #[arg(long, default_value = "non-existent")]
     pub failing_image_tag: String,
+    /// Seconds a node may go without a heartbeat before it is marked Unknown and tainted
+    /// unreachable (Kubernetes' --node-monitor-grace-period).
+    #[arg(long, default_value_t = 40)]
+    pub node_monitor_grace_seconds: u64,
 }
 
 #[derive(Subcommand, Clone, Debug)]
@@ -210,7 +214,8 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     if let Some(up) = &up {
         let client = cluster::in_process_client(&running.server, &running.admin_token)?;
         let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
-        cluster::start(client, up.nodes, sim).await?;
+        let grace = std::time::Duration::from_secs(up.node_monitor_grace_seconds.max(1));
+        cluster::start(client, up.nodes, sim, grace).await?;
         println!(
             "everynode is up: API server on https://{}",
             pki::client_address(running.addr)

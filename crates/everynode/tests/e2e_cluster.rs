@@ -305,16 +305,25 @@ fn a_node_too_small_shows_a_pending_pod_with_the_reason() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // fluentd-elasticsearch requests 200Mi of memory.
     s.ok(&["apply", "-f", &example("fluentd-elasticsearch.yaml")]);
-    let pending = s.eventually(
-        "a Pending pod for the tiny node",
-        &["get", "po", "-n", "kube-system", "-o", "wide"],
-        |out| rows(out).iter().any(|r| r[2] == "Pending"),
+    // The daemon pod meant for `tiny` (its required affinity names the node).
+    let name = common::wait_for(
+        std::time::Duration::from_secs(60),
+        "the pod for tiny",
+        || {
+            let v = s.json(&["get", "po", "-n", "kube-system"]);
+            v["items"].as_array()?.iter().find_map(|p| {
+            let term = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
+            (term["matchFields"][0]["values"][0] == "tiny").then(|| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+        })
+        },
     );
-    let name = rows(&pending)
-        .into_iter()
-        .find(|r| r[2] == "Pending")
-        .map(|r| r[0].clone())
-        .expect("pending pod");
+    let pending = s.ok(&["get", "po", "-n", "kube-system", &name, "-o", "wide"]);
+    let row = &rows(&pending)[1];
+    assert_eq!(
+        (row[2].as_str(), row[6].as_str()),
+        ("Pending", "<none>"),
+        "{pending}"
+    );
     let describe = s.eventually(
         "FailedScheduling in describe",
         &["describe", "po", "-n", "kube-system", &name],
@@ -338,5 +347,129 @@ fn a_node_too_small_shows_a_pending_pod_with_the_reason() {
         "the DaemonSet counts the unready pod",
         &["get", "ds", "-n", "kube-system", "fluentd-elasticsearch"],
         |out| rows(out).get(1).is_some_and(|r| r[1..4] == ["3", "3", "2"]),
+    );
+}
+
+#[test]
+fn a_silent_node_turns_unknown_is_tainted_and_loses_non_daemon_pods() {
+    let s = Server::start_with(&[
+        "up",
+        "--nodes",
+        "2",
+        "--ready-delay-ms",
+        "100",
+        "--node-monitor-grace-seconds",
+        "2",
+    ]);
+    // A node with no agent behind it: nothing renews its Lease.
+    let silent = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: silent
+  labels: {kubernetes.io/hostname: silent, kubernetes.io/os: linux}
+status:
+  capacity: {cpu: "4", memory: 8Gi, pods: "110"}
+  allocatable: {cpu: "4", memory: 8Gi, pods: "110"}
+"#;
+    let o = s.apply_yaml(silent);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.ok(&["apply", "-f", &example("nginx-ds.yaml")]);
+    // A pod that tolerates an unreachable node for one second only.
+    let short = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: short-lived
+spec:
+  nodeName: silent
+  containers:
+  - name: c
+    image: busybox:1.36
+  tolerations:
+  - key: node.kubernetes.io/unreachable
+    operator: Exists
+    effect: NoExecute
+    tolerationSeconds: 1
+"#;
+    let o = s.apply_yaml(short);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    s.eventually(
+        "the silent node to become NotReady",
+        &["get", "nodes", "silent"],
+        |out| rows(out).get(1).is_some_and(|r| r[1] == "NotReady"),
+    );
+    let ready = s.ok(&[
+        "get",
+        "node",
+        "silent",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready.trim(), "Unknown");
+    s.eventually(
+        "the unreachable taints",
+        &[
+            "get",
+            "node",
+            "silent",
+            "-o",
+            "jsonpath={.spec.taints[*].effect}",
+        ],
+        |out| out.contains("NoSchedule") && out.contains("NoExecute"),
+    );
+    let keys = s.ok(&[
+        "get",
+        "node",
+        "silent",
+        "-o",
+        "jsonpath={.spec.taints[*].key}",
+    ]);
+    assert!(
+        keys.split_whitespace()
+            .all(|k| k == "node.kubernetes.io/unreachable"),
+        "{keys}"
+    );
+
+    // The short-lived pod is evicted (marked for deletion; no kubelet will confirm it).
+    s.eventually(
+        "the short-lived pod to be evicted",
+        &[
+            "get",
+            "pod",
+            "short-lived",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ],
+        |out| !out.trim().is_empty(),
+    );
+    // The daemon pod tolerates unreachable without a limit: it stays.
+    let ds_pod = s.ok(&[
+        "get",
+        "po",
+        "-l",
+        "app=nginx",
+        "--field-selector",
+        "spec.nodeName=silent",
+        "-o",
+        "jsonpath={.items[*].metadata.deletionTimestamp}",
+    ]);
+    assert!(
+        ds_pod.trim().is_empty(),
+        "daemon pod marked for deletion: {ds_pod}"
+    );
+    // Every pod got the default 300 s tolerations unless it had its own.
+    let defaults = s.ok(&[
+        "get",
+        "po",
+        "-l",
+        "app=nginx",
+        "-o",
+        "jsonpath={.items[0].spec.tolerations[*].tolerationSeconds}",
+    ]);
+    assert!(
+        defaults.trim().is_empty(),
+        "daemon pods tolerate forever: {defaults}"
     );
 }

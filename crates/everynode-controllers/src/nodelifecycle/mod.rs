@@ -1,0 +1,194 @@
+//! The node lifecycle controller: notices nodes whose kubelet (agent) went silent, marks
+//! them `Unknown`, taints them, and evicts the pods that may not stay (see [`plan`]).
+//! It re-plans on every change of a node, Lease or pod (debounced) and at the next
+//! deadline the plan names (a grace period or a toleration running out).
+
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::watcher;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::events::Recorder;
+use crate::runtime::cache;
+use plan::{Action, KUBELET_CONDITIONS};
+
+/// Kubernetes' default `--node-monitor-grace-period`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(40);
+
+/// Runs the controller until the task is dropped.
+pub async fn run(client: kube::Client, grace: Duration) {
+    let (nodes, node_changes) = cache(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (leases, lease_changes) = cache(
+        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+        watcher::Config::default(),
+    );
+    let (pods, pod_changes) = cache(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let changed = Arc::new(Notify::new());
+    let (c1, c2, c3) = (changed.clone(), changed.clone(), changed.clone());
+    let feeds = async move {
+        tokio::join!(
+            node_changes.for_each(move |_| {
+                c1.notify_one();
+                futures::future::ready(())
+            }),
+            lease_changes.for_each(move |_| {
+                c2.notify_one();
+                futures::future::ready(())
+            }),
+            pod_changes.for_each(move |_| {
+                c3.notify_one();
+                futures::future::ready(())
+            }),
+        )
+    };
+    let events = Recorder::new(client.clone(), "node-controller");
+    let worker = async {
+        let _ = tokio::join!(
+            nodes.wait_until_ready(),
+            leases.wait_until_ready(),
+            pods.wait_until_ready()
+        );
+        let mut wait = Duration::from_secs(5);
+        loop {
+            tokio::select! {
+                _ = changed.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let node_list: Vec<Node> = nodes.state().iter().map(|n| (**n).clone()).collect();
+            let renewals: HashMap<String, jiff::Timestamp> = leases
+                .state()
+                .iter()
+                .filter_map(|l| {
+                    Some((
+                        l.metadata.name.clone()?,
+                        l.spec.as_ref()?.renew_time.as_ref()?.0,
+                    ))
+                })
+                .collect();
+            let pod_list: Vec<Pod> = pods
+                .state()
+                .iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+                .map(|p| (**p).clone())
+                .collect();
+            let (actions, next) = plan::plan(
+                &node_list,
+                &renewals,
+                &pod_list,
+                jiff::Timestamp::now(),
+                grace,
+            );
+            wait = next
+                .unwrap_or(Duration::from_secs(5))
+                .clamp(Duration::from_millis(200), Duration::from_secs(5));
+            for action in actions {
+                act(&client, &events, &node_list, action).await;
+            }
+        }
+    };
+    tokio::join!(feeds, worker);
+}
+
+async fn act(client: &kube::Client, events: &Recorder, nodes: &[Node], action: Action) {
+    let node_api: Api<Node> = Api::all(client.clone());
+    let find = |name: &str| {
+        nodes
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+    };
+    let result = match action {
+        Action::MarkUnknown { node } => {
+            let now = jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            let mut conditions: Vec<serde_json::Value> = find(&node)
+                .and_then(|n| n.status.as_ref()?.conditions.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .collect();
+            for c in conditions.iter_mut() {
+                if KUBELET_CONDITIONS.contains(&c["type"].as_str().unwrap_or("")) {
+                    c["status"] = json!("Unknown");
+                    c["reason"] = json!("NodeStatusUnknown");
+                    c["message"] = json!("Kubelet stopped posting node status.");
+                    c["lastTransitionTime"] = json!(now);
+                }
+            }
+            if !conditions.iter().any(|c| c["type"] == "Ready") {
+                conditions.push(json!({
+                    "type": "Ready", "status": "Unknown", "reason": "NodeStatusNeverUpdated",
+                    "message": "Kubelet never posted node status.", "lastHeartbeatTime": now, "lastTransitionTime": now,
+                }));
+            }
+            if let Some(n) = find(&node) {
+                events
+                    .record(
+                        n,
+                        "Normal",
+                        "NodeNotReady",
+                        &format!("Node {node} status is now: NodeNotReady"),
+                    )
+                    .await;
+            }
+            let patch = json!({ "status": { "conditions": conditions } });
+            node_api
+                .patch_status(&node, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map(|_| ())
+        }
+        Action::SetTaints { node, taints } => {
+            let rv = find(&node).and_then(|n| n.metadata.resource_version.clone());
+            let patch =
+                json!({ "metadata": { "resourceVersion": rv }, "spec": { "taints": taints } });
+            node_api
+                .patch(&node, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map(|_| ())
+        }
+        Action::Evict {
+            namespace,
+            name,
+            uid,
+            node,
+        } => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            tracing::info!(pod = %name, %namespace, %node, "evicting a pod from a NoExecute-tainted node");
+            let r = api.delete(&name, &dp).await.map(|_| ());
+            if r.is_ok()
+                && let Ok(Some(pod)) = api.get_opt(&name).await
+            {
+                events
+                    .record(
+                        &pod,
+                        "Normal",
+                        "TaintManagerEviction",
+                        &format!("Marking for deletion Pod {namespace}/{name}"),
+                    )
+                    .await;
+            }
+            r
+        }
+    };
+    match result {
+        Ok(()) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        Err(e) => tracing::warn!(error = %e, "node lifecycle action"),
+    }
+}

@@ -216,6 +216,45 @@ fn deleted_pods_come_back_and_orphans_are_adopted() {
     assert_ne!(&after["node1"], victim);
     assert_eq!(after["node2"], before["node2"]);
 
+    // A pod that fails is replaced (after the controller's back-off), with an event.
+    let failing = after["node2"].clone();
+    s.ok(&[
+        "patch",
+        "pod",
+        &failing,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Failed"}}"#,
+    ]);
+    let replaced = s.eventually(
+        "the failed pod to be replaced",
+        &["get", "po", "-l", "app=nginx", "-o", "wide"],
+        |out| {
+            let r = rows(out);
+            !r.iter().any(|row| row[0] == failing)
+                && r.iter()
+                    .filter(|row| {
+                        row.get(6).map(String::as_str) == Some("node2") && row[2] == "Running"
+                    })
+                    .count()
+                    == 1
+        },
+    );
+    assert!(!replaced.contains(&failing));
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=FailedDaemonPod",
+    ]);
+    assert!(
+        events.contains(&format!(
+            "Found failed daemon pod default/{failing} on node node2, will try to kill it"
+        )),
+        "{events}"
+    );
+
     // --cascade=orphan keeps the pods; a new DaemonSet with the same selector adopts them.
     let uids = |s: &Server| -> BTreeMap<String, String> {
         let v = s.json(&["get", "po", "-l", "app=nginx"]);

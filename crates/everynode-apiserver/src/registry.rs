@@ -327,8 +327,7 @@ impl Registry {
         } else if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("namespace");
         }
-        strategy::normalize(res, obj)?;
-        strategy::default(res, obj)?;
+        strategy::normalize_and_default(res, obj)?;
         strategy::prepare_create(res, obj);
         Ok(())
     }
@@ -437,8 +436,7 @@ impl Registry {
                 return Err(ApiError::stale(res, name));
             }
             keep_system_fields(&mut new, &old);
-            strategy::normalize(res, &mut new)?;
-            strategy::default(res, &mut new)?;
+            strategy::normalize_and_default(res, &mut new)?;
             match part {
                 Part::Main => strategy::prepare_update(res, &mut new, &old),
                 Part::Status => strategy::prepare_status_update(res, &mut new, &old),

@@ -59,7 +59,10 @@ fn mark_empty_selector(v: &mut Value) {
 
 /// Round-trips the object through its typed form: type errors become 400s and unknown
 /// fields are pruned (they were already reported by field validation).
-pub fn normalize(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
+///
+/// Defaulting happens inside the same round trip (one decode and one encode per write
+/// instead of two).
+pub fn normalize_and_default(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
     normalize_typed(res, v)?;
     drop_empty_meta(v);
     Ok(())
@@ -94,16 +97,16 @@ fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
     match res.strategy {
         Strategy::DaemonSet => {
             mark_empty_selector(v);
-            edit::<DaemonSet>(res, v, |_| {})
+            edit::<DaemonSet>(res, v, defaults::default_daemonset)
         }
         Strategy::ControllerRevision => edit::<ControllerRevision>(res, v, |_| {}),
-        Strategy::Pod => edit::<Pod>(res, v, |_| {}),
-        Strategy::Node => edit::<Node>(res, v, |_| {}),
-        Strategy::Namespace => edit::<Namespace>(res, v, |_| {}),
+        Strategy::Pod => edit::<Pod>(res, v, defaults::default_pod),
+        Strategy::Node => edit::<Node>(res, v, defaults::default_node),
+        Strategy::Namespace => edit::<Namespace>(res, v, defaults::default_namespace),
         Strategy::Event => edit::<Event>(res, v, |_| {}),
         Strategy::EventV1 => edit::<k::events::v1::Event>(res, v, |_| {}),
         Strategy::Lease => edit::<Lease>(res, v, |_| {}),
-        Strategy::Service => edit::<Service>(res, v, |_| {}),
+        Strategy::Service => edit::<Service>(res, v, defaults::default_service),
         Strategy::Generic => match res.kind {
             "ConfigMap" => edit::<k::core::v1::ConfigMap>(res, v, |_| {}),
             "Secret" => edit::<k::core::v1::Secret>(res, v, |_| {}),
@@ -112,18 +115,6 @@ fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
             "EndpointSlice" => edit::<k::discovery::v1::EndpointSlice>(res, v, |_| {}),
             _ => Ok(()),
         },
-    }
-}
-
-/// Applies the kind's defaulting (apps/v1 and core/v1 `SetDefaults_*`).
-pub fn default(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
-    match res.strategy {
-        Strategy::DaemonSet => edit::<DaemonSet>(res, v, defaults::default_daemonset),
-        Strategy::Pod => edit::<Pod>(res, v, defaults::default_pod),
-        Strategy::Node => edit::<Node>(res, v, defaults::default_node),
-        Strategy::Namespace => edit::<Namespace>(res, v, defaults::default_namespace),
-        Strategy::Service => edit::<Service>(res, v, defaults::default_service),
-        _ => Ok(()),
     }
 }
 

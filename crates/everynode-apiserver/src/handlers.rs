@@ -542,19 +542,7 @@ async fn resource(
             ))
         }
         (Method::DELETE, Some(n), None) => {
-            let raw = read_body(body).await?;
-            let b = if raw.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                // DeleteOptions: JSON from most clients, protobuf from typed client-go ones.
-                let m = if media == "application/vnd.kubernetes.protobuf" {
-                    media.as_str()
-                } else {
-                    "application/json"
-                };
-                Some(decode_body(m, &raw)?)
-            };
-            let opts = DeleteOptions::parse(b.as_ref(), &q)?;
+            let opts = delete_options(body, &media, &q).await?;
             if res.strategy == Strategy::Namespace
                 && matches!(n, "default" | "kube-system" | "kube-public")
             {
@@ -585,19 +573,7 @@ async fn resource(
             Ok(respond_object(res, &d.object, output, code, include))
         }
         (Method::DELETE, None, None) => {
-            let raw = read_body(body).await?;
-            let b = if raw.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                // DeleteOptions: JSON from most clients, protobuf from typed client-go ones.
-                let m = if media == "application/vnd.kubernetes.protobuf" {
-                    media.as_str()
-                } else {
-                    "application/json"
-                };
-                Some(decode_body(m, &raw)?)
-            };
-            let opts = DeleteOptions::parse(b.as_ref(), &q)?;
+            let opts = delete_options(body, &media, &q).await?;
             let filter = Filter::from_query(res, &q)?;
             let mut lq = q.clone();
             lq.remove("limit");
@@ -693,4 +669,25 @@ async fn bind(st: &ServerState, ns: Option<&str>, name: &str, b: &Value) -> ApiR
         StatusCode::CREATED,
         &success_status(201, None),
     ))
+}
+
+/// The DeleteOptions of a DELETE: from the body (JSON from most clients, protobuf from
+/// typed client-go ones; an empty body is none) and the query.
+async fn delete_options(
+    body: Body,
+    media: &str,
+    q: &HashMap<String, String>,
+) -> ApiResult<DeleteOptions> {
+    let raw = read_body(body).await?;
+    let b = if raw.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let m = if media == "application/vnd.kubernetes.protobuf" {
+            media
+        } else {
+            "application/json"
+        };
+        Some(decode_body(m, &raw)?)
+    };
+    DeleteOptions::parse(b.as_ref(), q)
 }

@@ -187,7 +187,9 @@ impl OpenApi {
     pub fn unknown_fields(&self, r: &ResourceInfo, obj: &Value) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(s) = self.defs.get(r.schema) {
-            self.walk(s, obj, "", &mut out, 0);
+            // The path is a stack of segments, joined only when a field is unknown: this
+            // runs on every write, and most writes have no unknown field.
+            self.walk(s, obj, &mut Vec::new(), &mut out, 0);
         }
         out
     }
@@ -212,7 +214,14 @@ impl OpenApi {
         s
     }
 
-    fn walk(&self, schema: &Value, v: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
+    fn walk<'v>(
+        &self,
+        schema: &Value,
+        v: &'v Value,
+        path: &mut Vec<Segment<'v>>,
+        out: &mut Vec<String>,
+        depth: usize,
+    ) {
         if depth > 64 {
             return;
         }
@@ -221,37 +230,56 @@ impl OpenApi {
             Value::Object(m) => {
                 if let Some(Value::Object(props)) = s.get("properties") {
                     for (k, child) in m {
-                        let p = if path.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{path}.{k}")
-                        };
+                        path.push(Segment::Key(k));
                         match props.get(k) {
-                            Some(ps) => self.walk(ps, child, &p, out, depth + 1),
-                            None => out.push(p),
+                            Some(ps) => self.walk(ps, child, path, out, depth + 1),
+                            None => out.push(join_path(path)),
                         }
+                        path.pop();
                     }
                 } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
                     for (k, child) in m {
-                        let p = if path.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{path}.{k}")
-                        };
-                        self.walk(ap, child, &p, out, depth + 1);
+                        path.push(Segment::Key(k));
+                        self.walk(ap, child, path, out, depth + 1);
+                        path.pop();
                     }
                 }
             }
             Value::Array(a) => {
                 if let Some(items) = s.get("items") {
                     for (i, child) in a.iter().enumerate() {
-                        self.walk(items, child, &format!("{path}[{i}]"), out, depth + 1);
+                        path.push(Segment::Index(i));
+                        self.walk(items, child, path, out, depth + 1);
+                        path.pop();
                     }
                 }
             }
             _ => {}
         }
     }
+}
+
+/// One step of a field path: `spec`, `containers`, `[0]`.
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `spec.containers[0].foo`, as kube-apiserver names unknown fields.
+fn join_path(path: &[Segment<'_>]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Segment::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Segment::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
 }
 
 /// The Kubernetes release whose API everynode serves (`/version`, OpenAPI `info`).

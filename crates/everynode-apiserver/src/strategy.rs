@@ -211,9 +211,26 @@ fn initial_status(res: &ResourceInfo, obj: &Value) -> Option<Value> {
             "currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0
         })),
         Strategy::Pod => {
-            let spec: Option<k8s_openapi::api::core::v1::PodSpec> = obj
-                .get("spec")
-                .and_then(|s| serde_json::from_value(s.clone()).ok());
+            // QoS depends only on the containers' resources: decode just those.
+            let resources_only = |list: &str| -> Value {
+                let items = obj
+                    .pointer(&format!("/spec/{list}"))
+                    .and_then(Value::as_array);
+                Value::Array(
+                    items
+                        .map(|cs| {
+                            cs.iter()
+                                .map(|c| json!({ "name": c["name"], "resources": c["resources"] }))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                )
+            };
+            let spec: Option<k8s_openapi::api::core::v1::PodSpec> = serde_json::from_value(json!({
+                "containers": resources_only("containers"),
+                "initContainers": resources_only("initContainers"),
+            }))
+            .ok();
             let qos = spec
                 .as_ref()
                 .map(defaults::pod_qos_class)

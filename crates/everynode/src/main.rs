@@ -34,6 +34,13 @@ enum Cmd {
     /// Start a local everynode cluster (API server, controllers, simulated nodes) and
     /// print how to reach it with kubectl.
     Up(UpArgs),
+    /// Run everynode's DaemonSet controller against any cluster (e.g. a real Kubernetes
+    /// whose own daemonset controller is disabled), through its kubeconfig.
+    Controller {
+        /// The cluster's kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+    },
     /// Add or remove simulated nodes of a running cluster.
     Node {
         #[command(subcommand)]
@@ -267,6 +274,21 @@ fn main() {
         match cli.cmd {
             Cmd::Server(a) => run(a, None).await,
             Cmd::Up(a) => run(a.server.clone(), Some(a)).await,
+            Cmd::Controller { kubeconfig } => {
+                let kc = kubeconfig.unwrap_or_else(|| match std::env::var_os("HOME") {
+                    Some(h) => PathBuf::from(h).join(".kube").join("config"),
+                    None => PathBuf::from(".kube/config"),
+                });
+                let client = cluster::client(&kc).await?;
+                eprintln!(
+                    "everynode DaemonSet controller running against {}",
+                    kc.display()
+                );
+                tokio::select! {
+                    _ = everynode_controllers::daemonset::controller::run(client) => Ok(()),
+                    _ = wait_for_signal() => Ok(()),
+                }
+            }
             Cmd::Node {
                 cmd,
                 kubeconfig,

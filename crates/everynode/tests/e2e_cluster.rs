@@ -512,3 +512,56 @@ spec:
         "daemon pods tolerate forever: {defaults}"
     );
 }
+
+/// The controllers speak only the Kubernetes API: `everynode controller` drives a
+/// cluster it does not host (here a bare `everynode server`, standing in for a real
+/// Kubernetes whose own daemonset controller is off).
+#[test]
+fn the_daemonset_controller_runs_standalone_against_any_api_server() {
+    let s = Server::start();
+    for n in ["a", "b"] {
+        let node = format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n  labels: {{kubernetes.io/hostname: {n}}}\n"
+        );
+        let o = s.apply_yaml(&node);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_everynode"))
+        .args(["controller", "--kubeconfig"])
+        .arg(&s.kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the controller");
+    s.ok(&["apply", "-f", &example("nginx-ds.yaml")]);
+    // No scheduler and no kubelets here: the pods are created, pinned to their nodes by
+    // affinity, and wait to be scheduled, exactly as the controller leaves them.
+    let out = s.eventually("two daemon pods, one per node", &["get", "po", "-l", "app=nginx", "-o", "json"], |out| {
+        let v: serde_json::Value = serde_json::from_str(out).unwrap_or_default();
+        let mut nodes: Vec<String> = v["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|p| {
+                        p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+                            ["matchFields"][0]["values"][0]
+                            .as_str()
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        nodes.sort();
+        nodes == ["a", "b"]
+    });
+    assert!(out.contains("nginx-ds-"));
+    s.eventually(
+        "the status to count both nodes",
+        &["get", "ds", "nginx-ds"],
+        |out| rows(out).get(1).is_some_and(|r| r[1] == "2" && r[2] == "2"),
+    );
+    let _ = controller.kill();
+    let _ = controller.wait();
+}

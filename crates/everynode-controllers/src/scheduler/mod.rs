@@ -7,7 +7,7 @@
 
 pub mod plan;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,26 +53,36 @@ pub async fn run(client: kube::Client) {
         client: client.clone(),
         nodes,
         pods,
-        assumed: Mutex::new(HashMap::new()),
-        last_message: Mutex::new(HashMap::new()),
+        node_names: Mutex::default(),
+        usage: Mutex::default(),
+        waiting: Mutex::new(HashMap::new()),
         events: Recorder::new(client, "default-scheduler"),
     });
 
     let feed_nodes = {
         let (sched, queue) = (sched.clone(), queue.clone());
         node_changes.for_each(move |change| {
-            // Any node change may make room: retry every pending pod.
-            if !matches!(
-                change,
-                Change::Applied(_) | Change::Deleted(_) | Change::Synced
-            ) {
-                return futures::future::ready(());
-            }
-            for p in sched.pods.state() {
-                if wants_us(&p) {
-                    queue.add(ObjectRef::from_obj(&*p));
+            {
+                let mut names = lock(&sched.node_names);
+                match &change {
+                    Change::Applied(n) => {
+                        names.insert(n.metadata.name.clone().unwrap_or_default());
+                    }
+                    Change::Deleted(n) => {
+                        names.remove(n.metadata.name.as_deref().unwrap_or(""));
+                    }
+                    Change::Synced => {
+                        *names = sched
+                            .nodes
+                            .state()
+                            .iter()
+                            .filter_map(|n| n.metadata.name.clone())
+                            .collect();
+                    }
                 }
             }
+            // A node that came or changed may have room for the pods that are waiting.
+            sched.retry_waiting(&queue);
             futures::future::ready(())
         })
     };
@@ -80,20 +90,33 @@ pub async fn run(client: kube::Client) {
         let (sched, queue) = (sched.clone(), queue.clone());
         pod_changes.for_each(move |change| {
             match change {
-                Change::Applied(p) if wants_us(&p) => queue.add(ObjectRef::from_obj(&*p)),
                 Change::Applied(p) => {
-                    // Bound (or finished): it is in the cache now, so it no longer needs assuming.
-                    sched.forget_assumed(&p);
-                    if is_terminal(&p) {
-                        sched.retry_pending(&queue);
+                    let freed = sched.account(&p);
+                    if wants_us(&p) {
+                        queue.add(ObjectRef::from_obj(&*p));
+                    } else {
+                        lock(&sched.waiting).remove(p.metadata.uid.as_deref().unwrap_or(""));
+                    }
+                    if freed {
+                        sched.retry_waiting(&queue);
                     }
                 }
                 Change::Deleted(p) => {
-                    sched.forget_assumed(&p);
-                    // A pod that went away freed room.
-                    sched.retry_pending(&queue);
+                    let uid = p.metadata.uid.clone().unwrap_or_default();
+                    lock(&sched.waiting).remove(&uid);
+                    if sched.unaccount(&uid) {
+                        // A pod that went away freed room.
+                        sched.retry_waiting(&queue);
+                    }
                 }
-                Change::Synced => sched.retry_pending(&queue),
+                Change::Synced => {
+                    sched.recount();
+                    for p in sched.pods.state() {
+                        if wants_us(&p) {
+                            queue.add(ObjectRef::from_obj(&*p));
+                        }
+                    }
+                }
             }
             futures::future::ready(())
         })
@@ -118,81 +141,124 @@ pub async fn run(client: kube::Client) {
     tokio::join!(feed_nodes, feed_pods, workers);
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What every node holds, kept up to date from pod events (never recomputed per pod).
+#[derive(Default)]
+struct Usage {
+    by_node: HashMap<String, NodeUsage>,
+    /// uid → (node, spec) of every pod counted, bound or assumed.
+    counted: HashMap<String, (String, PodSpec)>,
+}
+
+impl Usage {
+    fn add(&mut self, uid: String, node: String, spec: PodSpec) {
+        self.remove(&uid);
+        self.by_node.entry(node.clone()).or_default().add(&spec);
+        self.counted.insert(uid, (node, spec));
+    }
+
+    fn remove(&mut self, uid: &str) -> bool {
+        let Some((node, spec)) = self.counted.remove(uid) else {
+            return false;
+        };
+        if let Some(u) = self.by_node.get_mut(&node) {
+            u.remove(&spec);
+        }
+        true
+    }
+}
+
 struct Scheduler {
     client: kube::Client,
     nodes: Store<Node>,
     pods: Store<Pod>,
-    /// Pods bound by us that the cache has not shown bound yet: uid → (node, spec).
-    assumed: Mutex<HashMap<String, (String, PodSpec)>>,
-    /// The last unschedulable message per pod uid, to report each new reason once.
-    last_message: Mutex<HashMap<String, String>>,
+    node_names: Mutex<HashSet<String>>,
+    usage: Mutex<Usage>,
+    /// Pods that did not fit, with the last reason reported (each new reason is
+    /// reported once): uid → (pod, message).
+    waiting: Mutex<HashMap<String, (ObjectRef<Pod>, String)>>,
     events: Recorder,
 }
 
 impl Scheduler {
-    fn forget_assumed(&self, pod: &Pod) {
-        if let Some(uid) = pod.metadata.uid.as_deref() {
-            self.assumed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(uid);
-            if pod.metadata.deletion_timestamp.is_some() || !wants_us(pod) {
-                self.last_message
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(uid);
+    /// Counts a bound, unfinished pod (or stops counting a finished one); true when this
+    /// freed room on a node.
+    fn account(&self, pod: &Pod) -> bool {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let bound = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty());
+        let mut usage = lock(&self.usage);
+        match (bound, is_terminal(pod)) {
+            (Some(node), false) => {
+                if usage.counted.get(&uid).is_none_or(|(n, _)| *n != node) {
+                    usage.add(uid, node, pod.spec.clone().unwrap_or_default());
+                }
+                false
             }
+            (Some(_), true) => usage.remove(&uid),
+            (None, _) => false,
         }
     }
 
-    fn retry_pending(&self, queue: &WorkQueue<ObjectRef<Pod>>) {
-        let waiting: Vec<String> = self
-            .last_message
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        if waiting.is_empty() {
-            return;
-        }
-        for p in self.pods.state() {
-            if wants_us(&p) && p.metadata.uid.as_ref().is_some_and(|u| waiting.contains(u)) {
-                queue.add(ObjectRef::from_obj(&*p));
-            }
-        }
+    fn unaccount(&self, uid: &str) -> bool {
+        lock(&self.usage).remove(uid)
     }
 
-    fn usage(&self) -> HashMap<String, NodeUsage> {
-        let mut usage: HashMap<String, NodeUsage> = HashMap::new();
-        let assumed = self
-            .assumed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+    /// Rebuilds the counts from the cache (after a relist).
+    fn recount(&self) {
+        let mut fresh = Usage::default();
         for p in self.pods.state() {
             let Some(spec) = p.spec.as_ref() else {
                 continue;
             };
-            let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) else {
-                continue;
-            };
-            if is_terminal(&p) {
-                continue;
-            }
-            if p.metadata
-                .uid
-                .as_ref()
-                .is_some_and(|u| assumed.contains_key(u))
+            if let Some(node) = spec.node_name.clone().filter(|n| !n.is_empty())
+                && !is_terminal(&p)
             {
-                continue;
+                fresh.add(
+                    p.metadata.uid.clone().unwrap_or_default(),
+                    node,
+                    spec.clone(),
+                );
             }
-            usage.entry(node.to_string()).or_default().add(spec);
         }
-        for (node, spec) in assumed.values() {
-            usage.entry(node.clone()).or_default().add(spec);
+        *lock(&self.usage) = fresh;
+    }
+
+    fn retry_waiting(&self, queue: &WorkQueue<ObjectRef<Pod>>) {
+        let waiting: Vec<ObjectRef<Pod>> = lock(&self.waiting)
+            .values()
+            .map(|(r, _)| r.clone())
+            .collect();
+        for r in waiting {
+            queue.add(r);
         }
-        usage
+    }
+
+    fn decide(&self, pod: &Pod, spec: &PodSpec) -> Decision {
+        let total = lock(&self.node_names).len();
+        match plan::pinned_nodes(spec) {
+            Some(names) => {
+                let candidates: Vec<Arc<Node>> = names
+                    .iter()
+                    .filter_map(|n| self.nodes.get(&ObjectRef::new(n)))
+                    .collect();
+                let refs: Vec<&Node> = candidates.iter().map(|n| n.as_ref()).collect();
+                let usage = lock(&self.usage);
+                plan::schedule_among(pod, &refs, total.max(refs.len()), &usage.by_node)
+            }
+            None => {
+                let nodes = self.nodes.state();
+                let refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
+                let usage = lock(&self.usage);
+                plan::schedule(pod, &refs, &usage.by_node)
+            }
+        }
     }
 
     /// Tries to place one pod; returns a retry delay when it should be tried again later.
@@ -202,17 +268,12 @@ impl Scheduler {
             return None;
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        if self
-            .assumed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&uid)
-        {
+        if lock(&self.usage).counted.contains_key(&uid) {
+            // Bound by us already; the cache has not caught up.
             return None;
         }
-        let nodes = self.nodes.state();
-        let refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
-        let decision = plan::schedule(&pod, &refs, &self.usage());
+        let spec = pod.spec.clone().unwrap_or_default();
+        let decision = self.decide(&pod, &spec);
         let ns = pod
             .metadata
             .namespace
@@ -222,11 +283,8 @@ impl Scheduler {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         match decision {
             Decision::Bind(node) => {
-                let spec = pod.spec.clone().unwrap_or_default();
-                self.assumed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(uid.clone(), (node.clone(), spec));
+                // Assume the binding, so the next pod sees this one's requests at once.
+                lock(&self.usage).add(uid.clone(), node.clone(), spec);
                 let binding = Binding {
                     metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                         name: Some(name.clone()),
@@ -246,38 +304,22 @@ impl Scheduler {
                     .await;
                 match result {
                     Ok(_) => {
-                        self.last_message
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&uid);
-                        self.events
-                            .pod(
-                                &pod,
-                                "Normal",
-                                "Scheduled",
-                                &format!("Successfully assigned {ns}/{name} to {node}"),
-                            )
-                            .await;
+                        lock(&self.waiting).remove(&uid);
+                        let msg = format!("Successfully assigned {ns}/{name} to {node}");
+                        self.events.pod(&pod, "Normal", "Scheduled", &msg).await;
                         None
                     }
                     Err(e) => {
-                        self.assumed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&uid);
+                        lock(&self.usage).remove(&uid);
                         tracing::debug!(pod = %name, error = %e, "binding failed");
                         Some(Duration::from_secs(1))
                     }
                 }
             }
             Decision::Unschedulable(message) => {
-                let changed = self
-                    .last_message
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(uid, message.clone())
-                    .as_ref()
-                    != Some(&message);
+                let changed = lock(&self.waiting)
+                    .insert(uid, (key.clone(), message.clone()))
+                    .is_none_or(|(_, previous)| previous != message);
                 if changed {
                     let now = jiff::Timestamp::now()
                         .strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,8 +15,8 @@ pub struct NodeUsage {
     pub requested: BTreeMap<String, i128>,
     /// Pods counted against the node's `pods` capacity.
     pub pods: usize,
-    /// Host ports in use: (protocol, hostIP or "0.0.0.0", port).
-    pub host_ports: HashSet<(String, String, i32)>,
+    /// Host ports in use: (protocol, hostIP or "0.0.0.0", port) → how many pods hold it.
+    pub host_ports: HashMap<(String, String, i32), usize>,
 }
 
 impl NodeUsage {
@@ -26,7 +26,30 @@ impl NodeUsage {
             *self.requested.entry(resource).or_default() += amount;
         }
         self.pods += 1;
-        self.host_ports.extend(host_ports(spec));
+        for port in host_ports(spec) {
+            *self.host_ports.entry(port).or_default() += 1;
+        }
+    }
+
+    /// Takes back what [`NodeUsage::add`] added for the same spec.
+    pub fn remove(&mut self, spec: &PodSpec) {
+        for (resource, amount) in pod_requests(spec) {
+            if let Some(v) = self.requested.get_mut(&resource) {
+                *v -= amount;
+                if *v <= 0 {
+                    self.requested.remove(&resource);
+                }
+            }
+        }
+        self.pods = self.pods.saturating_sub(1);
+        for port in host_ports(spec) {
+            if let Some(n) = self.host_ports.get_mut(&port) {
+                *n -= 1;
+                if *n == 0 {
+                    self.host_ports.remove(&port);
+                }
+            }
+        }
     }
 }
 
@@ -53,9 +76,12 @@ pub fn host_ports(spec: &PodSpec) -> Vec<(String, String, i32)> {
     out
 }
 
-fn ports_conflict(wanted: &[(String, String, i32)], used: &HashSet<(String, String, i32)>) -> bool {
+fn ports_conflict(
+    wanted: &[(String, String, i32)],
+    used: &HashMap<(String, String, i32), usize>,
+) -> bool {
     wanted.iter().any(|(proto, ip, port)| {
-        used.iter().any(|(uproto, uip, uport)| {
+        used.keys().any(|(uproto, uip, uport)| {
             uproto == proto && uport == port && (uip == ip || uip == "0.0.0.0" || ip == "0.0.0.0")
         })
     })
@@ -104,7 +130,7 @@ pub enum Decision {
 
 /// The node names a pod's required affinity pins it to (`matchFields` on
 /// `metadata.name`), as daemon pods carry: kube-scheduler filters on them first.
-fn pinned_nodes(spec: &PodSpec) -> Option<HashSet<String>> {
+pub fn pinned_nodes(spec: &PodSpec) -> Option<HashSet<String>> {
     let terms = &spec
         .affinity
         .as_ref()?
@@ -222,6 +248,19 @@ fn score(spec: &PodSpec, node: &Node, usage: &NodeUsage) -> i128 {
 
 /// Picks a node for `pod` among `nodes`, given what is already on each node.
 pub fn schedule(pod: &Pod, nodes: &[&Node], usage: &HashMap<String, NodeUsage>) -> Decision {
+    schedule_among(pod, nodes, nodes.len(), usage)
+}
+
+/// [`schedule`] over `candidates` only, the other `total - candidates.len()` nodes of the
+/// cluster being known not to match the pod's node affinity. A daemon pod pins one node
+/// by name, so the scheduler looks at that node alone instead of all of them (what
+/// kube-scheduler's NodeAffinity pre-filter does).
+pub fn schedule_among(
+    pod: &Pod,
+    candidates: &[&Node],
+    total: usize,
+    usage: &HashMap<String, NodeUsage>,
+) -> Decision {
     let empty = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty);
     let pinned = pinned_nodes(spec);
@@ -229,7 +268,11 @@ pub fn schedule(pod: &Pod, nodes: &[&Node], usage: &HashMap<String, NodeUsage>) 
     let mut best: Option<(i128, &str)> = None;
     let mut reasons: BTreeMap<Reject, usize> = BTreeMap::new();
     let mut preemption_helps = 0;
-    for node in nodes {
+    let skipped = total.saturating_sub(candidates.len());
+    if skipped > 0 {
+        reasons.insert(Reject::Affinity, skipped);
+    }
+    for node in candidates {
         let name = node.metadata.name.as_deref().unwrap_or("");
         let u = usage.get(name).unwrap_or(&none);
         match fits(spec, node, u, pinned.as_ref()) {
@@ -253,11 +296,7 @@ pub fn schedule(pod: &Pod, nodes: &[&Node], usage: &HashMap<String, NodeUsage>) 
     if let Some((_, name)) = best {
         return Decision::Bind(name.to_string());
     }
-    Decision::Unschedulable(unschedulable_message(
-        nodes.len(),
-        &reasons,
-        preemption_helps,
-    ))
+    Decision::Unschedulable(unschedulable_message(total, &reasons, preemption_helps))
 }
 
 /// kube-scheduler's summary: `0/3 nodes are available: 1 Insufficient memory, 2 node(s)
@@ -416,6 +455,41 @@ mod tests {
         assert_eq!(
             schedule(&tolerant, &[&tainted], &HashMap::new()),
             Decision::Bind("t".into())
+        );
+    }
+
+    #[test]
+    fn usage_add_and_remove_are_inverse() {
+        let with_port = pod(
+            json!({ "containers": [{ "name": "c", "image": "i", "ports": [{ "containerPort": 80, "hostPort": 8080 }],
+            "resources": { "requests": { "memory": "1Gi", "cpu": "100m" } } }] }),
+        );
+        let spec = with_port.spec.as_ref().expect("spec");
+        let mut u = NodeUsage::default();
+        u.add(spec);
+        u.add(spec);
+        u.remove(spec);
+        assert_eq!(u.pods, 1);
+        assert_eq!(u.host_ports.len(), 1);
+        u.remove(spec);
+        assert_eq!(u, NodeUsage::default());
+    }
+
+    #[test]
+    fn pinned_pods_are_judged_on_their_node_alone() {
+        let a = node("a", "4", "1Gi", json!({}));
+        let d = schedule_among(&pinned("2Gi", "a"), &[&a], 3, &HashMap::new());
+        assert_eq!(
+            d,
+            schedule(
+                &pinned("2Gi", "a"),
+                &[
+                    &a,
+                    &node("b", "4", "8Gi", json!({})),
+                    &node("c", "4", "8Gi", json!({}))
+                ],
+                &HashMap::new()
+            )
         );
     }
 

@@ -509,8 +509,16 @@ async fn resource(
                 dry_run: dry_run(&q),
             };
             let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
+            // A patch is a precondition on resourceVersion only if it sets one itself; the
+            // version copied from the stored object must not turn a race into a 409.
+            let explicit_rv = mentions_resource_version(&patch_body);
             let mutate = |old: &Value| -> ApiResult<Value> {
-                let patched = patch::apply(res, kind, old, &patch_body)?;
+                let mut patched = patch::apply(res, kind, old, &patch_body)?;
+                if !explicit_rv
+                    && let Some(m) = patched.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    m.remove("resourceVersion");
+                }
                 let w = check_fields(st, res, &patched, mode)?;
                 if let Ok(mut g) = warnings.lock() {
                     *g = w;
@@ -690,4 +698,17 @@ async fn delete_options(
         Some(decode_body(m, &raw)?)
     };
     DeleteOptions::parse(b.as_ref(), q)
+}
+
+/// Whether a patch body (merge, strategic, apply or JSON patch) sets
+/// `metadata.resourceVersion`.
+fn mentions_resource_version(patch: &Value) -> bool {
+    match patch {
+        Value::Array(ops) => ops
+            .iter()
+            .any(|op| op["path"].as_str() == Some("/metadata/resourceVersion")),
+        _ => patch
+            .pointer("/metadata/resourceVersion")
+            .is_some_and(|v| !v.is_null()),
+    }
 }

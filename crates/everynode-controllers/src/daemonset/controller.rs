@@ -374,7 +374,7 @@ impl Ctl {
             }
         }
         if let Some(status) = plan.status {
-            let patch = json!({ "status": status });
+            let patch = plan::status_patch(&status);
             ignore_gone(
                 ds_api
                     .patch_status(key.name.as_str(), &pp, &Patch::Merge(patch))

@@ -38,9 +38,11 @@ use everynode_api::scheduling::{
 };
 use everynode_api::selector::Selector;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetSpec, DaemonSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, DaemonSetCondition, DaemonSetSpec, DaemonSetStatus,
+};
 use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Map, Value};
@@ -59,6 +61,34 @@ pub const BURST_REPLICAS: usize = 250;
 pub const SLOW_START_INITIAL_BATCH_SIZE: usize = 1;
 /// Default `revisionHistoryLimit` when the field is absent (§2.1).
 pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+
+/// everynode extension (RollingUpdate only): `"true"` pauses the rollout; pods missing
+/// while paused are created from the [stable revision](Stable).
+pub const PAUSED_ANNOTATION: &str = "everynode.io/paused";
+/// everynode extension (RollingUpdate only): a label selector over nodes; only the nodes
+/// it picks are updated, the others keep (and get new pods from) the stable revision.
+pub const CANARY_SELECTOR_ANNOTATION: &str = "everynode.io/canary-selector";
+/// everynode extension (RollingUpdate only): seconds without progress after which the
+/// `Progressing` condition turns `False` with reason `ProgressDeadlineExceeded`.
+pub const PROGRESS_DEADLINE_ANNOTATION: &str = "everynode.io/progress-deadline-seconds";
+/// The condition type the extensions maintain in `status.conditions`.
+pub const PROGRESSING: &str = "Progressing";
+
+/// Reasons of the `Progressing` condition (everynode extensions only; Kubernetes never
+/// sets DaemonSet conditions).
+pub mod progress_reasons {
+    /// True: pods are being replaced and the last one was replaced (or became available)
+    /// at `lastTransitionTime`.
+    pub const ROLLING_UPDATE: &str = "RollingUpdate";
+    /// True: every targeted node runs an available pod of the current revision.
+    pub const NEW_REVISION_AVAILABLE: &str = "NewRevisionAvailable";
+    /// False: no progress for `everynode.io/progress-deadline-seconds`.
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    /// Unknown: `everynode.io/paused` holds the rollout.
+    pub const ROLLOUT_PAUSED: &str = "RolloutPaused";
+    /// False: `everynode.io/canary-selector` does not parse; no node is updated.
+    pub const INVALID_CANARY_SELECTOR: &str = "InvalidCanarySelector";
+}
 
 /// Event types.
 pub const EVENT_NORMAL: &str = "Normal";
@@ -541,6 +571,105 @@ fn allows_surge(spec: &DaemonSetSpec) -> bool {
 // The pass
 // ---------------------------------------------------------------------------------------
 
+/// The everynode rollout extensions read from the DaemonSet's annotations. They apply to
+/// `RollingUpdate` DaemonSets only; on `OnDelete` ones they are ignored.
+#[derive(Debug, Default)]
+struct Extensions {
+    /// Any of the annotations is set: the `Progressing` condition is maintained.
+    enabled: bool,
+    /// `everynode.io/paused: "true"`.
+    paused: bool,
+    /// `everynode.io/canary-selector`, parsed; a selector that does not parse selects
+    /// nothing (and [`Extensions::canary_error`] says why).
+    canary: Option<Selector>,
+    canary_error: Option<String>,
+    /// `everynode.io/progress-deadline-seconds`, when a positive integer.
+    deadline: Option<i64>,
+}
+
+fn extensions(ds: &DaemonSet, spec: &DaemonSetSpec) -> Extensions {
+    let Some(annotations) = ds.metadata.annotations.as_ref() else {
+        return Extensions::default();
+    };
+    if strategy(spec) != Strategy::RollingUpdate {
+        return Extensions::default();
+    }
+    let paused = annotations.get(PAUSED_ANNOTATION);
+    let canary = annotations.get(CANARY_SELECTOR_ANNOTATION);
+    let deadline = annotations.get(PROGRESS_DEADLINE_ANNOTATION);
+    let mut ext = Extensions {
+        enabled: paused.is_some() || canary.is_some() || deadline.is_some(),
+        paused: paused.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        deadline: deadline
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|&secs| secs > 0),
+        ..Extensions::default()
+    };
+    if let Some(text) = canary {
+        match Selector::parse(text) {
+            Ok(selector) => ext.canary = Some(selector),
+            Err(e) => {
+                ext.canary = Some(Selector::nothing());
+                ext.canary_error = Some(e.to_string());
+            }
+        }
+    }
+    ext
+}
+
+/// The revision the running fleet is on, for pods created while the rollout is held back
+/// (paused, or a node outside the canary): the old revision most live pods run (ties: the
+/// newer revision).
+#[derive(Clone, Debug)]
+struct Stable {
+    template: PodTemplateSpec,
+    hash: String,
+    template_generation: Option<i64>,
+}
+
+/// The template stored in a revision (§10.1), without the `$patch` directive.
+fn revision_template(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
+    let RawExtension(data) = revision.data.as_ref()?;
+    let Value::Object(stored) = data.get("spec")?.get("template")? else {
+        return None;
+    };
+    let mut stored = stored.clone();
+    stored.remove("$patch");
+    serde_json::from_value(Value::Object(stored)).ok()
+}
+
+fn stable_revision(hash: &str, claimed: &[&Pod], old: &[&ControllerRevision]) -> Option<Stable> {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for pod in claimed {
+        if is_deleting(&pod.metadata) || is_terminal(pod) {
+            continue;
+        }
+        match hash_label(&pod.metadata) {
+            Some(h) if h != hash && !h.is_empty() => *count.entry(h).or_default() += 1,
+            _ => {}
+        }
+    }
+    let revision = old
+        .iter()
+        .filter_map(|r| {
+            let h = hash_label(&r.metadata).unwrap_or(opt_str(&r.metadata.name));
+            count.get(h).map(|n| (*n, r.revision, *r, h))
+        })
+        .max_by_key(|(n, number, _, _)| (*n, *number))?;
+    let (_, _, rev, stable_hash) = revision;
+    let template = revision_template(rev)?;
+    let template_generation = claimed
+        .iter()
+        .filter(|p| hash_label(&p.metadata) == Some(stable_hash))
+        .find_map(|p| labels_of(&p.metadata).get(POD_TEMPLATE_GENERATION_LABEL))
+        .and_then(|g| g.parse().ok());
+    Some(Stable {
+        template,
+        hash: stable_hash.to_string(),
+        template_generation,
+    })
+}
+
 /// Read-only facts shared by the steps of one pass.
 struct Ctx<'a> {
     obs: &'a Observed<'a>,
@@ -553,6 +682,13 @@ struct Ctx<'a> {
     verdicts: BTreeMap<&'a str, ShouldRun>,
     /// Claimed pods by target node (terminal pods being deleted left out, §8.1).
     node_pods: BTreeMap<String, Vec<&'a Pod>>,
+    /// The everynode extensions in force.
+    ext: Extensions,
+    /// With a canary selector: the nodes it picks (the only ones updated).
+    canary_nodes: Option<BTreeSet<&'a str>>,
+    /// Where pods created while the rollout is held back come from; `None`: the current
+    /// template (nothing is held back, or no older revision runs).
+    stable: Option<Stable>,
 }
 
 impl<'a> Ctx<'a> {
@@ -569,6 +705,18 @@ impl<'a> Ctx<'a> {
 
     fn available(&self, pod: &Pod) -> bool {
         is_pod_available(pod, self.min_ready_seconds, self.obs.now)
+    }
+
+    /// Whether the rolling update may replace the pod on `node` (the canary selector).
+    fn updatable(&self, node: &str) -> bool {
+        self.canary_nodes
+            .as_ref()
+            .is_none_or(|nodes| nodes.contains(node))
+    }
+
+    /// Whether a pod created on `node` now comes from the stable revision.
+    fn held_back(&self, node: &str) -> bool {
+        self.stable.is_some() && (self.ext.paused || !self.updatable(node))
     }
 
     fn pods_on(&self, node: &str) -> &[&'a Pod] {
@@ -705,6 +853,19 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         .iter()
         .map(|n| (opt_str(&n.metadata.name), node_should_run_daemon_pod(n, ds)))
         .collect();
+    let ext = extensions(ds, spec);
+    let canary_nodes = ext.canary.as_ref().map(|selector| {
+        obs.nodes
+            .iter()
+            .filter(|n| selector.matches(labels_of(&n.metadata)))
+            .map(|n| opt_str(&n.metadata.name))
+            .collect()
+    });
+    let stable = if ext.paused || ext.canary.is_some() {
+        stable_revision(&hash, &claimed, &old)
+    } else {
+        None
+    };
     let ctx = Ctx {
         obs,
         ds,
@@ -713,12 +874,15 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
         verdicts,
         node_pods,
+        ext,
+        canary_nodes,
+        stable,
     };
 
     let mut requeue = availability_requeue(&ctx, &claimed);
     if obs.expectations_satisfied {
         let mut work = manage(&ctx);
-        if work.creates.is_empty() && work.deletes.is_empty() {
+        if work.creates.is_empty() && work.stable_creates.is_empty() && work.deletes.is_empty() {
             match strategy(spec) {
                 Strategy::OnDelete => {}
                 Strategy::RollingUpdate => rolling_update(&ctx, &mut work),
@@ -727,6 +891,8 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         requeue = min_some(requeue, work.requeue);
         out.actions.append(&mut work.before);
         work.creates.truncate(BURST_REPLICAS);
+        work.stable_creates
+            .truncate(BURST_REPLICAS - work.creates.len());
         work.deletes.truncate(BURST_REPLICAS);
         if !work.creates.is_empty() {
             out.actions.push(Action::CreatePods {
@@ -734,6 +900,16 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
                 template: spec.template.clone(),
                 hash: ctx.hash.clone(),
                 template_generation: template_generation(ds),
+            });
+        }
+        if let Some(stable) = ctx.stable.as_ref()
+            && !work.stable_creates.is_empty()
+        {
+            out.actions.push(Action::CreatePods {
+                node_names: work.stable_creates,
+                template: stable.template.clone(),
+                hash: stable.hash.clone(),
+                template_generation: stable.template_generation,
             });
         }
         if !work.deletes.is_empty() {
@@ -951,11 +1127,24 @@ fn cleanup_history(
 struct Work<'a> {
     /// Events and back-off steps, emitted before the creates and deletes.
     before: Vec<Action>,
-    /// Nodes that get a new pod.
+    /// Nodes that get a new pod from the current template.
     creates: Vec<String>,
+    /// Nodes that get a new pod from the stable revision (rollout held back there).
+    stable_creates: Vec<String>,
     /// Pods to delete.
     deletes: Vec<&'a Pod>,
     requeue: Option<Duration>,
+}
+
+impl Work<'_> {
+    /// A missing pod on `node`: from the stable revision where the rollout is held back.
+    fn create(&mut self, ctx: &Ctx<'_>, node: &str) {
+        if ctx.held_back(node) {
+            self.stable_creates.push(node.to_string());
+        } else {
+            self.creates.push(node.to_string());
+        }
+    }
 }
 
 fn manage<'a>(ctx: &Ctx<'a>) -> Work<'a> {
@@ -971,7 +1160,7 @@ fn manage<'a>(ctx: &Ctx<'a>) -> Work<'a> {
         let verdict = ctx.verdict(node_name);
         let pods = ctx.pods_on(node_name);
         if verdict.should_run && pods.is_empty() {
-            work.creates.push(node_name.to_string());
+            work.create(ctx, node_name);
         } else if verdict.should_continue_running {
             let mut running: Vec<&Pod> = Vec::new();
             for &pod in pods {
@@ -1019,7 +1208,7 @@ fn manage<'a>(ctx: &Ctx<'a>) -> Work<'a> {
             }
             if running.is_empty() {
                 if verdict.should_run {
-                    work.creates.push(node_name.to_string());
+                    work.create(ctx, node_name);
                 }
                 continue;
             }
@@ -1072,6 +1261,17 @@ fn manage<'a>(ctx: &Ctx<'a>) -> Work<'a> {
     work
 }
 
+/// The status of the node's Ready condition, if it reports one.
+fn node_ready_status(node: &Node) -> Option<&str> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
 /// `findUpdatedPodsOnNode`: the node's one new and one old live pod; `None` when there is
 /// more than one of either (left to `manage`).
 fn updated_and_old<'a>(
@@ -1095,15 +1295,33 @@ fn updated_and_old<'a>(
 }
 
 /// `rollingUpdate` (§11.2, §11.3), run when `manage` found nothing to do.
+///
+/// everynode extensions: paused → nothing; a canary selector → pods on other nodes are
+/// neither replaced nor surged, but still count against `maxUnavailable`.
 fn rolling_update<'a>(ctx: &Ctx<'a>, work: &mut Work<'a>) {
+    if ctx.ext.paused {
+        return;
+    }
     let desired = ctx.verdicts.values().filter(|v| v.should_run).count();
     let desired_i64 = i64::try_from(desired).unwrap_or(i64::MAX);
     let (max_surge, max_unavailable) = budgets(ctx.spec, desired_i64);
-    // Every node with pods, and every node that should run one.
+    // Every node with pods, and every node that should run one — except nodes whose
+    // Ready condition is False or Unknown (everynode, unlike Kubernetes): their pods
+    // cannot be confirmed gone, so deleting them would hold a unit of the budget until
+    // the node returns, and a silent node would stall the rollout for good. They are
+    // updated when they are Ready again.
+    let unready: BTreeSet<&str> = ctx
+        .obs
+        .nodes
+        .iter()
+        .filter(|n| node_ready_status(n).is_some_and(|s| s != "True"))
+        .map(|n| opt_str(&n.metadata.name))
+        .collect();
     let nodes: Vec<&str> = ctx
         .node_names()
         .into_iter()
         .filter(|n| ctx.node_pods.contains_key(*n) || ctx.verdict(n).should_run)
+        .filter(|n| !unready.contains(n))
         .collect();
 
     if max_surge == 0 {
@@ -1123,9 +1341,11 @@ fn rolling_update<'a>(ctx: &Ctx<'a>, work: &mut Work<'a>) {
                 }
                 (None, Some(old_pod)) => {
                     if !ctx.available(old_pod) {
-                        work.deletes.push(old_pod);
+                        if ctx.updatable(node) {
+                            work.deletes.push(old_pod);
+                        }
                         unavailable += 1;
-                    } else if unavailable < max_unavailable {
+                    } else if unavailable < max_unavailable && ctx.updatable(node) {
                         candidates.push(old_pod);
                     }
                 }
@@ -1153,6 +1373,7 @@ fn rolling_update<'a>(ctx: &Ctx<'a>, work: &mut Work<'a>) {
         }
         match (new_pod, old_pod) {
             (_, None) => {}
+            (None, Some(_)) if !ctx.updatable(node) => {}
             (None, Some(old_pod)) => {
                 let should_run = ctx.verdict(node).should_run;
                 if !ctx.available(old_pod) {
@@ -1201,15 +1422,21 @@ fn to_i32(n: usize) -> i32 {
 fn status(ctx: &Ctx<'_>, full_pass: bool) -> (Option<DaemonSetStatus>, Option<Duration>) {
     let (mut desired, mut current, mut misscheduled) = (0usize, 0usize, 0usize);
     let (mut ready, mut available, mut updated) = (0usize, 0usize, 0usize);
+    // Every node the rollout targets runs an available pod of the current revision.
+    let mut complete = true;
     for node in ctx.obs.nodes {
         let name = opt_str(&node.metadata.name);
         let pods = ctx.pods_on(name);
         if ctx.verdict(name).should_run {
             desired += 1;
             let Some(&oldest) = pods.first() else {
+                complete = false;
                 continue;
             };
             current += 1;
+            if ctx.updatable(name) && !(ctx.is_updated(oldest) && ctx.available(oldest)) {
+                complete = false;
+            }
             if is_pod_ready(oldest) {
                 ready += 1;
                 if ctx.available(oldest) {
@@ -1224,8 +1451,15 @@ fn status(ctx: &Ctx<'_>, full_pass: bool) -> (Option<DaemonSetStatus>, Option<Du
         }
     }
     let unavailable = desired.saturating_sub(available);
+    complete &= available == desired;
 
     let stored = ctx.ds.status.clone().unwrap_or_default();
+    let counters = Counters {
+        ready,
+        available,
+        updated,
+    };
+    let (conditions, deadline_requeue) = conditions(ctx, &stored, counters, complete);
     let generation = ctx.ds.metadata.generation.unwrap_or(0);
     let unchanged = stored.desired_number_scheduled == to_i32(desired)
         && stored.current_number_scheduled == to_i32(current)
@@ -1234,10 +1468,12 @@ fn status(ctx: &Ctx<'_>, full_pass: bool) -> (Option<DaemonSetStatus>, Option<Du
         && stored.updated_number_scheduled.unwrap_or(0) == to_i32(updated)
         && stored.number_available.unwrap_or(0) == to_i32(available)
         && stored.number_unavailable.unwrap_or(0) == to_i32(unavailable)
-        && stored.observed_generation.unwrap_or(0) >= generation;
+        && stored.observed_generation.unwrap_or(0) >= generation
+        && stored.conditions == conditions;
 
     let requeue = (ctx.min_ready_seconds > 0 && ready != available)
         .then(|| Duration::from_secs(u64::try_from(ctx.min_ready_seconds).unwrap_or(0)));
+    let requeue = min_some(requeue, deadline_requeue);
     if unchanged {
         return (None, requeue);
     }
@@ -1255,9 +1491,179 @@ fn status(ctx: &Ctx<'_>, full_pass: bool) -> (Option<DaemonSetStatus>, Option<Du
             stored.observed_generation
         },
         collision_count: stored.collision_count,
-        conditions: stored.conditions,
+        conditions,
     };
     (Some(status), requeue)
+}
+
+/// The progress counters of a status (what `Progressing` watches grow).
+#[derive(Clone, Copy)]
+struct Counters {
+    ready: usize,
+    available: usize,
+    updated: usize,
+}
+
+/// `status.conditions` after this pass: the stored ones, with the `Progressing` condition
+/// of the everynode extensions set (when any extension annotation is present) or removed
+/// (when none is). Also when to look again for the progress deadline.
+///
+/// `DaemonSetCondition` has no `lastUpdateTime`, so while the rollout runs
+/// (`True`/`RollingUpdate`) `lastTransitionTime` is moved to the time of the last progress:
+/// more pods updated, ready or available than the stored status says, or a new revision
+/// (named in the message). `everynode.io/progress-deadline-seconds` after it without
+/// progress the condition turns `False`/`ProgressDeadlineExceeded` and stays so until
+/// progress resumes.
+fn conditions(
+    ctx: &Ctx<'_>,
+    stored: &DaemonSetStatus,
+    now_counts: Counters,
+    complete: bool,
+) -> (Option<Vec<DaemonSetCondition>>, Option<Duration>) {
+    let mut others: Vec<DaemonSetCondition> = stored
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.type_ != PROGRESSING)
+        .cloned()
+        .collect();
+    let (cond, requeue) = if ctx.ext.enabled {
+        let (cond, requeue) = progressing(ctx, stored, now_counts, complete);
+        (Some(cond), requeue)
+    } else {
+        (None, None)
+    };
+    others.extend(cond);
+    ((!others.is_empty()).then_some(others), requeue)
+}
+
+fn progressing(
+    ctx: &Ctx<'_>,
+    stored: &DaemonSetStatus,
+    now_counts: Counters,
+    complete: bool,
+) -> (DaemonSetCondition, Option<Duration>) {
+    use progress_reasons::*;
+    let ds_name = opt_str(&ctx.ds.metadata.name);
+    let revision = format!("revision \"{ds_name}-{}\"", ctx.hash);
+    // Whole seconds, as the API stores times: an unchanged condition compares equal.
+    let now = Timestamp::from_second(ctx.obs.now.as_second()).unwrap_or(ctx.obs.now);
+    let prev = stored
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == PROGRESSING);
+    let make = |status: &str, reason: &str, message: String, since: Timestamp| DaemonSetCondition {
+        type_: PROGRESSING.to_string(),
+        status: status.to_string(),
+        reason: Some(reason.to_string()),
+        message: Some(message),
+        last_transition_time: Some(Time(since)),
+    };
+    // The stored condition if it says the same, else a new one from now.
+    let settle = |status: &str, reason: &str, message: String| match prev {
+        Some(p)
+            if p.status == status
+                && p.reason.as_deref() == Some(reason)
+                && p.message.as_deref() == Some(message.as_str()) =>
+        {
+            p.clone()
+        }
+        _ => make(status, reason, message, now),
+    };
+
+    if let Some(error) = &ctx.ext.canary_error {
+        let message = format!(
+            "{CANARY_SELECTOR_ANNOTATION} is not a label selector ({error}): no node is updated"
+        );
+        return (settle("False", INVALID_CANARY_SELECTOR, message), None);
+    }
+    if complete {
+        let scope = if ctx.canary_nodes.is_some() {
+            "every node the canary selector picks"
+        } else {
+            "every node"
+        };
+        let message = format!(
+            "DaemonSet \"{ds_name}\" has successfully progressed: {revision} is available on {scope}"
+        );
+        return (settle("True", NEW_REVISION_AVAILABLE, message), None);
+    }
+    if ctx.ext.paused {
+        let message =
+            format!("DaemonSet \"{ds_name}\" is paused ({PAUSED_ANNOTATION}): {revision} waits");
+        return (settle("Unknown", ROLLOUT_PAUSED, message), None);
+    }
+
+    let rolling_message = format!("DaemonSet \"{ds_name}\" is rolling out {revision}");
+    let same_rollout = prev.is_some_and(|p| {
+        matches!(
+            p.reason.as_deref(),
+            Some(ROLLING_UPDATE | PROGRESS_DEADLINE_EXCEEDED)
+        ) && p
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains(revision.as_str()))
+    });
+    let grew = |now_n: usize, before: Option<i32>| to_i32(now_n) > before.unwrap_or(0);
+    let progressed = !same_rollout
+        || grew(now_counts.updated, stored.updated_number_scheduled)
+        || grew(now_counts.available, stored.number_available)
+        || grew(now_counts.ready, Some(stored.number_ready));
+    let Some(prev) = prev.filter(|_| !progressed) else {
+        let requeue = ctx.ext.deadline.map(deadline_wait);
+        return (make("True", ROLLING_UPDATE, rolling_message, now), requeue);
+    };
+    if prev.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED) {
+        return (prev.clone(), None);
+    }
+    let Some(deadline) = ctx.ext.deadline else {
+        return (prev.clone(), None);
+    };
+    let since = prev.last_transition_time.as_ref().map_or(now, |t| t.0);
+    let due = since
+        .checked_add(SignedDuration::from_secs(deadline))
+        .unwrap_or(since);
+    if now >= due {
+        let message = format!(
+            "DaemonSet \"{ds_name}\" has timed out progressing: {revision} made no progress for {deadline}s"
+        );
+        return (
+            make("False", PROGRESS_DEADLINE_EXCEEDED, message, now),
+            None,
+        );
+    }
+    let left = Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO);
+    (prev.clone(), Some(left + Duration::from_secs(1)))
+}
+
+/// How long after fresh progress the deadline is checked again.
+fn deadline_wait(secs: i64) -> Duration {
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0)) + Duration::from_secs(1)
+}
+
+/// The merge patch that writes `status` as a whole (Kubernetes `PUT`s the status): every
+/// optional field the new status leaves out is sent as `null`, so a counter that drops
+/// to zero (`numberUnavailable` after a rollout) or a removed condition is cleared instead
+/// of keeping its stored value.
+pub fn status_patch(status: &DaemonSetStatus) -> Value {
+    let mut body = match serde_json::to_value(status) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for field in [
+        "updatedNumberScheduled",
+        "numberAvailable",
+        "numberUnavailable",
+        "observedGeneration",
+        "collisionCount",
+        "conditions",
+    ] {
+        body.entry(field).or_insert(Value::Null);
+    }
+    let mut root = Map::new();
+    root.insert("status".to_string(), Value::Object(body));
+    Value::Object(root)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use everynode_api::hash::compute_template_hash;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{
-    ControllerRevision, DaemonSet, DaemonSetSpec, DaemonSetStatus, DaemonSetUpdateStrategy,
-    RollingUpdateDaemonSet,
+    ControllerRevision, DaemonSet, DaemonSetCondition, DaemonSetSpec, DaemonSetStatus,
+    DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Container, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
@@ -1883,4 +1883,681 @@ fn actions_come_in_execution_order() {
             "delete"
         ]
     );
+}
+
+#[test]
+fn status_patch_clears_counters_that_drop_to_zero() {
+    // Mid-rollout one node was unavailable; after it the plan's status leaves
+    // numberUnavailable out (zero). A merge patch must say null, or the stale 1 stays.
+    let v2 = v2();
+    let mut w = updated_world(v2.clone(), 2);
+    w.pods = vec![pod_on(&v2, "n1"), pod_on(&v2, "n2")];
+    w.ds.status = Some(DaemonSetStatus {
+        desired_number_scheduled: 2,
+        current_number_scheduled: 2,
+        number_ready: 1,
+        number_available: Some(1),
+        number_unavailable: Some(1),
+        updated_number_scheduled: Some(2),
+        observed_generation: Some(2),
+        ..DaemonSetStatus::default()
+    });
+    let plan = w.plan();
+    let status = plan.status.expect("the status changed");
+    assert_eq!(status.number_unavailable, None);
+    let patch = status_patch(&status);
+    assert_eq!(
+        patch["status"]["numberUnavailable"],
+        serde_json::Value::Null
+    );
+    assert!(
+        patch["status"]
+            .as_object()
+            .is_some_and(|m| m.contains_key("numberUnavailable") && m.contains_key("conditions"))
+    );
+    assert_eq!(patch["status"]["numberAvailable"], 2);
+    assert_eq!(patch["status"]["desiredNumberScheduled"], 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// everynode extensions: pause, canary selector, progress deadline
+// ---------------------------------------------------------------------------------------
+
+trait AnnotateExt {
+    fn annotate(self, k: &str, v: &str) -> Self;
+}
+
+impl AnnotateExt for DaemonSet {
+    fn annotate(mut self, k: &str, v: &str) -> Self {
+        self.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(k.to_string(), v.to_string());
+        self
+    }
+}
+
+/// The pods each `CreatePods` action would create: `(node, hash, image)`.
+fn created_pods(plan: &Plan) -> Vec<(String, String, String)> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreatePods {
+                node_names,
+                template,
+                hash,
+                ..
+            } => {
+                let image = template
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.containers.first())
+                    .and_then(|c| c.image.clone())
+                    .unwrap_or_default();
+                Some(
+                    node_names
+                        .iter()
+                        .map(|n| (n.clone(), hash.clone(), image.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn progressing_condition(plan: &Plan) -> Option<DaemonSetCondition> {
+    plan.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == PROGRESSING)
+        .cloned()
+}
+
+/// `(status, reason)` of the plan's Progressing condition.
+fn progress(plan: &Plan) -> Option<(String, String)> {
+    progressing_condition(plan).map(|c| (c.status, c.reason.unwrap_or_default()))
+}
+
+#[test]
+fn paused_rollout_replaces_nothing_and_new_nodes_get_the_running_revision() {
+    struct Case {
+        name: &'static str,
+        ds: DaemonSet,
+        mutate: fn(&mut World),
+        deletes: usize,
+        /// Nodes created and the image they get.
+        created: Vec<(&'static str, &'static str)>,
+    }
+    let paused = || v2().annotate(PAUSED_ANNOTATION, "true");
+    let cases = [
+        Case {
+            name: "paused: nothing replaced",
+            ds: paused(),
+            mutate: |_| {},
+            deletes: 0,
+            created: vec![],
+        },
+        Case {
+            name: "paused, maxSurge 1: nothing surged",
+            ds: paused().rolling(IntOrString::Int(0), IntOrString::Int(1)),
+            mutate: |_| {},
+            deletes: 0,
+            created: vec![],
+        },
+        Case {
+            name: "paused: a new node gets the revision the fleet runs",
+            ds: paused(),
+            mutate: |w| w.nodes.push(node("n4")),
+            deletes: 0,
+            created: vec![("n4", "fluentd:v1")],
+        },
+        Case {
+            name: "paused: a deleted pod comes back at the running revision",
+            ds: paused(),
+            mutate: |w| {
+                w.pods.remove(1);
+            },
+            deletes: 0,
+            created: vec![("n2", "fluentd:v1")],
+        },
+        Case {
+            name: "paused before any pod ran an older revision: the current template",
+            ds: paused(),
+            mutate: |w| {
+                let v2 = v2();
+                w.pods = vec![pod_on(&v2, "n1"), pod_on(&v2, "n2")];
+            },
+            deletes: 0,
+            created: vec![("n3", "fluentd:v2")],
+        },
+        Case {
+            name: "paused: an unavailable old pod stays too",
+            ds: paused(),
+            mutate: |w| {
+                let pod = w.pods[0].clone().not_ready();
+                w.pods[0] = pod;
+            },
+            deletes: 0,
+            created: vec![],
+        },
+        Case {
+            name: "paused \"false\" is not paused",
+            ds: v2().annotate(PAUSED_ANNOTATION, "false"),
+            mutate: |_| {},
+            deletes: 1,
+            created: vec![],
+        },
+        Case {
+            name: "OnDelete ignores the annotation (a deleted pod gets the new template)",
+            ds: paused().on_delete(),
+            mutate: |w| {
+                w.pods.remove(1);
+            },
+            deletes: 0,
+            created: vec![("n2", "fluentd:v2")],
+        },
+    ];
+    for case in cases {
+        let mut w = updated_world(case.ds, 3);
+        (case.mutate)(&mut w);
+        let plan = w.plan();
+        assert_eq!(deletes(&plan).len(), case.deletes, "{}", case.name);
+        let got: Vec<(String, String)> = created_pods(&plan)
+            .into_iter()
+            .map(|(n, _, image)| (n, image))
+            .collect();
+        let want: Vec<(String, String)> = case
+            .created
+            .iter()
+            .map(|(n, i)| (n.to_string(), i.to_string()))
+            .collect();
+        assert_eq!(got, want, "{}", case.name);
+    }
+}
+
+#[test]
+fn stable_pods_carry_the_old_hash_and_generation() {
+    let ds = v2().annotate(PAUSED_ANNOTATION, "true");
+    let mut w = updated_world(ds, 2);
+    w.nodes.push(node("n3"));
+    let plan = w.plan();
+    let create = plan.actions.iter().find_map(|a| match a {
+        Action::CreatePods {
+            hash,
+            template_generation,
+            node_names,
+            ..
+        } => Some((node_names.clone(), hash.clone(), *template_generation)),
+        _ => None,
+    });
+    assert_eq!(
+        create,
+        Some((names(&["n3"]), hash_of(&ds_with_v1()), Some(1)))
+    );
+    // Status stays honest: 2 of 3 pods updated? None: the old ones are not.
+    assert_eq!(status_counts(&plan), (3, 2, 2, 2, 0, 0, 1));
+}
+
+#[test]
+fn canary_selector_updates_only_the_nodes_it_picks() {
+    struct Case {
+        name: &'static str,
+        selector: &'static str,
+        max_unavailable: i32,
+        mutate: fn(&mut World),
+        deletes: Vec<&'static str>,
+        created: Vec<(&'static str, &'static str)>,
+    }
+    let cases = [
+        Case {
+            name: "one canary node",
+            selector: "canary=true",
+            max_unavailable: 2,
+            mutate: |_| {},
+            deletes: vec!["fluentd-n2"],
+            created: vec![],
+        },
+        Case {
+            name: "set-based selector picks two",
+            selector: "zone in (b, c)",
+            max_unavailable: 5,
+            mutate: |_| {},
+            deletes: vec!["fluentd-n2", "fluentd-n3"],
+            created: vec![],
+        },
+        Case {
+            name: "an unavailable pod outside the canary still uses the budget",
+            selector: "canary=true",
+            max_unavailable: 1,
+            mutate: |w| {
+                let pod = w.pods[0].clone().not_ready();
+                w.pods[0] = pod;
+            },
+            deletes: vec![],
+            created: vec![],
+        },
+        Case {
+            name: "a missing pod outside the canary comes back at the old revision",
+            selector: "canary=true",
+            max_unavailable: 1,
+            mutate: |w| {
+                w.pods.remove(0);
+            },
+            deletes: vec![],
+            created: vec![("n1", "fluentd:v1")],
+        },
+        Case {
+            name: "a missing pod on a canary node gets the new template",
+            selector: "canary=true",
+            max_unavailable: 1,
+            mutate: |w| {
+                w.pods.remove(1);
+            },
+            deletes: vec![],
+            created: vec![("n2", "fluentd:v2")],
+        },
+        Case {
+            name: "a selector that does not parse updates nothing",
+            selector: "zone in (b",
+            max_unavailable: 5,
+            mutate: |_| {},
+            deletes: vec![],
+            created: vec![],
+        },
+    ];
+    for case in cases {
+        let ds = v2()
+            .annotate(CANARY_SELECTOR_ANNOTATION, case.selector)
+            .rolling(IntOrString::Int(case.max_unavailable), IntOrString::Int(0));
+        let mut w = updated_world(ds, 4);
+        w.nodes = vec![
+            node("n1").label("zone", "a"),
+            node("n2").label("zone", "b").label("canary", "true"),
+            node("n3").label("zone", "c"),
+            node("n4").label("zone", "d"),
+        ];
+        (case.mutate)(&mut w);
+        let plan = w.plan();
+        assert_eq!(deletes(&plan), names(&case.deletes), "{}", case.name);
+        let got: Vec<(String, String)> = created_pods(&plan)
+            .into_iter()
+            .map(|(n, _, image)| (n, image))
+            .collect();
+        let want: Vec<(String, String)> = case
+            .created
+            .iter()
+            .map(|(n, i)| (n.to_string(), i.to_string()))
+            .collect();
+        assert_eq!(got, want, "{}", case.name);
+    }
+}
+
+#[test]
+fn canary_with_surge_surges_only_canary_nodes() {
+    let ds = v2()
+        .annotate(CANARY_SELECTOR_ANNOTATION, "canary=true")
+        .rolling(IntOrString::Int(0), IntOrString::Int(2));
+    let mut w = updated_world(ds, 3);
+    w.nodes[2] = node("n3").label("canary", "true");
+    // n1 outside the canary is not ready: not replaced (no "allowed" surge there).
+    w.pods[0] = w.pods[0].clone().not_ready();
+    let plan = w.plan();
+    assert_eq!(creates(&plan), names(&["n3"]));
+    assert!(deletes(&plan).is_empty());
+}
+
+#[test]
+fn canary_done_reports_progressed_on_the_picked_nodes() {
+    let ds = v2().annotate(CANARY_SELECTOR_ANNOTATION, "canary=true");
+    let v2 = ds.clone();
+    let mut w = updated_world(ds, 3);
+    w.nodes[1] = node("n2").label("canary", "true");
+    w.pods[1] = pod_on(&v2, "n2");
+    let plan = w.plan();
+    assert!(deletes(&plan).is_empty());
+    assert_eq!(
+        progress(&plan),
+        Some(("True".to_string(), "NewRevisionAvailable".to_string()))
+    );
+    let message = progressing_condition(&plan)
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains("every node the canary selector picks"),
+        "{message}"
+    );
+    assert_eq!(
+        status_counts(&plan).5,
+        1,
+        "status still counts 1 updated of 3"
+    );
+}
+
+/// A stored `Progressing` condition.
+fn stored_progress(status: &str, reason: &str, message: &str, since: i64) -> DaemonSetCondition {
+    DaemonSetCondition {
+        type_: PROGRESSING.to_string(),
+        status: status.to_string(),
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+        last_transition_time: Some(Time(at(since))),
+    }
+}
+
+#[test]
+fn progress_deadline_table() {
+    let rev2 = format!("revision \"fluentd-{}\"", hash_of(&v2()));
+    let rolling_msg = format!("DaemonSet \"fluentd\" is rolling out {rev2}");
+    struct Case {
+        name: &'static str,
+        deadline: Option<&'static str>,
+        /// Stored condition: (status, reason, since) with the v2 rolling message.
+        stored: Option<(&'static str, &'static str, i64)>,
+        /// Stored counters: updated.
+        stored_updated: i32,
+        mutate: fn(&mut World),
+        want: Option<(&'static str, &'static str)>,
+        /// Expected lastTransitionTime (seconds after the epoch of `at`).
+        since: Option<i64>,
+        requeue: Option<u64>,
+    }
+    // The world: 3 nodes, n1 already on v2 but not ready (the rollout waits on it).
+    fn stalled(w: &mut World) {
+        let v2 = v2();
+        w.pods[0] = pod_on(&v2, "n1").not_ready();
+    }
+    let cases = [
+        Case {
+            name: "no annotation: no condition",
+            deadline: None,
+            stored: None,
+            stored_updated: 1,
+            mutate: stalled,
+            want: None,
+            since: None,
+            requeue: None,
+        },
+        Case {
+            name: "first sight of the rollout: True, clock starts now",
+            deadline: Some("60"),
+            stored: None,
+            stored_updated: 1,
+            mutate: stalled,
+            want: Some(("True", "RollingUpdate")),
+            since: Some(NOW),
+            requeue: Some(61),
+        },
+        Case {
+            name: "no progress, deadline not reached: unchanged, look again when due",
+            deadline: Some("60"),
+            stored: Some(("True", "RollingUpdate", NOW - 20)),
+            stored_updated: 1,
+            mutate: stalled,
+            want: Some(("True", "RollingUpdate")),
+            since: Some(NOW - 20),
+            requeue: Some(41),
+        },
+        Case {
+            name: "no progress past the deadline: ProgressDeadlineExceeded",
+            deadline: Some("60"),
+            stored: Some(("True", "RollingUpdate", NOW - 61)),
+            stored_updated: 1,
+            mutate: stalled,
+            want: Some(("False", "ProgressDeadlineExceeded")),
+            since: Some(NOW),
+            requeue: None,
+        },
+        Case {
+            name: "exceeded stays exceeded without progress",
+            deadline: Some("60"),
+            stored: Some(("False", "ProgressDeadlineExceeded", NOW - 500)),
+            stored_updated: 1,
+            mutate: stalled,
+            want: Some(("False", "ProgressDeadlineExceeded")),
+            since: Some(NOW - 500),
+            requeue: None,
+        },
+        Case {
+            name: "more pods updated is progress: the clock restarts",
+            deadline: Some("60"),
+            stored: Some(("True", "RollingUpdate", NOW - 59)),
+            stored_updated: 0,
+            mutate: stalled,
+            want: Some(("True", "RollingUpdate")),
+            since: Some(NOW),
+            requeue: Some(61),
+        },
+        Case {
+            name: "progress after the deadline: back to True",
+            deadline: Some("60"),
+            stored: Some(("False", "ProgressDeadlineExceeded", NOW - 100)),
+            stored_updated: 0,
+            mutate: stalled,
+            want: Some(("True", "RollingUpdate")),
+            since: Some(NOW),
+            requeue: Some(61),
+        },
+        Case {
+            name: "done: NewRevisionAvailable",
+            deadline: Some("60"),
+            stored: Some(("True", "RollingUpdate", NOW - 10)),
+            stored_updated: 2,
+            mutate: |w| {
+                let v2 = v2();
+                w.pods = (1..=3).map(|i| pod_on(&v2, &format!("n{i}"))).collect();
+            },
+            want: Some(("True", "NewRevisionAvailable")),
+            since: Some(NOW),
+            requeue: None,
+        },
+        Case {
+            name: "paused: Unknown, no deadline",
+            deadline: Some("60"),
+            stored: Some(("True", "RollingUpdate", NOW - 500)),
+            stored_updated: 1,
+            mutate: |w| {
+                stalled(w);
+                w.ds = w.ds.clone().annotate(PAUSED_ANNOTATION, "true");
+            },
+            want: Some(("Unknown", "RolloutPaused")),
+            since: Some(NOW),
+            requeue: None,
+        },
+        Case {
+            name: "invalid canary selector: False",
+            deadline: None,
+            stored: None,
+            stored_updated: 1,
+            mutate: |w| {
+                w.ds = w.ds.clone().annotate(CANARY_SELECTOR_ANNOTATION, "a in (");
+            },
+            want: Some(("False", "InvalidCanarySelector")),
+            since: Some(NOW),
+            requeue: None,
+        },
+        Case {
+            name: "annotation removed: the condition goes",
+            deadline: None,
+            stored: Some(("False", "ProgressDeadlineExceeded", NOW - 500)),
+            stored_updated: 1,
+            mutate: stalled,
+            want: None,
+            since: None,
+            requeue: None,
+        },
+    ];
+    for case in cases {
+        let mut ds = v2();
+        if let Some(d) = case.deadline {
+            ds = ds.annotate(PROGRESS_DEADLINE_ANNOTATION, d);
+        }
+        let mut w = updated_world(ds, 3);
+        (case.mutate)(&mut w);
+        w.ds.status = Some(DaemonSetStatus {
+            desired_number_scheduled: 3,
+            current_number_scheduled: 3,
+            number_ready: 2,
+            number_available: Some(2),
+            number_unavailable: Some(1),
+            updated_number_scheduled: Some(case.stored_updated),
+            observed_generation: Some(2),
+            conditions: case
+                .stored
+                .map(|(st, reason, since)| vec![stored_progress(st, reason, &rolling_msg, since)]),
+            ..DaemonSetStatus::default()
+        });
+        let plan = w.plan();
+        // The status may be unchanged (None): then the stored condition stands.
+        let cond = match &plan.status {
+            Some(_) => progressing_condition(&plan),
+            None => {
+                w.ds.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.clone())
+                    .and_then(|cs| cs.into_iter().find(|c| c.type_ == PROGRESSING))
+            }
+        };
+        let got = cond
+            .as_ref()
+            .map(|c| (c.status.as_str(), c.reason.as_deref().unwrap_or("")));
+        assert_eq!(got, case.want, "{}", case.name);
+        let since = cond
+            .as_ref()
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0);
+        assert_eq!(since, case.since.map(at), "{}", case.name);
+        assert_eq!(
+            plan.requeue_after,
+            case.requeue.map(Duration::from_secs),
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn unchanged_progress_condition_writes_nothing() {
+    let rev2 = format!("revision \"fluentd-{}\"", hash_of(&v2()));
+    let ds = v2().annotate(PROGRESS_DEADLINE_ANNOTATION, "60");
+    let mut w = updated_world(ds, 1);
+    let v2 = v2();
+    w.pods = vec![pod_on(&v2, "n1")];
+    let message = format!(
+        "DaemonSet \"fluentd\" has successfully progressed: {rev2} is available on every node"
+    );
+    w.ds.status = Some(DaemonSetStatus {
+        desired_number_scheduled: 1,
+        current_number_scheduled: 1,
+        number_ready: 1,
+        number_available: Some(1),
+        updated_number_scheduled: Some(1),
+        observed_generation: Some(2),
+        conditions: Some(vec![stored_progress(
+            "True",
+            "NewRevisionAvailable",
+            &message,
+            NOW - 100,
+        )]),
+        ..DaemonSetStatus::default()
+    });
+    assert_eq!(w.plan().status, None);
+}
+
+fn with_ready(mut n: Node, status: &str) -> Node {
+    n.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+        conditions: Some(vec![k8s_openapi::api::core::v1::NodeCondition {
+            type_: "Ready".to_string(),
+            status: status.to_string(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    n
+}
+
+#[test]
+fn unready_nodes_neither_block_nor_join_the_rolling_update() {
+    // everynode, not Kubernetes (README, "Beyond Kubernetes"): a node whose Ready is
+    // Unknown or False is left out of the rolling update.
+    struct Case {
+        name: &'static str,
+        n3_ready: &'static str,
+        /// n3's old pod: (terminating, pod Ready).
+        n3_pod: (bool, bool),
+        surge: i32,
+        deletes: Vec<&'static str>,
+        creates: Vec<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "silent node with a terminating pod does not use the budget",
+            n3_ready: "Unknown",
+            n3_pod: (true, true),
+            surge: 0,
+            deletes: vec!["fluentd-n1"],
+            creates: vec![],
+        },
+        Case {
+            name: "silent node's stale Ready pod is not a candidate",
+            n3_ready: "Unknown",
+            n3_pod: (false, true),
+            surge: 0,
+            deletes: vec!["fluentd-n1"],
+            creates: vec![],
+        },
+        Case {
+            name: "NotReady node's unready pod is not deleted either",
+            n3_ready: "False",
+            n3_pod: (false, false),
+            surge: 0,
+            deletes: vec!["fluentd-n1"],
+            creates: vec![],
+        },
+        Case {
+            name: "Ready node: as Kubernetes (terminating pod uses the budget)",
+            n3_ready: "True",
+            n3_pod: (true, true),
+            surge: 0,
+            deletes: vec![],
+            creates: vec![],
+        },
+        Case {
+            name: "surge: no new pod next to the silent node's",
+            n3_ready: "Unknown",
+            n3_pod: (false, false),
+            surge: 1,
+            deletes: vec![],
+            creates: vec!["n1"],
+        },
+    ];
+    for case in cases {
+        let ds = v2()
+            .toleration("node.kubernetes.io/unreachable", "NoSchedule")
+            .toleration("node.kubernetes.io/not-ready", "NoSchedule")
+            .rolling(IntOrString::Int(1), IntOrString::Int(case.surge));
+        let ds = if case.surge > 0 {
+            ds.rolling(IntOrString::Int(0), IntOrString::Int(case.surge))
+        } else {
+            ds
+        };
+        let v1 = ds.clone().image("fluentd:v1").generation(1, 1);
+        let mut w = world(ds.clone(), nodes(3), vec![]);
+        w.revisions = vec![current_revision(&v1, 1), current_revision(&ds, 2)];
+        w.nodes[2] = with_ready(node("n3"), case.n3_ready);
+        let mut n3 = pod_on(&v1, "n3");
+        if case.n3_pod.0 {
+            n3 = n3.deleting();
+        }
+        if !case.n3_pod.1 {
+            n3 = n3.not_ready();
+        }
+        w.pods = vec![pod_on(&v1, "n1"), pod_on(&v1, "n2"), n3];
+        let plan = w.plan();
+        assert_eq!(deletes(&plan), names(&case.deletes), "{}", case.name);
+        assert_eq!(creates(&plan), names(&case.creates), "{}", case.name);
+    }
 }

@@ -53,36 +53,15 @@ fn rolling(max_unavailable: &str, max_surge: &str) -> String {
 
 const ON_DELETE: &str = "    type: OnDelete";
 
-/// A kubectl write (`set image`, `annotate`, `label`, `patch`, `rollout undo/restart`)
-/// that may race the controller's status writes. Retried on `Conflict` only: the API
-/// server currently answers a PATCH without a resourceVersion with 409 when another write
-/// lands in between (it takes the patched object's resourceVersion as a precondition;
-/// `Registry::update`). Kubernetes retries such patches itself. Remove the retry once
-/// the server does.
+/// A kubectl write (`set image`, `annotate`, `label`, `patch`, `rollout undo/restart`).
+/// These race the controller's status writes; the server retries a patch whose object
+/// changed underneath, as kube-apiserver does, so a plain call must succeed.
 fn write(s: &Server, args: &[&str]) -> String {
-    for _ in 0..5 {
-        let o = s.kubectl(args);
-        if o.status.success() {
-            return String::from_utf8_lossy(&o.stdout).into_owned();
-        }
-        if !String::from_utf8_lossy(&o.stderr).contains("(Conflict)")
-            && !String::from_utf8_lossy(&o.stderr).contains("the object has been modified")
-        {
-            break;
-        }
-    }
     s.ok(args)
 }
 
 fn apply(s: &Server, yaml: &str) {
-    let mut o = s.apply_yaml(yaml);
-    // Same server-side Conflict as in `write`.
-    for _ in 0..5 {
-        if o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("modified") {
-            break;
-        }
-        o = s.apply_yaml(yaml);
-    }
+    let o = s.apply_yaml(yaml);
     assert!(
         o.status.success(),
         "apply failed: {}",
@@ -981,4 +960,45 @@ fn progress_deadline_marks_a_stalled_rollout() {
     write(&s, &["set", "image", "ds/deadline", "c=busybox:v3"]);
     rollout_done(&s, "deadline");
     progressing_until(&s, "deadline", "True", "NewRevisionAvailable");
+}
+
+/// A node without room for the new template: its pod stays Pending with the scheduler's
+/// reason, and `kubectl rollout status` keeps waiting (the seeds' troubleshooting case).
+#[test]
+fn a_node_without_room_leaves_the_rollout_waiting_with_failed_scheduling() {
+    let s = Server::up(2);
+    let o = s.everynode(&["node", "add", "small", "--memory", "300Mi"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let with_request = |memory: &str| {
+        daemonset("room", "busybox:1.36", &rolling("100%", "0"), "").replace(
+            "        image: busybox:1.36\n",
+            &format!("        image: busybox:1.36\n        resources:\n          requests:\n            memory: {memory}\n"),
+        )
+    };
+    apply(&s, &with_request("100Mi"));
+    rollout_done(&s, "room");
+    apply(&s, &with_request("500Mi"));
+    let pending = wait_for(LIMIT, "the new pod for `small` to be unschedulable", || {
+        let v = s.json(&["get", "po", "-l", "app=room"]);
+        v["items"].as_array()?.iter().find_map(|p| {
+            let unschedulable = p["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "PodScheduled" && c["reason"] == "Unschedulable")
+            });
+            (target_node(p) == "small" && unschedulable)
+                .then(|| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+        })
+    });
+    let describe = s.ok(&["describe", "po", &pending]);
+    assert!(
+        describe.contains("FailedScheduling") && describe.contains("Insufficient memory"),
+        "{describe}"
+    );
+    let o = s.kubectl(&["rollout", "status", "ds/room", "--timeout=3s"]);
+    assert!(!o.status.success(), "the rollout cannot finish");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Waiting for daemon set \"room\" rollout to finish"),
+        "{out}"
+    );
 }

@@ -3,7 +3,8 @@
 //! A simulated node is a Node object annotated `everynode.io/runtime: sim`. Whoever runs a
 //! [`Fleet`] (`everynode up` does) adopts every such node it sees: it renews the node's
 //! Lease, keeps its Ready condition true, and plays the kubelet for the pods bound to it:
-//! Pending (ContainerCreating) → Running and Ready after [`SimOptions::ready_delay`];
+//! Pending (ContainerCreating) → Running and Ready after [`SimOptions::ready_delay`]
+//! (a zero delay skips the ContainerCreating write: one status write per pod);
 //! images whose tag is [`SimOptions::failing_image_tag`] stay Waiting with `ErrImagePull`
 //! then `ImagePullBackOff`; a pod being deleted is confirmed gone at once (a simulated
 //! container stops immediately, well within any grace period).
@@ -616,9 +617,13 @@ impl Fleet {
             }})
         };
         let t = now();
-        if !self
-            .patch_status(&api, &name, pending(waiting("ContainerCreating", None), &t))
-            .await
+        // With no start delay and nothing to pull in vain, the containers are running
+        // before a kubelet's first status sync would go out: one write says it all.
+        let instant = self.opts.ready_delay.is_zero() && failing.is_empty();
+        if !instant
+            && !self
+                .patch_status(&api, &name, pending(waiting("ContainerCreating", None), &t))
+                .await
         {
             return;
         }

@@ -11,6 +11,7 @@
 //! - [`validation`]: object-meta, DaemonSet, Pod, Node, ... validation rules.
 //! - [`defaults`]: apps/v1 and core/v1 defaulting.
 //! - [`table`]: kube-apiserver's Table columns and row cells per resource.
+//! - [`service_alloc`]: Service cluster-IP and node-port ranges and their allocator.
 
 pub mod defaults;
 pub mod field;
@@ -18,6 +19,7 @@ pub mod hash;
 pub mod quantity;
 pub mod scheduling;
 pub mod selector;
+pub mod service_alloc;
 pub mod smp;
 pub mod table;
 pub mod validation;

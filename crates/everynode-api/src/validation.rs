@@ -3725,6 +3725,41 @@ pub fn validate_service(svc: &Service) -> Errs {
     errs
 }
 
+/// Service updates (`ValidateServiceUpdate`): metadata update rules, the cluster IP is
+/// immutable once set (unless the type changes to or from ExternalName), then the
+/// create-time rules.
+pub fn validate_service_update(new: &Service, old: &Service) -> Errs {
+    let mut errs = validate_object_meta_update(&new.metadata, &old.metadata, "metadata");
+    let (n, o) = (
+        new.spec.clone().unwrap_or_default(),
+        old.spec.clone().unwrap_or_default(),
+    );
+    let external = |s: &ServiceSpec| text(&s.type_) == "ExternalName";
+    if !external(&n) && !external(&o) {
+        let (new_ip, old_ip) = (text(&n.cluster_ip), text(&o.cluster_ip));
+        if !old_ip.is_empty() && new_ip != old_ip {
+            errs.push(FieldError::invalid(
+                "spec.clusterIP",
+                new_ip,
+                "field is immutable",
+            ));
+        }
+        let new_first = n.cluster_ips.as_deref().and_then(<[String]>::first);
+        let old_first = o.cluster_ips.as_deref().and_then(<[String]>::first);
+        if let (Some(nf), Some(of)) = (new_first, old_first)
+            && nf != of
+        {
+            errs.push(FieldError::invalid(
+                "spec.clusterIPs[0]",
+                nf,
+                "may not change once set",
+            ));
+        }
+    }
+    errs.extend(validate_service(new));
+    errs
+}
+
 fn is_headless(spec: &ServiceSpec) -> bool {
     spec.cluster_ips
         .as_deref()
@@ -4019,13 +4054,12 @@ fn traffic_policies(spec: &ServiceSpec) -> Errs {
             "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
         ));
     }
-    if needs_health_check {
-        if hc == 0 {
-            errs.push(FieldError::required("spec.healthCheckNodePort", ""));
-        } else {
-            for m in fmt::port_num(i64::from(hc)) {
-                errs.push(invalid_num("spec.healthCheckNodePort", hc, &m));
-            }
+    // kube-apiserver allocates the port before validating and then requires it; here
+    // validation comes first and the allocator fills a missing one in
+    // (`service_alloc`), so only a given port is checked.
+    if needs_health_check && hc != 0 {
+        for m in fmt::port_num(i64::from(hc)) {
+            errs.push(invalid_num("spec.healthCheckNodePort", hc, &m));
         }
     }
     match spec.internal_traffic_policy.as_deref() {
@@ -5086,6 +5120,47 @@ metadata.taints[3].effect: Required value]"
         assert_eq!(
             ns(json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["custom"]}})),
             "spec.finalizers: Invalid value: \"custom\": name is neither a standard finalizer name nor is it fully qualified"
+        );
+    }
+
+    #[test]
+    fn service_update_keeps_the_cluster_ip() {
+        let svc = |ip: &str| -> Service {
+            let mut s: Service = serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
+                "spec": {"clusterIP": ip, "ports": [{"port": 80}]},
+            }))
+            .expect("service");
+            defaults::default_service(&mut s);
+            s
+        };
+        assert_eq!(
+            msg(&validate_service_update(
+                &svc("10.96.0.5"),
+                &svc("10.96.0.5")
+            )),
+            ""
+        );
+        assert_eq!(
+            msg(&validate_service_update(
+                &svc("10.96.0.6"),
+                &svc("10.96.0.5")
+            )),
+            "[spec.clusterIP: Invalid value: \"10.96.0.6\": field is immutable, spec.clusterIPs[0]: Invalid value: \"10.96.0.6\": may not change once set]"
+        );
+        let mut external = svc("");
+        if let Some(s) = external.spec.as_mut() {
+            s.type_ = Some("ExternalName".into());
+            s.external_name = Some("example.com".into());
+            s.cluster_ip = None;
+            s.cluster_ips = None;
+            s.ip_families = None;
+            s.ip_family_policy = None;
+            s.internal_traffic_policy = None;
+        }
+        assert_eq!(
+            msg(&validate_service_update(&external, &svc("10.96.0.5"))),
+            ""
         );
     }
 

@@ -12,6 +12,7 @@
 //! - [`patch`]: JSON, merge and strategic merge patches.
 //! - [`tables`], [`discovery`], [`openapi`]: what kubectl reads to print and to validate.
 //! - [`namespaces`]: deleting a namespace deletes what is in it.
+//! - [`services`]: Service cluster IPs and node ports; the `kubernetes` Service.
 
 pub mod auth;
 pub mod discovery;
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod request;
 pub mod resources;
 pub mod serve;
+pub mod services;
 pub mod strategy;
 pub mod tables;
 pub mod watch;
@@ -64,8 +66,18 @@ impl ApiServer {
         auth: Authenticator,
         watch: WatchConfig,
     ) -> Result<Self, error::ApiError> {
+        Self::with_services(store, auth, watch, services::ServiceConfig::default()).await
+    }
+
+    /// [`ApiServer::new`] with Service ranges other than the defaults.
+    pub async fn with_services(
+        store: Store,
+        auth: Authenticator,
+        watch: WatchConfig,
+        services: services::ServiceConfig,
+    ) -> Result<Self, error::ApiError> {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let registry = Registry::new(store);
+        let registry = Registry::with_services(store, services);
         registry.bootstrap().await?;
         let state = Arc::new(ServerState {
             registry,
@@ -94,6 +106,14 @@ impl ApiServer {
 
     pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
         self.state.shutdown.clone()
+    }
+
+    /// Points the `kubernetes` Service in `default` at `addr`, where this server listens.
+    pub async fn publish_kubernetes_service(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), error::ApiError> {
+        services::publish_kubernetes_service(&self.state.registry, addr).await
     }
 
     pub fn store(&self) -> &Store {

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::resources::{self, ResourceInfo, Strategy};
+use crate::services::{ServiceAllocator, ServiceConfig};
 use crate::strategy;
 
 /// Characters kube-apiserver uses for `generateName` suffixes.
@@ -261,11 +262,23 @@ fn strip_rv(v: &Value) -> Value {
 #[derive(Clone)]
 pub struct Registry {
     pub store: Store,
+    /// Service cluster IPs and node ports (`services.rs`).
+    pub services: std::sync::Arc<ServiceAllocator>,
 }
 
 impl Registry {
     pub fn new(store: Store) -> Self {
-        Registry { store }
+        Self::with_services(store, ServiceConfig::default())
+    }
+
+    /// A registry whose Services get addresses and node ports from `config`'s ranges.
+    pub fn with_services(store: Store, config: ServiceConfig) -> Self {
+        let services = std::sync::Arc::new(ServiceAllocator::load(&store, config));
+        Registry { store, services }
+    }
+
+    fn is_service(res: &ResourceInfo) -> bool {
+        res.strategy == Strategy::Service
     }
 
     pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
@@ -367,11 +380,34 @@ impl Registry {
             }
             obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
             obj["metadata"]["creationTimestamp"] = json!(format_time(now()));
+            let alloc = if Self::is_service(res) {
+                Some(self.services.create(&mut obj)?)
+            } else {
+                None
+            };
             if opts.dry_run {
+                if let Some(a) = alloc {
+                    self.services.rollback(a);
+                }
                 return Ok(obj);
             }
             let key = res.key(ns, &name);
-            match self.store.create(&key, encode(res, &obj)?).await {
+            let result = match encode(res, &obj) {
+                Ok(bytes) => self.store.create(&key, bytes).await,
+                Err(e) => {
+                    if let Some(a) = alloc {
+                        self.services.rollback(a);
+                    }
+                    return Err(e);
+                }
+            };
+            if let Some(a) = alloc {
+                match result {
+                    Ok(_) => self.services.commit(a),
+                    Err(_) => self.services.rollback(a),
+                }
+            }
+            match result {
                 Ok(kv) => {
                     obj["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
                     return Ok(obj);
@@ -474,7 +510,15 @@ impl Registry {
             if strip_rv(&new) == strip_rv(&old) {
                 return Ok(old);
             }
+            let alloc = if Self::is_service(res) && part == Part::Main && !deleting {
+                Some(self.services.update(&mut new, &old)?)
+            } else {
+                None
+            };
             if opts.dry_run {
+                if let Some(a) = alloc {
+                    self.services.rollback(a);
+                }
                 return Ok(new);
             }
             // An object being deleted whose last finalizer (and grace period) is gone
@@ -491,6 +535,9 @@ impl Registry {
             if finish {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(d) => {
+                        if Self::is_service(res) {
+                            self.services.release(&old);
+                        }
                         new["metadata"]["resourceVersion"] = json!(d.mod_revision.to_string());
                         return Ok(new);
                     }
@@ -500,11 +547,17 @@ impl Registry {
                     Err(e) => return Err(storage_error(e)),
                 }
             }
-            match self
-                .store
-                .update(&key, encode(res, &new)?, kv.mod_revision)
-                .await
-            {
+            let result = match encode(res, &new) {
+                Ok(bytes) => self.store.update(&key, bytes, kv.mod_revision).await,
+                Err(e) => Err(WriteError::Storage(e.message)),
+            };
+            if let Some(a) = alloc {
+                match result {
+                    Ok(_) => self.services.commit(a),
+                    Err(_) => self.services.rollback(a),
+                }
+            }
+            match result {
                 Ok(kv) => {
                     new["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
                     return Ok(new);
@@ -612,6 +665,9 @@ impl Registry {
             if fins.is_empty() && grace == 0 && !ns_finalizers {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(d) => {
+                        if Self::is_service(res) {
+                            self.services.release(&obj);
+                        }
                         obj["metadata"]["resourceVersion"] = json!(d.mod_revision.to_string());
                         return Ok(Deleted {
                             object: obj,

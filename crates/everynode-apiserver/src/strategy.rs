@@ -173,9 +173,7 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
             e
         }
         Strategy::Service => {
-            let mut e = validation::validate_service(&typed(res, new)?);
-            e.extend(generic_meta_update(res, new, old)?);
-            e
+            validation::validate_service_update(&typed(res, new)?, &typed(res, old)?)
         }
         Strategy::Event => {
             let mut e = validation::validate_event(&typed(res, new)?);
@@ -330,6 +328,9 @@ pub fn prepare_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
             }
         }
     }
+    if res.strategy == Strategy::Service {
+        carry_over_service_allocations(new, old);
+    }
     if res.strategy == Strategy::Namespace {
         // Namespace finalizers change only through the finalize subresource.
         new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
@@ -347,6 +348,21 @@ pub fn prepare_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
         let template_changed = new["spec"].get("template") != old["spec"].get("template");
         let tg = if template_changed { old_tg + 1 } else { old_tg };
         set_annotation(new, TEMPLATE_GENERATION, &tg.to_string());
+    }
+}
+
+/// What an update leaves out of an allocated Service (its cluster IP, node ports) is kept
+/// from the stored one; see `service_alloc::carry_over_allocated`.
+fn carry_over_service_allocations(new: &mut Value, old: &Value) {
+    let (Ok(mut n), Ok(o)) = (
+        serde_json::from_value::<Service>(new.clone()),
+        serde_json::from_value::<Service>(old.clone()),
+    ) else {
+        return;
+    };
+    everynode_api::service_alloc::carry_over_allocated(&mut n, &o);
+    if let Ok(spec) = serde_json::to_value(&n.spec) {
+        new["spec"] = spec;
     }
 }
 

@@ -80,6 +80,10 @@ pub struct ServerArgs {
     /// Seconds between watch bookmarks (for clients that ask for them).
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval: u64,
+    /// The IPv4 range Service cluster IPs come from (kubeadm's default).
+    #[arg(long, default_value = everynode_api::service_alloc::DEFAULT_SERVICE_CIDR,
+          value_parser = everynode_api::service_alloc::ServiceCidr::parse)]
+    pub service_cluster_ip_range: everynode_api::service_alloc::ServiceCidr,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -173,13 +177,20 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
         bookmark_interval: std::time::Duration::from_secs(args.bookmark_interval.max(1)),
         ..WatchConfig::default()
     };
-    let server = ApiServer::new(store, auth, watch)
+    let services = everynode_apiserver::services::ServiceConfig {
+        cidr: args.service_cluster_ip_range,
+        ..Default::default()
+    };
+    let server = ApiServer::with_services(store, auth, watch, services)
         .await
         .map_err(|e| e.message)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Err(e) = server.publish_kubernetes_service(addr).await {
+        tracing::warn!(error = %e.message, "publishing the kubernetes Service");
+    }
     let kubeconfig = pki::write_kubeconfig(&args.data_dir, &pki, &pki::client_address(addr))?;
     let tls = everynode_apiserver::serve::tls_config(
         pki.server_cert_pem.as_bytes(),

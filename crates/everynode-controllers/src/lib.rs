@@ -5,11 +5,13 @@
 //! Layout:
 //! - [`daemonset`]: the DaemonSet controller (`docs/daemonset-semantics.md` §5–§15).
 //! - [`scheduler`]: binds pending pods to nodes, or says why none fits.
+//! - [`endpointslice`]: EndpointSlices and Endpoints for Services with a selector.
 //! - [`gc`]: the garbage collector (owner references, orphan and foreground deletion).
 //! - [`nodelifecycle`]: silent nodes become Unknown, get unreachable taints, lose pods.
 //! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording.
 
 pub mod daemonset;
+pub mod endpointslice;
 pub mod events;
 pub mod gc;
 pub mod nodelifecycle;

@@ -71,6 +71,7 @@ pub async fn start(
         client.clone(),
         grace,
     ));
+    tokio::spawn(everynode_controllers::endpointslice::run(client.clone()));
     tokio::spawn(everynode_controllers::gc::run(client));
     Ok(())
 }

@@ -34,8 +34,9 @@ enum Cmd {
     /// Start a local everynode cluster (API server, controllers, simulated nodes) and
     /// print how to reach it with kubectl.
     Up(UpArgs),
-    /// Run everynode's DaemonSet controller against any cluster (e.g. a real Kubernetes
-    /// whose own daemonset controller is disabled), through its kubeconfig.
+    /// Run everynode's DaemonSet and EndpointSlice/Endpoints controllers against any
+    /// cluster (e.g. a real Kubernetes whose own controllers for them are disabled),
+    /// through its kubeconfig.
     Controller {
         /// The cluster's kubeconfig (default: $KUBECONFIG, else ~/.kube/config).
         #[arg(long, env = "KUBECONFIG")]
@@ -292,11 +293,15 @@ fn main() {
                 });
                 let client = cluster::client(&kc).await?;
                 eprintln!(
-                    "everynode DaemonSet controller running against {}",
+                    "everynode DaemonSet and EndpointSlice controllers running against {}",
                     kc.display()
                 );
+                let controllers = futures::future::join(
+                    everynode_controllers::daemonset::controller::run(client.clone()),
+                    everynode_controllers::endpointslice::run(client),
+                );
                 tokio::select! {
-                    _ = everynode_controllers::daemonset::controller::run(client) => Ok(()),
+                    _ = controllers => Ok(()),
                     _ = wait_for_signal() => Ok(()),
                 }
             }

@@ -12,6 +12,7 @@
 //! - [`defaults`]: apps/v1 and core/v1 defaulting.
 //! - [`table`]: kube-apiserver's Table columns and row cells per resource.
 //! - [`service_alloc`]: Service cluster-IP and node-port ranges and their allocator.
+//! - [`service_table`]: Services with their endpoints, for cluster DNS and a Service proxy.
 
 pub mod defaults;
 pub mod field;
@@ -20,6 +21,7 @@ pub mod quantity;
 pub mod scheduling;
 pub mod selector;
 pub mod service_alloc;
+pub mod service_table;
 pub mod smp;
 pub mod table;
 pub mod validation;

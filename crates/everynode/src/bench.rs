@@ -611,6 +611,7 @@ async fn measure_converge(
         store: crate::StoreKind::Redb,
         bookmark_interval: 60,
         service_cluster_ip_range: Default::default(),
+        dns: Default::default(),
     };
     let running = crate::start_server(&args).await?;
     let store = running.server.store().clone();

@@ -85,6 +85,29 @@ pub struct ServerArgs {
     #[arg(long, default_value = everynode_api::service_alloc::DEFAULT_SERVICE_CIDR,
           value_parser = everynode_api::service_alloc::ServiceCidr::parse)]
     pub service_cluster_ip_range: everynode_api::service_alloc::ServiceCidr,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+/// Cluster DNS, served beside the API server.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DnsArgs {
+    /// Where cluster DNS listens (UDP and TCP); port 0 picks a free port. The address is
+    /// printed and written to DATA_DIR/cluster-dns.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub dns_listen: SocketAddr,
+    /// The DNS domain of the cluster.
+    #[arg(long, default_value = everynode_dns::DEFAULT_DOMAIN)]
+    pub cluster_domain: String,
+}
+
+impl Default for DnsArgs {
+    fn default() -> Self {
+        DnsArgs {
+            dns_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cluster_domain: everynode_dns::DEFAULT_DOMAIN.to_string(),
+        }
+    }
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -227,17 +250,35 @@ async fn wait_for_signal() {
     }
 }
 
+/// Starts cluster DNS against the server and records its address in DATA_DIR/cluster-dns.
+async fn start_dns(running: &Running, args: &ServerArgs) -> Result<everynode_dns::Dns, String> {
+    let client = cluster::in_process_client(&running.server, &running.admin_token)?;
+    let dns = everynode_dns::start(client, args.dns.dns_listen, &args.dns.cluster_domain).await?;
+    let file = args.data_dir.join("cluster-dns");
+    std::fs::write(&file, format!("{}\n", dns.addr))
+        .map_err(|e| format!("writing {}: {e}", file.display()))?;
+    Ok(dns)
+}
+
 async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     let running = start_server(&args).await?;
     let kc = running.kubeconfig.display();
+    let dns = start_dns(&running, &args).await?;
+    let dig = format!(
+        "dig @{} -p {} kubernetes.default.svc.{} +short",
+        dns.addr.ip(),
+        dns.addr.port(),
+        args.dns.cluster_domain
+    );
     if let Some(up) = &up {
         let client = cluster::in_process_client(&running.server, &running.admin_token)?;
         let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
         let grace = std::time::Duration::from_secs(up.node_monitor_grace_seconds.max(1));
         cluster::start(client, up.nodes, sim, grace).await?;
         println!(
-            "everynode is up: API server on https://{}",
-            pki::client_address(running.addr)
+            "everynode is up: API server on https://{}, cluster DNS on {} (UDP and TCP)",
+            pki::client_address(running.addr),
+            dns.addr
         );
         println!();
         println!("  export KUBECONFIG={kc}");
@@ -245,6 +286,7 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         println!("  everynode node add node9 --labels disk=ssd   # another simulated node");
         println!("  kubectl apply -f examples/nginx-ds.yaml");
         println!("  kubectl get ds -o wide");
+        println!("  {dig}");
         println!();
         println!(
             "Data in {} (a restart resumes this cluster). Ctrl-C stops it.",
@@ -256,6 +298,7 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
             pki::client_address(running.addr)
         );
         println!("export KUBECONFIG={kc}");
+        println!("cluster DNS on {} (UDP and TCP): {dig}", dns.addr);
     }
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -265,6 +308,7 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         Err(e) => tracing::warn!(error = %e, "server task failed"),
         Ok(Ok(())) => {}
     }
+    drop(dns);
     running.server.store().close().await;
     Ok(())
 }

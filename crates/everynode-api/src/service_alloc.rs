@@ -169,11 +169,16 @@ impl Allocator {
 
     /// Takes `offset` for `owner`; false when someone holds it (the same owner included).
     pub fn allocate(&mut self, offset: u32, owner: &str) -> bool {
-        if offset >= self.size || self.used.contains_key(&offset) {
+        if offset >= self.size {
             return false;
         }
-        self.used.insert(offset, owner.to_string());
-        true
+        match self.used.entry(offset) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(owner.to_string());
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(_) => false,
+        }
     }
 
     /// Takes a free offset, searching from `seed` within the upper band, then the lower
@@ -188,8 +193,8 @@ impl Allocator {
             let start = (seed % u64::from(width)) as u32;
             for i in 0..width {
                 let offset = lo + (start + i) % width;
-                if !self.used.contains_key(&offset) {
-                    self.used.insert(offset, owner.to_string());
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.used.entry(offset) {
+                    slot.insert(owner.to_string());
                     return Some(offset);
                 }
             }

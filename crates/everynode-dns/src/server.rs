@@ -164,7 +164,7 @@ fn format_error(request: &[u8]) -> Option<Vec<u8>> {
     let mut out = vec![0u8; 12];
     out[..2].copy_from_slice(&request[..2]);
     out[2] = 0x80 | (request[2] & 0x78); // QR, opcode
-    out[3] = u8::from(ResponseCode::FormErr.low());
+    out[3] = ResponseCode::FormErr.low();
     Some(out)
 }
 

@@ -418,10 +418,10 @@ fn services_get_cluster_ips_that_survive_restarts() {
         "{err}"
     );
     let mut replaced = web.clone();
-    replaced["spec"].as_object_mut().map(|m| {
+    if let Some(m) = replaced["spec"].as_object_mut() {
         m.remove("clusterIP");
         m.remove("clusterIPs");
-    });
+    }
     let o = s.with_stdin(&["replace", "-f", "-"], &replaced.to_string());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(

@@ -39,6 +39,9 @@ enum Expect {
     Deleted,
 }
 
+/// When the last write for a Service was made, and what each slice must show.
+type Written = (Instant, HashMap<String, Expect>);
+
 struct Ctl {
     client: kube::Client,
     services: Store<Service>,
@@ -46,7 +49,7 @@ struct Ctl {
     slices: Store<EndpointSlice>,
     endpoints: Store<Endpoints>,
     /// Per Service: slice name → what the cache must show, and since when.
-    written: Mutex<HashMap<Key, (Instant, HashMap<String, Expect>)>>,
+    written: Mutex<HashMap<Key, Written>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -661,8 +661,11 @@ mod tests {
         )
     }
 
-    /// (ip, ready, serving, terminating) of every endpoint in the plan's new slices.
-    fn created(plan: &Plan) -> Vec<(String, bool, bool, bool)> {
+    /// (ip, ready, serving, terminating) of an endpoint.
+    type Conditions = (String, bool, bool, bool);
+
+    /// The [`Conditions`] of every endpoint in the plan's new slices.
+    fn created(plan: &Plan) -> Vec<Conditions> {
         plan.create
             .iter()
             .flat_map(|s| s.endpoints.iter())
@@ -748,14 +751,14 @@ mod tests {
     #[test]
     fn which_pods_are_endpoints() {
         let svc = web();
-        let cases: Vec<(&str, Pod, Vec<(String, bool, bool, bool)>)> = vec![
+        let cases: Vec<(&str, Pod, Vec<Conditions>)> = vec![
             (
                 "no IP yet",
                 with(pod("a", "10.0.0.2", true), |v| {
-                    v["status"].as_object_mut().map(|s| {
+                    if let Some(s) = v["status"].as_object_mut() {
                         s.remove("podIP");
                         s.remove("podIPs");
-                    });
+                    }
                 }),
                 vec![],
             ),

@@ -6,9 +6,11 @@
 //! - [`daemonset`]: the DaemonSet controller (`docs/daemonset-semantics.md` §5–§15).
 //! - [`scheduler`]: binds pending pods to nodes, or says why none fits.
 //! - [`gc`]: the garbage collector (owner references, orphan and foreground deletion).
+//! - [`csr`]: approves and signs kubelet client certificate requests (node join).
 //! - [`nodelifecycle`]: silent nodes become Unknown, get unreachable taints, lose pods.
 //! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording.
 
+pub mod csr;
 pub mod daemonset;
 pub mod events;
 pub mod gc;

@@ -389,12 +389,21 @@ pub fn verb(method: &http::Method, named: bool, watch: bool) -> &'static str {
     }
 }
 
+/// Where the pod a request names is bound, as NodeRestriction sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PodBinding {
+    /// No such pod: the request goes on and gets its 404.
+    Missing,
+    /// `spec.nodeName` (empty when unscheduled).
+    Node(String),
+}
+
 /// Whether `user` may make the request `a`; the error is the Forbidden message.
 /// `pod_node` gives the node a named pod is bound to (read only when it matters).
 pub fn authorize(
     user: &User,
     a: &Attributes<'_>,
-    pod_node: impl FnOnce() -> Option<String>,
+    pod_node: impl FnOnce() -> PodBinding,
 ) -> Result<(), String> {
     if user.is_admin() {
         return Ok(());
@@ -429,7 +438,7 @@ fn authorize_node(
     node: &str,
     a: &Attributes<'_>,
     csr: bool,
-    pod_node: impl FnOnce() -> Option<String>,
+    pod_node: impl FnOnce() -> PodBinding,
 ) -> Result<(), String> {
     let own = a.name == Some(node);
     match (a.group, a.resource) {
@@ -473,7 +482,7 @@ fn authorize_node(
             }
             match (a.verb, a.subresource) {
                 ("update" | "patch", Some("status")) => {
-                    return if pod_node().as_deref() == Some(node) {
+                    return if bound_here(pod_node(), node) {
                         Ok(())
                     } else {
                         Err(a.restriction(&format!(
@@ -482,7 +491,7 @@ fn authorize_node(
                     };
                 }
                 ("delete", None) => {
-                    return if pod_node().as_deref() == Some(node) {
+                    return if bound_here(pod_node(), node) {
                         Ok(())
                     } else {
                         Err(a.restriction(&format!(
@@ -512,6 +521,13 @@ fn authorize_node(
         _ => {}
     }
     Err(a.rbac_denial(user))
+}
+
+fn bound_here(b: PodBinding, node: &str) -> bool {
+    match b {
+        PodBinding::Missing => true,
+        PodBinding::Node(n) => n == node,
+    }
 }
 
 /// Label keys a kubelet may set on its own Node (Kubernetes' kubelet label set).
@@ -808,6 +824,12 @@ mod tests {
         // (user, request, pod bound to, allowed)
         let cases: Vec<(&User, Attributes, Option<&str>, bool)> = vec![
             (
+                &n1,
+                attrs("delete", "", "pods", None, def, Some("p")),
+                Some(""),
+                false,
+            ),
+            (
                 &admin,
                 attrs("delete", "", "nodes", None, None, Some("x")),
                 None,
@@ -1079,7 +1101,10 @@ mod tests {
             ),
         ];
         for (user, a, bound, allowed) in cases {
-            let got = authorize(user, &a, || bound.map(str::to_string));
+            let got = authorize(user, &a, || match bound {
+                Some(n) => PodBinding::Node(n.to_string()),
+                None => PodBinding::Missing,
+            });
             assert_eq!(got.is_ok(), allowed, "{} {a:?}: {got:?}", user.name);
         }
     }
@@ -1090,7 +1115,7 @@ mod tests {
         let e = authorize(
             &n1,
             &attrs("patch", "", "nodes", None, None, Some("n2")),
-            || None,
+            || PodBinding::Missing,
         )
         .unwrap_err();
         assert_eq!(
@@ -1100,7 +1125,7 @@ mod tests {
         let e = authorize(
             &n1,
             &attrs("create", "apps", "daemonsets", None, Some("default"), None),
-            || None,
+            || PodBinding::Missing,
         )
         .unwrap_err();
         assert_eq!(
@@ -1110,7 +1135,7 @@ mod tests {
         let e = authorize(
             &User::bootstrap("abcdef", &[]),
             &attrs("list", "", "nodes", None, None, None),
-            || None,
+            || PodBinding::Missing,
         )
         .unwrap_err();
         assert_eq!(

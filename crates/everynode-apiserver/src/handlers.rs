@@ -322,11 +322,19 @@ fn authorize(
         name: t.name.as_deref(),
     };
     auth::authorize(user, &attrs, || {
-        let name = t.name.as_deref()?;
-        let pod = st.registry.get(t.res, ns, name).ok()?;
-        pod.pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        let pod = t
+            .name
+            .as_deref()
+            .and_then(|name| st.registry.get(t.res, ns, name).ok());
+        match pod {
+            None => auth::PodBinding::Missing,
+            Some(p) => auth::PodBinding::Node(
+                p.pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+        }
     })
     .map_err(ApiError::forbidden)
 }

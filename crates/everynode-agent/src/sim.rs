@@ -395,7 +395,7 @@ impl Fleet {
                         self.state().nodes.remove(&name);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "sim fleet: node watch"),
+                Err(e) => self.watch_error("node", &e),
             }
         }
     }
@@ -450,6 +450,16 @@ impl Fleet {
                     tracing::debug!(node = %name, error = %e, "sim fleet: posting Ready");
                 }
             });
+        }
+    }
+
+    /// A watch error (the watcher retries with back-off). An agent running one node
+    /// reports lost and regained contact itself, once, so each retry is only a debug line.
+    fn watch_error(&self, what: &str, e: &watcher::Error) {
+        if self.opts.only_node.is_some() {
+            tracing::debug!(error = %e, "sim node: {what} watch");
+        } else {
+            tracing::warn!(error = %e, "sim fleet: {what} watch");
         }
     }
 
@@ -530,7 +540,7 @@ impl Fleet {
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sim fleet: pod watch"),
+                Err(e) => self.watch_error("pod", &e),
             }
         }
     }

@@ -477,7 +477,7 @@ fn authorize_node(
             ));
         }
         ("", "pods") => {
-            if a.reads() && a.subresource.is_none() {
+            if a.reads() && matches!(a.subresource, None | Some("status")) {
                 return Ok(());
             }
             match (a.verb, a.subresource) {

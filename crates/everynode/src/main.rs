@@ -216,9 +216,16 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(agent: bool) {
+    // The agent says once when it loses and regains the API server; kube's client would
+    // log an error for every retry.
+    let default = if agent {
+        "info,kube_client::client::builder=off"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -458,7 +465,7 @@ async fn agent(a: AgentArgs) -> Result<(), String> {
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(matches!(cli.cmd, Cmd::Agent(_)));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

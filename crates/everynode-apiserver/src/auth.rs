@@ -398,13 +398,16 @@ pub enum PodBinding {
     Node(String),
 }
 
+/// What some node rules need to know from the store, asked only when they matter.
+pub trait Facts {
+    /// Where the pod the request names is bound.
+    fn pod_binding(&self) -> PodBinding;
+    /// Whether a pod bound to `node` uses the Secret the request names (same namespace).
+    fn secret_used_by(&self, node: &str) -> bool;
+}
+
 /// Whether `user` may make the request `a`; the error is the Forbidden message.
-/// `pod_node` gives the node a named pod is bound to (read only when it matters).
-pub fn authorize(
-    user: &User,
-    a: &Attributes<'_>,
-    pod_node: impl FnOnce() -> PodBinding,
-) -> Result<(), String> {
+pub fn authorize(user: &User, a: &Attributes<'_>, facts: &dyn Facts) -> Result<(), String> {
     if user.is_admin() {
         return Ok(());
     }
@@ -419,7 +422,7 @@ pub fn authorize(
     }
     let csr = a.group == "certificates.k8s.io" && a.resource == "certificatesigningrequests";
     if let Some(node) = user.node_name() {
-        return authorize_node(user, node, a, csr, pod_node);
+        return authorize_node(user, node, a, csr, facts);
     }
     if user.is_bootstrap() && csr && a.subresource.is_none() {
         // kubeadm's system:node-bootstrapper role: create CSRs and watch them.
@@ -438,7 +441,7 @@ fn authorize_node(
     node: &str,
     a: &Attributes<'_>,
     csr: bool,
-    pod_node: impl FnOnce() -> PodBinding,
+    facts: &dyn Facts,
 ) -> Result<(), String> {
     let own = a.name == Some(node);
     match (a.group, a.resource) {
@@ -482,7 +485,7 @@ fn authorize_node(
             }
             match (a.verb, a.subresource) {
                 ("update" | "patch", Some("status")) => {
-                    return if bound_here(pod_node(), node) {
+                    return if bound_here(facts.pod_binding(), node) {
                         Ok(())
                     } else {
                         Err(a.restriction(&format!(
@@ -491,7 +494,7 @@ fn authorize_node(
                     };
                 }
                 ("delete", None) => {
-                    return if bound_here(pod_node(), node) {
+                    return if bound_here(facts.pod_binding(), node) {
                         Ok(())
                     } else {
                         Err(a.restriction(&format!(
@@ -502,7 +505,21 @@ fn authorize_node(
                 _ => {}
             }
         }
-        ("", "services" | "endpoints" | "configmaps" | "secrets" | "namespaces")
+        ("", "secrets") => {
+            // Only the Secrets its pods use, one at a time (Kubernetes' node authorizer
+            // allows the same): no listing, and never the bootstrap tokens.
+            if a.verb == "get" && facts.secret_used_by(node) {
+                return Ok(());
+            }
+            let mut msg = a.rbac_denial(user);
+            if a.verb == "get" {
+                msg.push_str(&format!(
+                    ": no relationship found between node '{node}' and this object"
+                ));
+            }
+            return Err(msg);
+        }
+        ("", "services" | "endpoints" | "configmaps" | "namespaces")
         | ("discovery.k8s.io", "endpointslices")
             if a.reads() =>
         {
@@ -528,6 +545,42 @@ fn bound_here(b: PodBinding, node: &str) -> bool {
         PodBinding::Missing => true,
         PodBinding::Node(n) => n == node,
     }
+}
+
+/// Whether `pod` uses the Secret `name`: as a volume (plain or projected), in `env` or
+/// `envFrom` of any container, or as an image pull secret.
+pub fn pod_uses_secret(pod: &Value, name: &str) -> bool {
+    let is = |v: Option<&Value>| v.and_then(Value::as_str) == Some(name);
+    let spec = &pod["spec"];
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    if list(&spec["imagePullSecrets"])
+        .iter()
+        .any(|s| is(s.get("name")))
+    {
+        return true;
+    }
+    for vol in list(&spec["volumes"]) {
+        if is(vol.pointer("/secret/secretName")) {
+            return true;
+        }
+        if list(&vol["projected"]["sources"])
+            .iter()
+            .any(|src| is(src.pointer("/secret/name")))
+        {
+            return true;
+        }
+    }
+    ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|k| list(&spec[*k]))
+        .any(|c| {
+            list(&c["env"])
+                .iter()
+                .any(|e| is(e.pointer("/valueFrom/secretKeyRef/name")))
+                || list(&c["envFrom"])
+                    .iter()
+                    .any(|e| is(e.pointer("/secretRef/name")))
+        })
 }
 
 /// Label keys a kubelet may set on its own Node (Kubernetes' kubelet label set).
@@ -795,6 +848,34 @@ mod tests {
         assert!(bootstrap_user(&secret(no_expiry), &tok, now).is_ok());
     }
 
+    /// The named pod's binding, and whether the named Secret is used by n1's pods.
+    struct TestFacts(PodBinding, bool);
+
+    impl Facts for TestFacts {
+        fn pod_binding(&self) -> PodBinding {
+            self.0.clone()
+        }
+        fn secret_used_by(&self, node: &str) -> bool {
+            self.1 && node == "n1"
+        }
+    }
+
+    #[test]
+    fn secrets_used_by_pods() {
+        let pod = json!({ "spec": {
+            "imagePullSecrets": [{ "name": "pull" }],
+            "volumes": [{ "name": "v", "secret": { "secretName": "vol" } },
+                        { "name": "p", "projected": { "sources": [{ "secret": { "name": "proj" } }] } }],
+            "initContainers": [{ "name": "i", "envFrom": [{ "secretRef": { "name": "from" } }] }],
+            "containers": [{ "name": "c", "env": [{ "name": "E", "valueFrom": { "secretKeyRef": { "name": "env", "key": "k" } } }] }],
+        }});
+        for used in ["pull", "vol", "proj", "from", "env"] {
+            assert!(pod_uses_secret(&pod, used), "{used}");
+        }
+        assert!(!pod_uses_secret(&pod, "other"));
+        assert!(!pod_uses_secret(&json!({}), "x"));
+    }
+
     fn attrs<'a>(
         verb: &'a str,
         group: &'a str,
@@ -979,9 +1060,21 @@ mod tests {
             ),
             (
                 &n1,
-                attrs("get", "", "secrets", None, def, Some("s")),
+                attrs("get", "", "secrets", None, def, Some("used")),
                 None,
                 true,
+            ),
+            (
+                &n1,
+                attrs("get", "", "secrets", None, def, Some("s")),
+                None,
+                false,
+            ),
+            (
+                &n1,
+                attrs("list", "", "secrets", None, Some("kube-system"), None),
+                None,
+                false,
             ),
             (
                 &n1,
@@ -1101,10 +1194,14 @@ mod tests {
             ),
         ];
         for (user, a, bound, allowed) in cases {
-            let got = authorize(user, &a, || match bound {
-                Some(n) => PodBinding::Node(n.to_string()),
-                None => PodBinding::Missing,
-            });
+            let facts = TestFacts(
+                match bound {
+                    Some(n) => PodBinding::Node(n.to_string()),
+                    None => PodBinding::Missing,
+                },
+                a.name == Some("used"),
+            );
+            let got = authorize(user, &a, &facts);
             assert_eq!(got.is_ok(), allowed, "{} {a:?}: {got:?}", user.name);
         }
     }
@@ -1115,7 +1212,7 @@ mod tests {
         let e = authorize(
             &n1,
             &attrs("patch", "", "nodes", None, None, Some("n2")),
-            || PodBinding::Missing,
+            &TestFacts(PodBinding::Missing, false),
         )
         .unwrap_err();
         assert_eq!(
@@ -1125,7 +1222,7 @@ mod tests {
         let e = authorize(
             &n1,
             &attrs("create", "apps", "daemonsets", None, Some("default"), None),
-            || PodBinding::Missing,
+            &TestFacts(PodBinding::Missing, false),
         )
         .unwrap_err();
         assert_eq!(
@@ -1135,7 +1232,7 @@ mod tests {
         let e = authorize(
             &User::bootstrap("abcdef", &[]),
             &attrs("list", "", "nodes", None, None, None),
-            || PodBinding::Missing,
+            &TestFacts(PodBinding::Missing, false),
         )
         .unwrap_err();
         assert_eq!(

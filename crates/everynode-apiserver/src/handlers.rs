@@ -302,6 +302,57 @@ fn dry_run(q: &HashMap<String, String>) -> bool {
     q.get("dryRun").is_some_and(|v| v == "All")
 }
 
+/// What authorization asks of the store about the request's target.
+struct StoreFacts<'a> {
+    st: &'a ServerState,
+    t: &'a Target,
+    ns: Option<&'a str>,
+}
+
+impl auth::Facts for StoreFacts<'_> {
+    fn pod_binding(&self) -> auth::PodBinding {
+        let pod = self
+            .t
+            .name
+            .as_deref()
+            .and_then(|name| self.st.registry.get(self.t.res, self.ns, name).ok());
+        match pod {
+            None => auth::PodBinding::Missing,
+            Some(p) => auth::PodBinding::Node(
+                p.pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// Scans the namespace's pods (the store keeps them in memory).
+    fn secret_used_by(&self, node: &str) -> bool {
+        let (Some(name), Some(ns), Some(pods)) = (
+            self.t.name.as_deref(),
+            self.ns,
+            resources::lookup("", "v1", "pods"),
+        ) else {
+            return false;
+        };
+        let Ok(list) = self
+            .st
+            .registry
+            .store
+            .list(&pods.prefix(Some(ns)), None, None, None)
+        else {
+            return false;
+        };
+        list.items.iter().any(|kv| {
+            crate::registry::decode(pods, kv).is_ok_and(|p| {
+                p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+                    && auth::pod_uses_secret(&p, name)
+            })
+        })
+    }
+}
+
 /// Authorization (see [`crate::auth::authorize`]): the request's verb and target, with
 /// the node a named pod is bound to read from the store only when a rule needs it.
 fn authorize(
@@ -321,22 +372,8 @@ fn authorize(
         namespace: ns,
         name: t.name.as_deref(),
     };
-    auth::authorize(user, &attrs, || {
-        let pod = t
-            .name
-            .as_deref()
-            .and_then(|name| st.registry.get(t.res, ns, name).ok());
-        match pod {
-            None => auth::PodBinding::Missing,
-            Some(p) => auth::PodBinding::Node(
-                p.pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            ),
-        }
-    })
-    .map_err(ApiError::forbidden)
+    let facts = StoreFacts { st, t, ns };
+    auth::authorize(user, &attrs, &facts).map_err(ApiError::forbidden)
 }
 
 #[allow(clippy::too_many_arguments)]

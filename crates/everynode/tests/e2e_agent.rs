@@ -363,6 +363,17 @@ fn node_credentials_touch_only_their_own_node() {
 
     // Reading what a kubelet reads works.
     assert!(allowed(&["get", "nodes"]).contains("master"));
+    // Secrets only when its pods use them: not the join tokens, no listing.
+    let token_id = std::fs::read_to_string(s.data_dir().join("join-token")).expect("join-token");
+    let token_secret = format!("bootstrap-token-{}", &token_id[..6]);
+    denied(
+        &["get", "secret", "-n", "kube-system", &token_secret],
+        "no relationship found between node 'edge1' and this object",
+    );
+    denied(
+        &["get", "secrets", "-A"],
+        r#"User "system:node:edge1" cannot list resource "secrets" in API group "" at the cluster scope"#,
+    );
     // Another node: 403 with NodeRestriction's words.
     denied(
         &["label", "node", "master", "x=y"],

@@ -328,9 +328,9 @@ pub async fn join(cfg: &JoinConfig) -> Result<NodeCredential, JoinError> {
     .map_err(|e| refused(e.to_string()))?;
     let created = csrs.create(&PostParams::default(), &csr).await.map_err(|e| {
         match &e {
-            kube::Error::Api(s) if s.code == 401 => refused(format!(
-                "the API server refused the join token (401 Unauthorized): it is unknown, expired or mistyped; create one with `everynode token create`"
-            )),
+            kube::Error::Api(s) if s.code == 401 => refused(
+                "the API server refused the join token (401 Unauthorized): it is unknown, expired or mistyped; create one with `everynode token create`",
+            ),
             _ => JoinError::Kube { context: "creating the certificate signing request".into(), source: e },
         }
     })?;

@@ -610,6 +610,7 @@ async fn measure_converge(
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         store: crate::StoreKind::Redb,
         bookmark_interval: 60,
+        tls_san: Vec::new(),
     };
     let running = crate::start_server(&args).await?;
     let store = running.server.store().clone();

@@ -243,6 +243,29 @@ pub async fn publish_cluster_info(
     Ok(())
 }
 
+/// The address other machines most likely reach this one at: the source address of
+/// the default route (found by "connecting" a UDP socket; nothing is sent).
+pub fn primary_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+/// The URL to publish and print for joining: the bound address, or for a wildcard
+/// listener the primary address (loopback if there is none).
+pub fn advertised_url(bound: std::net::SocketAddr) -> String {
+    match primary_ip() {
+        Some(ip) if bound.ip().is_unspecified() => {
+            format!(
+                "https://{}",
+                crate::pki::client_address(std::net::SocketAddr::new(ip, bound.port()))
+            )
+        }
+        _ => format!("https://{}", crate::pki::client_address(bound)),
+    }
+}
+
 /// The command a machine runs to join (the token goes into a file first, so it stays
 /// out of process listings and shell history).
 pub fn join_command(server_url: &str, ca_hash: &str) -> String {

@@ -95,6 +95,11 @@ pub struct ServerArgs {
     /// Seconds between watch bookmarks (for clients that ask for them).
     #[arg(long, default_value_t = 60)]
     pub bookmark_interval: u64,
+    /// More names or addresses for the serving certificate, comma-separated: those
+    /// joining machines use to reach the server. Listening on all addresses adds the
+    /// host name and the main outbound address by itself.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -244,11 +249,15 @@ pub struct Running {
 
 /// Starts the API server described by `args` and returns once it is listening.
 pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
-    let hosts = if args.listen.ip().is_unspecified() {
-        vec![]
+    let mut hosts = if args.listen.ip().is_unspecified() {
+        let mut h = vec![host_name()];
+        h.extend(join::primary_ip().map(|ip| ip.to_string()));
+        h.retain(|h| !h.is_empty());
+        h
     } else {
         vec![args.listen.ip().to_string()]
     };
+    hosts.extend(args.tls_san.iter().map(|h| h.trim().to_string()));
     let pki = pki::ensure(&args.data_dir, &hosts)?;
     let store = match args.store {
         StoreKind::Redb => Store::open(
@@ -313,7 +322,7 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     let kc = running.kubeconfig.display();
     // Joining machines: the CA they discover, a token, and the CSR approver and signer.
     let admin = cluster::in_process_client(&running.server, &running.admin_token)?;
-    let server_url = format!("https://{}", pki::client_address(running.addr));
+    let server_url = join::advertised_url(running.addr);
     join::publish_cluster_info(&admin, &server_url, &running.ca_pem).await?;
     let token = join::ensure_start_token(&admin, &args.data_dir).await?;
     cluster::start_csr(admin, Some(pki::kubelet_signer(&args.data_dir)?));

@@ -595,3 +595,80 @@ fn bad_tokens_and_wrong_hashes_are_refused() {
     let start_token = std::fs::read_to_string(s.data_dir().join("join-token")).expect("join-token");
     assert!(list.contains(start_token.trim()), "{list}");
 }
+
+/// A PEM certificate request for `cn` in organization `o`, base64 as `spec.request` wants.
+fn request_b64(cn: &str, o: &str) -> String {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, o);
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    let pem = p
+        .serialize_request(&key)
+        .expect("request")
+        .pem()
+        .expect("pem");
+    base64::engine::general_purpose::STANDARD.encode(pem)
+}
+
+fn csr_yaml(name: &str, request: &str) -> String {
+    format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{ name: {name} }}\nspec:\n  request: {request}\n  signerName: kubernetes.io/kube-apiserver-client-kubelet\n  usages: [digital signature, client auth]\n"
+    )
+}
+
+fn condition_of(s: &Server, name: &str) -> String {
+    csr_rows(s)
+        .into_iter()
+        .find(|r| r[0] == name)
+        .map(|r| r[5].clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn requests_from_others_wait_for_kubectl_certificate_approve() {
+    let s = Server::up(1);
+    let work = tempfile::tempdir().expect("tempdir");
+    // The admin asks for a node certificate: not a bootstrapper nor that node, so the
+    // approver leaves it to a human.
+    let o = s.apply_yaml(&csr_yaml(
+        "by-hand",
+        &request_b64("system:node:manual", "system:nodes"),
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = s.apply_yaml(&csr_yaml(
+        "refused",
+        &request_b64("system:node:other", "system:nodes"),
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let row = rows(&s.ok(&["get", "csr", "by-hand"]));
+    assert_eq!(row[1][3], "admin", "{row:?}");
+    // A join afterwards is approved: the approver has seen the earlier requests.
+    let (_agent, _) = join(&s, "edge1", work.path());
+    assert_eq!(condition_of(&s, "by-hand"), "Pending");
+    s.ok(&["certificate", "approve", "by-hand"]);
+    s.ok(&["certificate", "deny", "refused"]);
+    wait_for(
+        Duration::from_secs(30),
+        "the approved request issued",
+        || (condition_of(&s, "by-hand") == "Approved,Issued").then_some(()),
+    );
+    assert_eq!(condition_of(&s, "refused"), "Denied");
+    let cert = s.ok(&[
+        "get",
+        "csr",
+        "by-hand",
+        "-o",
+        "jsonpath={.status.certificate}",
+    ]);
+    assert!(!cert.trim().is_empty());
+    // What is not a certificate request is refused with the field named.
+    let o = s.apply_yaml(&csr_yaml("garbage", "bm90IGEgcmVxdWVzdA=="));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("spec.request: Invalid value") && err.contains("CERTIFICATE REQUEST"),
+        "{err}"
+    );
+}

@@ -682,6 +682,7 @@ pub fn field_value(res: &ResourceInfo, obj: &Value, field: &str) -> Result<Strin
         (Strategy::Pod, "status.phase") => s("/status/phase"),
         (Strategy::Pod, "status.podIP") => s("/status/podIP"),
         (Strategy::Pod, "status.nominatedNodeName") => s("/status/nominatedNodeName"),
+        (Strategy::CertificateSigningRequest, "spec.signerName") => s("/spec/signerName"),
         (Strategy::Node, "spec.unschedulable") => {
             let v = s("/spec/unschedulable");
             if v.is_empty() { "false".into() } else { v }

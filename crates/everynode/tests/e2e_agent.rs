@@ -663,6 +663,25 @@ fn requests_from_others_wait_for_kubectl_certificate_approve() {
         "jsonpath={.status.certificate}",
     ]);
     assert!(!cert.trim().is_empty());
+    // Requests filter on their signer, as on Kubernetes.
+    let kubelet = s.ok(&[
+        "get",
+        "csr",
+        "--field-selector",
+        "spec.signerName=kubernetes.io/kube-apiserver-client-kubelet",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(kubelet.lines().count(), 3, "{kubelet}");
+    let none = s.ok(&[
+        "get",
+        "csr",
+        "--field-selector",
+        "spec.signerName=example.com/other",
+        "-o",
+        "name",
+    ]);
+    assert!(none.trim().is_empty(), "{none}");
     // What is not a certificate request is refused with the field named.
     let o = s.apply_yaml(&csr_yaml("garbage", "bm90IGEgcmVxdWVzdA=="));
     let err = String::from_utf8_lossy(&o.stderr);

@@ -336,35 +336,7 @@ pub async fn join(cfg: &JoinConfig) -> Result<NodeCredential, JoinError> {
     })?;
     let name = created.metadata.name.unwrap_or_default();
     tracing::info!(csr = %name, "certificate signing request created; waiting for approval");
-    let deadline = tokio::time::Instant::now() + cfg.approval_timeout;
-    let cert_pem = loop {
-        match csrs.get(&name).await {
-            Ok(c) => {
-                let status = c.status.unwrap_or_default();
-                if let Some(cert) = status.certificate.filter(|c| !c.0.is_empty()) {
-                    break String::from_utf8(cert.0)
-                        .map_err(|_| refused("the issued certificate is not PEM"))?;
-                }
-                for cond in status.conditions.unwrap_or_default() {
-                    if cond.type_ == "Denied" || cond.type_ == "Failed" {
-                        return Err(refused(format!(
-                            "certificate signing request {name} {}: {}",
-                            cond.type_.to_lowercase(),
-                            cond.message.unwrap_or_default()
-                        )));
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "reading the certificate signing request"),
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(refused(format!(
-                "certificate signing request {name} was not approved and signed within {:?} (approve it with `kubectl certificate approve {name}`)",
-                cfg.approval_timeout
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let cert_pem = wait_for_certificate(&csrs, &name, cfg.approval_timeout).await?;
     std::fs::write(dir.join("node.crt"), &cert_pem).map_err(io("writing node.crt"))?;
     std::fs::write(dir.join("ca.crt"), &ca_pem).map_err(io("writing ca.crt"))?;
     let kc = dir.join("kubeconfig");
@@ -389,6 +361,155 @@ pub async fn join(cfg: &JoinConfig) -> Result<NodeCredential, JoinError> {
         ca_pem,
         fresh: true,
     })
+}
+
+/// Waits until CSR `name` carries a certificate; Denied or Failed end the wait.
+async fn wait_for_certificate(
+    csrs: &Api<CertificateSigningRequest>,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, JoinError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match csrs.get(name).await {
+            Ok(c) => {
+                let status = c.status.unwrap_or_default();
+                if let Some(cert) = status.certificate.filter(|c| !c.0.is_empty()) {
+                    return String::from_utf8(cert.0)
+                        .map_err(|_| refused("the issued certificate is not PEM"));
+                }
+                for cond in status.conditions.unwrap_or_default() {
+                    if cond.type_ == "Denied" || cond.type_ == "Failed" {
+                        return Err(refused(format!(
+                            "certificate signing request {name} {}: {}",
+                            cond.type_.to_lowercase(),
+                            cond.message.unwrap_or_default()
+                        )));
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "reading the certificate signing request"),
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(refused(format!(
+                "certificate signing request {name} was not approved and signed within {timeout:?} (approve it with `kubectl certificate approve {name}`)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The signer of kubelet serving certificates.
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
+
+/// A serving certificate for this node (for an agent's own TLS endpoint, e.g. logs),
+/// signed by the cluster CA for `names` (IP addresses and DNS names, which must be the
+/// node's name or addresses its Node reports, or the approver leaves the request to a
+/// human). Returns `(certificate PEM, key PEM)`, kept in `state_dir` as `serving.crt` and
+/// `serving.key` and reused while valid for more than a day and for the same names.
+/// `client` is the node's own (from [`join`]).
+pub async fn serving_certificate(
+    client: &kube::Client,
+    state_dir: &Path,
+    node_name: &str,
+    names: &[String],
+    timeout: Duration,
+) -> Result<(String, String), JoinError> {
+    let (crt, key) = (state_dir.join("serving.crt"), state_dir.join("serving.key"));
+    if let (Ok(c), Ok(k)) = (std::fs::read_to_string(&crt), std::fs::read_to_string(&key))
+        && let Ok((_, not_after, sans)) = cert_facts(&c)
+        && not_after > jiff::Timestamp::now().as_second() + 86400
+        && same_set(&sans, names)
+    {
+        return Ok((c, k));
+    }
+    let key_pair =
+        rcgen::KeyPair::generate().map_err(|e| refused(format!("generating a key: {e}")))?;
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| refused(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, NODES_GROUP);
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("system:node:{node_name}"),
+    );
+    for n in names {
+        params
+            .subject_alt_names
+            .push(match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => rcgen::SanType::IpAddress(ip),
+                Err(_) => rcgen::SanType::DnsName(
+                    n.clone()
+                        .try_into()
+                        .map_err(|e| refused(format!("{n:?} is not a DNS name: {e}")))?,
+                ),
+            });
+    }
+    let request = params
+        .serialize_request(&key_pair)
+        .and_then(|r| r.pem())
+        .map_err(|e| refused(format!("building the certificate request: {e}")))?;
+    let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let csr: CertificateSigningRequest = serde_json::from_value(json!({
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": { "generateName": "csr-" },
+        "spec": {
+            "request": b64(&request),
+            "signerName": KUBELET_SERVING_SIGNER,
+            "usages": ["digital signature", "server auth"],
+        },
+    }))
+    .map_err(|e| refused(e.to_string()))?;
+    let created = csrs
+        .create(&PostParams::default(), &csr)
+        .await
+        .map_err(kube_err("creating the serving certificate request"))?;
+    let name = created.metadata.name.unwrap_or_default();
+    let cert_pem = wait_for_certificate(&csrs, &name, timeout).await?;
+    let key_pem = key_pair.serialize_pem();
+    write_private(&key, key_pem.as_bytes())?;
+    std::fs::write(&crt, &cert_pem).map_err(io(format!("writing {}", crt.display())))?;
+    Ok((cert_pem, key_pem))
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
+}
+
+/// The subject CN, end of validity and DNS/IP names of a PEM certificate.
+fn cert_facts(pem: &str) -> Result<(String, i64, Vec<String>), JoinError> {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::FromDer;
+    let der = first_certificate_der(pem)?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der)
+        .map_err(|e| refused(format!("the certificate does not parse: {e}")))?;
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for n in &ext.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => sans.push(d.to_string()),
+                GeneralName::IPAddress(b) => {
+                    let ip = match b.len() {
+                        4 => <[u8; 4]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    sans.extend(ip.map(|i| i.to_string()));
+                }
+                _ => {}
+            }
+        }
+    }
+    let (cn, not_after) = cert_subject_and_expiry(pem)?;
+    Ok((cn, not_after, sans))
 }
 
 /// The group node identities belong to.

@@ -691,3 +691,94 @@ fn requests_from_others_wait_for_kubectl_certificate_approve() {
         "{err}"
     );
 }
+
+#[test]
+fn a_node_gets_a_serving_certificate_for_its_own_addresses() {
+    let s = Server::up(1);
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_agent, state) = join(&s, "edge1", work.path());
+    let ip = s.ok(&[
+        "get",
+        "node",
+        "edge1",
+        "-o",
+        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    assert!(!ip.trim().is_empty());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let names = vec![ip.trim().to_string(), "edge1".to_string()];
+    let (cert, issued_again) = rt.block_on(async {
+        let client = everynode_agent::join::client_from_kubeconfig(&state.join("kubeconfig"))
+            .await
+            .expect("node client");
+        // A request for an address that is not the node's waits for a human ...
+        let stray_dir = work.path().join("stray");
+        std::fs::create_dir_all(&stray_dir).expect("dir");
+        let stray_client = client.clone();
+        let stray = tokio::spawn(async move {
+            everynode_agent::join::serving_certificate(
+                &stray_client,
+                &stray_dir,
+                "edge1",
+                &["10.9.9.9".to_string()],
+                Duration::from_secs(120),
+            )
+            .await
+        });
+        wait_for(Duration::from_secs(30), "the stray request", || {
+            csr_rows(&s)
+                .iter()
+                .any(|r| r[2] == "kubernetes.io/kubelet-serving")
+                .then_some(())
+        });
+        // ... while one for its own addresses, asked after it, is approved and issued
+        // (so the approver has seen the stray one).
+        let (cert, key) = everynode_agent::join::serving_certificate(
+            &client,
+            &state,
+            "edge1",
+            &names,
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("serving certificate");
+        assert!(key.contains("PRIVATE KEY"));
+        let (again, _) = everynode_agent::join::serving_certificate(
+            &client,
+            &state,
+            "edge1",
+            &names,
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("reused");
+        stray.abort();
+        (cert, again)
+    });
+    assert_eq!(cert, issued_again, "the stored certificate is reused");
+    let rows = csr_rows(&s);
+    let serving: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| r[2] == "kubernetes.io/kubelet-serving")
+        .collect();
+    assert_eq!(serving.len(), 2, "{rows:?}");
+    let mut conditions: Vec<&str> = serving.iter().map(|r| r[5].as_str()).collect();
+    conditions.sort();
+    assert_eq!(conditions, ["Approved,Issued", "Pending"], "{rows:?}");
+    assert!(serving.iter().all(|r| r[3] == "system:node:edge1"));
+    // The certificate names the node's addresses and chains to the cluster CA.
+    use x509_parser::prelude::FromDer;
+    let (_, block) = x509_parser::pem::parse_x509_pem(cert.as_bytes()).expect("pem");
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(&block.contents).expect("der");
+    let ca_pem = std::fs::read_to_string(s.data_dir().join("ca.crt")).expect("ca.crt");
+    let (_, ca_block) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).expect("ca pem");
+    let (_, ca) =
+        x509_parser::certificate::X509Certificate::from_der(&ca_block.contents).expect("ca der");
+    c.verify_signature(Some(ca.public_key()))
+        .expect("signed by the cluster CA");
+    let sans = format!(
+        "{:?}",
+        c.subject_alternative_name().ok().flatten().map(|e| e.value)
+    );
+    assert!(sans.contains("edge1"), "{sans}");
+}

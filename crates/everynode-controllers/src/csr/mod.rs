@@ -16,11 +16,12 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
+pub use plan::Profile;
 use plan::{RequestInfo, Signing};
 
-/// Issues a certificate for a PEM PKCS#10 request, valid for the given seconds; returns
-/// the certificate PEM.
-pub type Signer = Arc<dyn Fn(&[u8], i64) -> Result<String, String> + Send + Sync>;
+/// Issues a certificate of a profile for a PEM PKCS#10 request, valid for the given
+/// seconds; returns the certificate PEM.
+pub type Signer = Arc<dyn Fn(&[u8], i64, Profile) -> Result<String, String> + Send + Sync>;
 
 /// The subject and alternative names of a PEM certificate request.
 pub fn request_info(pem: &[u8]) -> Option<RequestInfo> {
@@ -45,16 +46,52 @@ pub fn request_info(pem: &[u8]) -> Option<RequestInfo> {
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
-    let has_sans = req.requested_extensions().into_iter().flatten().any(|e| {
-        matches!(e, ParsedExtension::SubjectAlternativeName(san)
-            if san.general_names.iter().any(|n| matches!(n,
-                GeneralName::DNSName(_) | GeneralName::IPAddress(_) | GeneralName::RFC822Name(_) | GeneralName::URI(_))))
-    });
-    Some(RequestInfo {
+    let mut info = RequestInfo {
         common_name,
         organizations,
-        has_sans,
-    })
+        ..RequestInfo::default()
+    };
+    for ext in req.requested_extensions().into_iter().flatten() {
+        let ParsedExtension::SubjectAlternativeName(san) = ext else {
+            continue;
+        };
+        for name in &san.general_names {
+            match name {
+                GeneralName::DNSName(d) => info.dns_names.push(d.to_string()),
+                GeneralName::IPAddress(b) => match ip_string(b) {
+                    Some(ip) => info.ip_addresses.push(ip),
+                    None => info.other_sans = true,
+                },
+                _ => info.other_sans = true,
+            }
+        }
+    }
+    info.has_sans = info.other_sans || !info.dns_names.is_empty() || !info.ip_addresses.is_empty();
+    Some(info)
+}
+
+fn ip_string(b: &[u8]) -> Option<String> {
+    let ip = match b.len() {
+        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(b).ok()?),
+        16 => std::net::IpAddr::from(<[u8; 16]>::try_from(b).ok()?),
+        _ => return None,
+    };
+    Some(ip.to_string())
+}
+
+/// The node's name and the addresses in its status, if the node exists.
+async fn node_addresses(client: &kube::Client, node: &str) -> Option<Vec<String>> {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let n = nodes.get_opt(node).await.ok()??;
+    let mut out = vec![node.to_string()];
+    out.extend(
+        n.status
+            .and_then(|s| s.addresses)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.address),
+    );
+    Some(out)
 }
 
 fn now() -> String {
@@ -88,6 +125,7 @@ fn with_condition(
 }
 
 async fn handle(
+    client: &kube::Client,
     api: &Api<CertificateSigningRequest>,
     signer: Option<&Signer>,
     csr: CertificateSigningRequest,
@@ -97,7 +135,14 @@ async fn handle(
     };
     let info = request_info(&csr.spec.request.0);
     let pp = PatchParams::default();
-    if let Some((reason, message)) = plan::approval(&csr, info.as_ref()) {
+    let addresses = match (&info, csr.spec.signer_name.as_str()) {
+        (Some(i), plan::KUBELET_SERVING_SIGNER) => match plan::subject_node(i) {
+            Some(node) => node_addresses(client, node).await,
+            None => None,
+        },
+        _ => None,
+    };
+    if let Some((reason, message)) = plan::approval(&csr, info.as_ref(), addresses.as_deref()) {
         let patch = with_condition(&csr, "Approved", reason, &message);
         match api
             .patch_subresource("approval", &name, &pp, &Patch::Merge(patch))
@@ -114,7 +159,7 @@ async fn handle(
     };
     let patch = match plan::signing(&csr, info.as_ref()) {
         Signing::Nothing => return,
-        Signing::Sign { seconds } => match signer(&csr.spec.request.0, seconds) {
+        Signing::Sign { seconds, profile } => match signer(&csr.spec.request.0, seconds, profile) {
             Ok(pem) => {
                 use base64::Engine;
                 json!({ "status": { "certificate": base64::engine::general_purpose::STANDARD.encode(pem) } })
@@ -134,14 +179,14 @@ async fn handle(
 
 /// Runs the approver (and, with a `signer`, the signer) until the task is dropped.
 pub async fn run(client: kube::Client, signer: Option<Signer>) {
-    let api: Api<CertificateSigningRequest> = Api::all(client);
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let mut events = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .boxed();
     while let Some(event) = events.next().await {
         match event {
             Ok(watcher::Event::Apply(csr) | watcher::Event::InitApply(csr)) => {
-                handle(&api, signer.as_ref(), csr).await;
+                handle(&client, &api, signer.as_ref(), csr).await;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "certificate request watch"),

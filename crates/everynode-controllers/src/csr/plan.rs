@@ -7,13 +7,28 @@
 //!   (renewal), when the request is exactly a node client certificate: CN
 //!   `system:node:<name>`, O `system:nodes`, no subject alternative names, client-auth
 //!   usages only. Anything else is left for a human (`kubectl certificate approve`).
-//! - the signer ([`signing`], like `csrsigning`) issues approved requests for that
-//!   signer from the cluster CA, or marks them `Failed` when they do not fit the profile.
+//!   It also approves kubelet *serving* certificates (signer `kubernetes.io/kubelet-serving`,
+//!   which kube-controller-manager leaves to a human) when a node asks for itself and every
+//!   name in the request is one of the addresses its Node reports, so that agents can
+//!   serve over TLS the API server verifies.
+//! - the signer ([`signing`], like `csrsigning`) issues approved requests for those
+//!   signers from the cluster CA, or marks them `Failed` when they do not fit the profile.
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 /// The signer of kubelet client certificates.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// The signer of kubelet serving certificates.
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
+
+/// What kind of certificate the signer issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// Client auth, no alternative names (the node's identity toward the API server).
+    KubeletClient,
+    /// Server auth, for the DNS names and IP addresses in the request.
+    KubeletServing,
+}
 pub const NODE_USER_PREFIX: &str = "system:node:";
 pub const NODES_GROUP: &str = "system:nodes";
 pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
@@ -25,6 +40,10 @@ pub struct RequestInfo {
     pub organizations: Vec<String>,
     /// Any DNS, IP, e-mail or URI subject alternative name.
     pub has_sans: bool,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<String>,
+    /// An e-mail or URI alternative name.
+    pub other_sans: bool,
 }
 
 fn conditions(csr: &CertificateSigningRequest) -> impl Iterator<Item = &str> {
@@ -36,6 +55,60 @@ fn conditions(csr: &CertificateSigningRequest) -> impl Iterator<Item = &str> {
 
 fn decided(csr: &CertificateSigningRequest) -> bool {
     conditions(csr).any(|t| t == "Approved" || t == "Denied")
+}
+
+/// The node a `system:node:<name>` subject names.
+pub fn subject_node(info: &RequestInfo) -> Option<&str> {
+    info.common_name
+        .strip_prefix(NODE_USER_PREFIX)
+        .filter(|n| !n.is_empty())
+}
+
+/// Why `csr` is not a kubelet serving certificate request of a node for itself, if it is
+/// not one. With `addresses` (the node's own: its name and `status.addresses`), every
+/// requested name must be among them.
+pub fn node_serving_problem(
+    csr: &CertificateSigningRequest,
+    info: &RequestInfo,
+    addresses: Option<&[String]>,
+) -> Option<String> {
+    if csr.spec.signer_name != KUBELET_SERVING_SIGNER {
+        return Some(format!("signer is not {KUBELET_SERVING_SIGNER}"));
+    }
+    if info.organizations != [NODES_GROUP] {
+        return Some(format!("subject organization is not {NODES_GROUP}"));
+    }
+    let Some(node) = subject_node(info) else {
+        return Some(format!(
+            "subject common name does not begin with {NODE_USER_PREFIX}"
+        ));
+    };
+    if info.other_sans {
+        return Some("only DNS and IP subject alternative names are allowed".into());
+    }
+    if info.dns_names.is_empty() && info.ip_addresses.is_empty() {
+        return Some("at least one DNS or IP subject alternative name is required".into());
+    }
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    let allowed = ["digital signature", "key encipherment", "server auth"];
+    if !usages.iter().any(|u| u == "server auth")
+        || usages.iter().any(|u| !allowed.contains(&u.as_str()))
+    {
+        return Some(
+            "usages must be server auth, optionally with digital signature and key encipherment"
+                .into(),
+        );
+    }
+    if let Some(addresses) = addresses
+        && let Some(stray) = info
+            .dns_names
+            .iter()
+            .chain(&info.ip_addresses)
+            .find(|n| !addresses.contains(n))
+    {
+        return Some(format!("{stray} is not an address of node {node}"));
+    }
+    None
 }
 
 /// Why `csr` is not a kubelet client certificate request, if it is not one.
@@ -70,20 +143,33 @@ pub fn node_client_problem(csr: &CertificateSigningRequest, info: &RequestInfo) 
     None
 }
 
-/// The approver's decision: `Some((reason, message))` to approve.
+/// The approver's decision: `Some((reason, message))` to approve. `node_addresses` are
+/// the addresses of the node a serving request names (its name included), if it exists.
 pub fn approval(
     csr: &CertificateSigningRequest,
     info: Option<&RequestInfo>,
+    node_addresses: Option<&[String]>,
 ) -> Option<(&'static str, String)> {
     if decided(csr) {
         return None;
     }
     let info = info?;
+    let groups = csr.spec.groups.clone().unwrap_or_default();
+    let user = csr.spec.username.as_deref().unwrap_or("");
+    if csr.spec.signer_name == KUBELET_SERVING_SIGNER {
+        let itself = user == info.common_name && groups.iter().any(|g| g == NODES_GROUP);
+        let addresses = node_addresses?;
+        return (itself && node_serving_problem(csr, info, Some(addresses)).is_none()).then(|| {
+            (
+                "AutoApproved",
+                "Auto approving kubelet serving certificate: the node asks for its own addresses."
+                    .into(),
+            )
+        });
+    }
     if node_client_problem(csr, info).is_some() {
         return None;
     }
-    let groups = csr.spec.groups.clone().unwrap_or_default();
-    let user = csr.spec.username.as_deref().unwrap_or("");
     let bootstrap = groups.iter().any(|g| g == BOOTSTRAPPERS_GROUP);
     let renewal = user == info.common_name && groups.iter().any(|g| g == NODES_GROUP);
     if bootstrap {
@@ -106,8 +192,8 @@ pub fn approval(
 pub enum Signing {
     /// Not ours, not approved, already issued or already failed.
     Nothing,
-    /// Issue a certificate for this long (seconds).
-    Sign { seconds: i64 },
+    /// Issue a certificate of this profile for this long (seconds).
+    Sign { seconds: i64, profile: Profile },
     /// Approved, but the request does not fit the signer's profile.
     Fail(String),
 }
@@ -117,9 +203,11 @@ pub enum Signing {
 pub const MAX_SECONDS: i64 = 365 * 24 * 3600;
 
 pub fn signing(csr: &CertificateSigningRequest, info: Option<&RequestInfo>) -> Signing {
-    if csr.spec.signer_name != KUBELET_CLIENT_SIGNER {
-        return Signing::Nothing;
-    }
+    let profile = match csr.spec.signer_name.as_str() {
+        KUBELET_CLIENT_SIGNER => Profile::KubeletClient,
+        KUBELET_SERVING_SIGNER => Profile::KubeletServing,
+        _ => return Signing::Nothing,
+    };
     let approved = conditions(csr).any(|t| t == "Approved");
     let finished = conditions(csr).any(|t| t == "Denied" || t == "Failed")
         || csr
@@ -133,7 +221,11 @@ pub fn signing(csr: &CertificateSigningRequest, info: Option<&RequestInfo>) -> S
     let Some(info) = info else {
         return Signing::Fail("the request does not parse".into());
     };
-    if let Some(problem) = node_client_problem(csr, info) {
+    let problem = match profile {
+        Profile::KubeletClient => node_client_problem(csr, info),
+        Profile::KubeletServing => node_serving_problem(csr, info, None),
+    };
+    if let Some(problem) = problem {
         return Signing::Fail(problem);
     }
     let seconds = csr
@@ -142,7 +234,7 @@ pub fn signing(csr: &CertificateSigningRequest, info: Option<&RequestInfo>) -> S
         .map(i64::from)
         .unwrap_or(MAX_SECONDS)
         .clamp(600, MAX_SECONDS);
-    Signing::Sign { seconds }
+    Signing::Sign { seconds, profile }
 }
 
 #[cfg(test)]
@@ -171,7 +263,7 @@ mod tests {
         RequestInfo {
             common_name: format!("system:node:{name}"),
             organizations: vec!["system:nodes".into()],
-            has_sans: false,
+            ..RequestInfo::default()
         }
     }
 
@@ -291,8 +383,109 @@ mod tests {
             ),
         ];
         for (name, c, info, want) in cases {
-            assert_eq!(approval(&c, info.as_ref()).is_some(), want, "{name}");
+            assert_eq!(approval(&c, info.as_ref(), None).is_some(), want, "{name}");
         }
+    }
+
+    #[test]
+    fn serving_certificates_for_a_nodes_own_addresses() {
+        let serving = |user: &str, groups: &[&str], usages: &[&str]| {
+            let mut c = csr(user, groups, usages);
+            c.spec.signer_name = KUBELET_SERVING_SIGNER.into();
+            c
+        };
+        let nodes = &["system:nodes", "system:authenticated"];
+        let server = &["digital signature", "server auth"];
+        let addrs: Vec<String> = vec!["n1".into(), "172.16.0.1".into()];
+        let info = |dns: &[&str], ips: &[&str]| RequestInfo {
+            dns_names: dns.iter().map(|s| s.to_string()).collect(),
+            ip_addresses: ips.iter().map(|s| s.to_string()).collect(),
+            has_sans: true,
+            ..node_info("n1")
+        };
+        let own = info(&["n1"], &["172.16.0.1"]);
+        // (name, request, parsed request, the node's addresses, approved)
+        type Case<'a> = (
+            &'a str,
+            CertificateSigningRequest,
+            RequestInfo,
+            Option<&'a [String]>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "its own addresses",
+                serving("system:node:n1", nodes, server),
+                own.clone(),
+                Some(&addrs),
+                true,
+            ),
+            (
+                "a stray IP",
+                serving("system:node:n1", nodes, server),
+                info(&[], &["10.9.9.9"]),
+                Some(&addrs),
+                false,
+            ),
+            (
+                "a stray name",
+                serving("system:node:n1", nodes, server),
+                info(&["evil.example"], &[]),
+                Some(&addrs),
+                false,
+            ),
+            (
+                "no names",
+                serving("system:node:n1", nodes, server),
+                info(&[], &[]),
+                Some(&addrs),
+                false,
+            ),
+            (
+                "another node asks",
+                serving("system:node:n2", nodes, server),
+                own.clone(),
+                Some(&addrs),
+                false,
+            ),
+            (
+                "a bootstrap token asks",
+                serving("system:bootstrap:abcdef", BOOT, server),
+                own.clone(),
+                Some(&addrs),
+                false,
+            ),
+            (
+                "client usage",
+                serving("system:node:n1", nodes, USAGES),
+                own.clone(),
+                Some(&addrs),
+                false,
+            ),
+            (
+                "node unknown",
+                serving("system:node:n1", nodes, server),
+                own.clone(),
+                None,
+                false,
+            ),
+        ];
+        for (name, c, i, a, want) in cases {
+            assert_eq!(approval(&c, Some(&i), a).is_some(), want, "{name}");
+        }
+        let approved = with_conditions(serving("system:node:n1", nodes, server), &["Approved"]);
+        assert_eq!(
+            signing(&approved, Some(&own)),
+            Signing::Sign {
+                seconds: MAX_SECONDS,
+                profile: Profile::KubeletServing
+            }
+        );
+        // The signer checks the profile, not the addresses (the approval did).
+        assert!(matches!(
+            signing(&approved, Some(&info(&[], &[]))),
+            Signing::Fail(_)
+        ));
     }
 
     #[test]
@@ -304,12 +497,19 @@ mod tests {
         assert_eq!(
             signing(&approved, Some(&n1)),
             Signing::Sign {
-                seconds: MAX_SECONDS
+                seconds: MAX_SECONDS,
+                profile: Profile::KubeletClient
             }
         );
         let mut short = approved.clone();
         short.spec.expiration_seconds = Some(3600);
-        assert_eq!(signing(&short, Some(&n1)), Signing::Sign { seconds: 3600 });
+        assert_eq!(
+            signing(&short, Some(&n1)),
+            Signing::Sign {
+                seconds: 3600,
+                profile: Profile::KubeletClient
+            }
+        );
         let mut issued = approved.clone();
         if let Some(s) = issued.status.as_mut() {
             s.certificate = Some(ByteString(b"pem".to_vec()));

@@ -6,12 +6,21 @@
 //!
 //! - [`sim`]: the simulated runtime. One [`sim::Fleet`] drives any number of nodes
 //!   (like kwok): one shared pod watch, one lease loop, no per-node tasks.
+//! - [`join`]: joining a cluster over the network (CA discovery by hash, bootstrap
+//!   token, certificate signing request, stored node credential).
+//! - [`node`]: one node run by an `everynode agent` process: registration, re-registration
+//!   when its Node disappears, reporting reconnects.
 
+pub mod join;
+pub mod node;
 pub mod sim;
 
 /// Annotation that marks a Node as simulated; its value is the runtime (`sim`).
 pub const RUNTIME_ANNOTATION: &str = "everynode.io/runtime";
 /// Annotation holding a simulated node's index, from which its addresses derive.
 pub const SIM_INDEX_ANNOTATION: &str = "everynode.io/sim-index";
+/// Annotation on a Node run by its own `everynode agent` process (value: the runtime);
+/// `everynode up`'s simulated fleet leaves such nodes alone.
+pub const AGENT_ANNOTATION: &str = "everynode.io/agent";
 /// The Kubernetes release the agent reports as its kubelet version.
 pub const KUBELET_VERSION: &str = "v1.33.0";

@@ -39,6 +39,11 @@ pub struct SimOptions {
     pub renew_interval: Duration,
     /// Concurrent API writes the fleet keeps in flight.
     pub concurrency: usize,
+    /// Drive only this node (an `everynode agent` process with the node's own
+    /// credential: it watches only its Node and the pods bound to it). Without it, the
+    /// fleet drives every simulated node except those run by their own agent
+    /// ([`crate::AGENT_ANNOTATION`]).
+    pub only_node: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -49,6 +54,7 @@ impl Default for SimOptions {
             lease_duration_seconds: 40,
             renew_interval: Duration::from_secs(10),
             concurrency: 32,
+            only_node: None,
         }
     }
 }
@@ -62,6 +68,8 @@ pub struct SimNodeSpec {
     pub cpu: String,
     pub memory: String,
     pub pods: String,
+    /// Extra annotations on the Node.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl SimNodeSpec {
@@ -74,6 +82,7 @@ impl SimNodeSpec {
             cpu: "4".into(),
             memory: "8Gi".into(),
             pods: "110".into(),
+            annotations: BTreeMap::new(),
         }
     }
 
@@ -134,17 +143,21 @@ pub fn node_object(spec: &SimNodeSpec, index: u32) -> Value {
         "cpu": spec.cpu, "memory": spec.memory, "pods": spec.pods, "ephemeral-storage": "100Gi",
     });
     let cidr = pod_cidr(index);
+    let mut annotations = json!({
+        RUNTIME_ANNOTATION: "sim",
+        SIM_INDEX_ANNOTATION: index.to_string(),
+        "node.alpha.kubernetes.io/ttl": "0",
+    });
+    for (k, v) in &spec.annotations {
+        annotations[k] = json!(v);
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": spec.name,
             "labels": labels,
-            "annotations": {
-                RUNTIME_ANNOTATION: "sim",
-                SIM_INDEX_ANNOTATION: index.to_string(),
-                "node.alpha.kubernetes.io/ttl": "0",
-            },
+            "annotations": annotations,
         },
         "spec": { "podCIDR": cidr, "podCIDRs": [cidr], "taints": spec.taints },
         "status": {
@@ -354,9 +367,11 @@ impl Fleet {
     async fn watch_nodes(&self) {
         use kube::runtime::WatchStreamExt;
         let api: Api<Node> = Api::all(self.client.clone());
-        let mut events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut cfg = watcher::Config::default();
+        if let Some(only) = &self.opts.only_node {
+            cfg = cfg.fields(&format!("metadata.name={only}"));
+        }
+        let mut events = watcher(api, cfg).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
                 Ok(watcher::Event::Init) => self.state().relisting = Some(HashSet::new()),
@@ -380,7 +395,7 @@ impl Fleet {
                         self.state().nodes.remove(&name);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "sim fleet: node watch"),
+                Err(e) => self.watch_error("node", &e),
             }
         }
     }
@@ -392,6 +407,18 @@ impl Fleet {
         let Some(name) = node.metadata.name.clone() else {
             return;
         };
+        let own_agent = node
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(crate::AGENT_ANNOTATION));
+        let ours = match &self.opts.only_node {
+            Some(only) => *only == name,
+            None => !own_agent,
+        };
+        if !ours {
+            return;
+        }
         let ready = node
             .status
             .as_ref()
@@ -423,6 +450,16 @@ impl Fleet {
                     tracing::debug!(node = %name, error = %e, "sim fleet: posting Ready");
                 }
             });
+        }
+    }
+
+    /// A watch error (the watcher retries with back-off). An agent running one node
+    /// reports lost and regained contact itself, once, so each retry is only a debug line.
+    fn watch_error(&self, what: &str, e: &watcher::Error) {
+        if self.opts.only_node.is_some() {
+            tracing::debug!(error = %e, "sim node: {what} watch");
+        } else {
+            tracing::warn!(error = %e, "sim fleet: {what} watch");
         }
     }
 
@@ -487,9 +524,11 @@ impl Fleet {
     async fn watch_pods(&self) {
         use kube::runtime::WatchStreamExt;
         let api: Api<Pod> = Api::all(self.client.clone());
-        let mut events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut cfg = watcher::Config::default();
+        if let Some(only) = &self.opts.only_node {
+            cfg = cfg.fields(&format!("spec.nodeName={only}"));
+        }
+        let mut events = watcher(api, cfg).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
                 Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
@@ -501,7 +540,7 @@ impl Fleet {
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sim fleet: pod watch"),
+                Err(e) => self.watch_error("pod", &e),
             }
         }
     }

@@ -202,6 +202,21 @@ static EVENT_COLUMNS: [Column; 10] = [
     name_col(1),
 ];
 
+const D_CSR_SIGNER: &str = "signerName indicates the requested signer, and is a qualified name.";
+const D_CSR_REQUESTOR: &str = "username contains the name of the user that created the CertificateSigningRequest. Populated by the API server on creation and immutable.";
+const D_CSR_DURATION: &str =
+    "expirationSeconds is the requested duration of validity of the issued certificate.";
+const D_CSR_CONDITION: &str = "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\".";
+
+static CSR_COLUMNS: [Column; 6] = [
+    name_col(0),
+    AGE,
+    col("SignerName", "string", D_CSR_SIGNER, 0),
+    col("Requestor", "string", D_CSR_REQUESTOR, 0),
+    col("RequestedDuration", "string", D_CSR_DURATION, 0),
+    col("Condition", "string", D_CSR_CONDITION, 0),
+];
+
 static LEASE_COLUMNS: [Column; 3] = [name_col(0), col("Holder", "string", D_LEASE_HOLDER, 0), AGE];
 
 static SERVICE_COLUMNS: [Column; 7] = [
@@ -251,6 +266,7 @@ pub fn columns(plural: &str) -> Option<&'static [Column]> {
         "namespaces" => &NAMESPACE_COLUMNS,
         "events" => &EVENT_COLUMNS,
         "leases" => &LEASE_COLUMNS,
+        "certificatesigningrequests" => &CSR_COLUMNS,
         "services" => &SERVICE_COLUMNS,
         "endpoints" => &ENDPOINTS_COLUMNS,
         "endpointslices" => &ENDPOINT_SLICE_COLUMNS,
@@ -274,6 +290,7 @@ pub fn row_cells(plural: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
         "namespaces" => namespace_row(obj, now),
         "events" => event_row(obj, now),
         "leases" => lease_row(obj, now),
+        "certificatesigningrequests" => csr_row(obj, now),
         "services" => service_row(obj, now),
         "endpoints" => endpoints_row(obj, now),
         "endpointslices" => endpoint_slice_row(obj, now),
@@ -878,6 +895,41 @@ fn lease_row(lease: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// kubectl's CSR row: the condition cell lists Approved/Denied/Failed, then `Issued`
+/// once a certificate is there; `Pending` when none of these.
+fn csr_row(csr: &Value, now: Timestamp) -> Vec<Value> {
+    let mut conds: Vec<&str> = csr
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("type").and_then(Value::as_str))
+                .filter(|t| matches!(*t, "Approved" | "Denied" | "Failed"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !str_at(csr, "/status/certificate").is_empty() {
+        conds.push("Issued");
+    }
+    let condition = if conds.is_empty() {
+        "Pending".to_string()
+    } else {
+        conds.join(",")
+    };
+    let duration = match present(csr, "/spec/expirationSeconds").and_then(Value::as_i64) {
+        Some(secs) => human_duration(SignedDuration::from_secs(secs)),
+        None => "<none>".to_string(),
+    };
+    vec![
+        Value::from(obj_name(csr)),
+        age(csr, now),
+        Value::from(str_at(csr, "/spec/signerName")),
+        Value::from(str_at(csr, "/spec/username")),
+        Value::from(duration),
+        Value::from(condition),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------
 // events (core/v1 shape)
 // ---------------------------------------------------------------------------------------
@@ -1232,6 +1284,33 @@ mod tests {
     // -----------------------------------------------------------------------------------
     // HumanDuration
     // -----------------------------------------------------------------------------------
+
+    #[test]
+    fn csr_rows() {
+        let now: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        let base = json!({ "metadata": { "name": "node-csr-x", "creationTimestamp": "2026-01-01T00:00:00Z" },
+            "spec": { "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                      "username": "system:bootstrap:abcdef" } });
+        let cells = row_cells("certificatesigningrequests", &base, now);
+        assert_eq!(
+            cells,
+            [
+                "node-csr-x",
+                "60m",
+                "kubernetes.io/kube-apiserver-client-kubelet",
+                "system:bootstrap:abcdef",
+                "<none>",
+                "Pending"
+            ]
+        );
+        let mut issued = base.clone();
+        issued["spec"]["expirationSeconds"] = json!(86400);
+        issued["status"] = json!({ "conditions": [{ "type": "Approved", "status": "True" }],
+                                   "certificate": "LS0t" });
+        let cells = row_cells("certificatesigningrequests", &issued, now);
+        assert_eq!(cells[4], "24h");
+        assert_eq!(cells[5], "Approved,Issued");
+    }
 
     #[test]
     fn human_duration_table() {

@@ -27,7 +27,7 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (&'static str, &'static str,
 
 fn subresource_verbs(sub: &str) -> Vec<&'static str> {
     match sub {
-        "status" => vec!["get", "patch", "update"],
+        "status" | "approval" => vec!["get", "patch", "update"],
         "binding" | "eviction" => vec!["create"],
         "log" => vec!["get"],
         "finalize" => vec!["update"],

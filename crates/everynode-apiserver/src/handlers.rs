@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::ServerState;
-use crate::auth::User;
+use crate::auth::{self, User};
 use crate::error::{ApiError, ApiResult, success_status};
 use crate::list::{self, Filter};
 use crate::patch::{self, PatchType};
@@ -57,7 +57,7 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
     if let Route::Health(check) = &route {
         return health(&st, check, parts.uri.query());
     }
-    let Some(user) = st.auth.authenticate(&parts.headers) else {
+    let Some(user) = authenticate(&st, &parts, &route) else {
         return ApiError::unauthorized().into_response();
     };
     let q = parse_query(parts.uri.query());
@@ -119,6 +119,28 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
         }
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Who sent the request: a verified client certificate, a static or bootstrap bearer
+/// token, or, for the one object anyone may read (`kube-public/cluster-info`), nobody.
+fn authenticate(st: &ServerState, parts: &http::request::Parts, route: &Route) -> Option<User> {
+    if let Some(auth::PeerIdentity(u)) = parts.extensions.get::<auth::PeerIdentity>() {
+        return Some(u.clone());
+    }
+    if auth::Authenticator::bearer(&parts.headers).is_some() {
+        // A token that does not authenticate is a 401, even where anonymous would pass.
+        return st.auth.authenticate_with(&parts.headers, |secret| {
+            let res = resources::lookup("", "v1", "secrets")?;
+            st.registry.get(res, Some("kube-system"), secret).ok()
+        });
+    }
+    let cluster_info = matches!(route, Route::Resource(t)
+        if parts.method == Method::GET
+            && t.res.plural == "configmaps" && t.res.group.is_empty()
+            && t.namespace.as_deref() == Some("kube-public")
+            && t.name.as_deref() == Some("cluster-info")
+            && t.subresource.is_none());
+    cluster_info.then(User::anonymous)
 }
 
 fn aggregated(v: Value, version: &str) -> Response {
@@ -280,64 +302,78 @@ fn dry_run(q: &HashMap<String, String>) -> bool {
     q.get("dryRun").is_some_and(|v| v == "All")
 }
 
-/// NodeRestriction-style authorization: the admin may do anything; a node identity may
-/// read everything, and write only its own Node and Lease, pods bound to it (status,
-/// and deletion after termination), and events.
+/// What authorization asks of the store about the request's target.
+struct StoreFacts<'a> {
+    st: &'a ServerState,
+    t: &'a Target,
+    ns: Option<&'a str>,
+}
+
+impl auth::Facts for StoreFacts<'_> {
+    fn pod_binding(&self) -> auth::PodBinding {
+        let pod = self
+            .t
+            .name
+            .as_deref()
+            .and_then(|name| self.st.registry.get(self.t.res, self.ns, name).ok());
+        match pod {
+            None => auth::PodBinding::Missing,
+            Some(p) => auth::PodBinding::Node(
+                p.pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// Scans the namespace's pods (the store keeps them in memory).
+    fn secret_used_by(&self, node: &str) -> bool {
+        let (Some(name), Some(ns), Some(pods)) = (
+            self.t.name.as_deref(),
+            self.ns,
+            resources::lookup("", "v1", "pods"),
+        ) else {
+            return false;
+        };
+        let Ok(list) = self
+            .st
+            .registry
+            .store
+            .list(&pods.prefix(Some(ns)), None, None, None)
+        else {
+            return false;
+        };
+        list.items.iter().any(|kv| {
+            crate::registry::decode(pods, kv).is_ok_and(|p| {
+                p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+                    && auth::pod_uses_secret(&p, name)
+            })
+        })
+    }
+}
+
+/// Authorization (see [`crate::auth::authorize`]): the request's verb and target, with
+/// the node a named pod is bound to read from the store only when a rule needs it.
 fn authorize(
     user: &User,
     method: &Method,
     t: &Target,
     ns: Option<&str>,
+    q: &HashMap<String, String>,
     st: &ServerState,
 ) -> ApiResult<()> {
-    if user.is_admin() || *method == Method::GET {
-        return Ok(());
-    }
-    let Some(node) = user.node_name() else {
-        return Err(ApiError::forbidden(format!(
-            "User \"{}\" cannot modify resources",
-            user.name
-        )));
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let attrs = auth::Attributes {
+        verb: auth::verb(method, t.name.is_some(), watch),
+        group: t.res.group,
+        resource: t.res.plural,
+        subresource: t.subresource.as_deref(),
+        namespace: ns,
+        name: t.name.as_deref(),
     };
-    let name = t.name.as_deref().unwrap_or("");
-    let allowed = match t.res.strategy {
-        Strategy::Node => name == node || (t.name.is_none() && *method == Method::POST),
-        Strategy::Lease => {
-            ns == Some("kube-node-lease")
-                && (name == node || (t.name.is_none() && *method == Method::POST))
-        }
-        Strategy::Event | Strategy::EventV1 => true,
-        Strategy::Pod => {
-            t.name.is_some()
-                && st.registry.get(t.res, ns, name).ok().is_some_and(|p| {
-                    p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
-                })
-                && (t.subresource.as_deref() == Some("status") || *method == Method::DELETE)
-        }
-        _ => false,
-    };
-    if allowed {
-        return Ok(());
-    }
-    let verb = match *method {
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::PATCH => "patch",
-        Method::DELETE => "delete",
-        _ => "access",
-    };
-    let what = if t.name.is_some() {
-        format!("{} \"{}\"", t.res.qualified(), name)
-    } else {
-        t.res.qualified()
-    };
-    let scope = ns
-        .map(|n| format!(" in the namespace \"{n}\""))
-        .unwrap_or_default();
-    Err(ApiError::forbidden(format!(
-        "{what} is forbidden: User \"{}\" cannot {verb} resource \"{}\" in API group \"{}\"{scope}: node \"{node}\" can only modify its own objects",
-        user.name, t.res.plural, t.res.group
-    )))
+    let facts = StoreFacts { st, t, ns };
+    auth::authorize(user, &attrs, &facts).map_err(ApiError::forbidden)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -356,7 +392,7 @@ async fn resource(
     if res.namespaced && ns.is_none() && (t.name.is_some() || *method != Method::GET) {
         return Err(ApiError::path_not_found());
     }
-    authorize(user, method, &t, ns, st)?;
+    authorize(user, method, &t, ns, &q, st)?;
     let output = negotiate(accept)?;
     let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
     let media = media_type(
@@ -401,7 +437,7 @@ async fn resource(
                 ),
             })
         }
-        (Method::GET, Some(n), None | Some("status")) => {
+        (Method::GET, Some(n), None | Some("status") | Some("approval")) => {
             let obj = reg.get(res, ns, n)?;
             Ok(respond_object(res, &obj, output, StatusCode::OK, include))
         }
@@ -413,6 +449,10 @@ async fn resource(
             let mut obj = decode_body(&media, &read_body(body).await?)?;
             request::check_type(res, &mut obj)?;
             let warnings = check_fields(st, res, &obj, mode)?;
+            auth::admit_node_create(user, res.plural, &obj).map_err(ApiError::forbidden)?;
+            if res.strategy == Strategy::CertificateSigningRequest {
+                crate::strategy::set_csr_requestor(&mut obj, user);
+            }
             let created = reg
                 .create(
                     res,
@@ -448,15 +488,15 @@ async fn resource(
                 &success_status(201, None),
             ))
         }
-        (Method::PUT, Some(n), sub @ (None | Some("status"))) => {
+        (Method::PUT, Some(n), sub @ (None | Some("status") | Some("approval"))) => {
             let mode = field_validation(&q)?;
             let mut obj = decode_body(&media, &read_body(body).await?)?;
             request::check_type(res, &mut obj)?;
             let warnings = check_fields(st, res, &obj, mode)?;
-            let part = if sub.is_some() {
-                Part::Status
-            } else {
-                Part::Main
+            let part = match sub {
+                Some("approval") => Part::Approval,
+                Some(_) => Part::Status,
+                None => Part::Main,
             };
             let updated = reg
                 .update(
@@ -467,7 +507,13 @@ async fn resource(
                     &WriteOptions {
                         dry_run: dry_run(&q),
                     },
-                    |_| Ok(obj.clone()),
+                    |old| {
+                        if res.strategy == Strategy::Node {
+                            auth::admit_node_update(user, old, &obj)
+                                .map_err(ApiError::forbidden)?;
+                        }
+                        Ok(obj.clone())
+                    },
                 )
                 .await?;
             Ok(with_warnings(
@@ -496,14 +542,14 @@ async fn resource(
                 include,
             ))
         }
-        (Method::PATCH, Some(n), sub @ (None | Some("status"))) => {
+        (Method::PATCH, Some(n), sub @ (None | Some("status") | Some("approval"))) => {
             let kind = PatchType::from_media(&media)?;
             let mode = field_validation(&q)?;
             let patch_body = decode_body(&media, &read_body(body).await?)?;
-            let part = if sub.is_some() {
-                Part::Status
-            } else {
-                Part::Main
+            let part = match sub {
+                Some("approval") => Part::Approval,
+                Some(_) => Part::Status,
+                None => Part::Main,
             };
             let opts = WriteOptions {
                 dry_run: dry_run(&q),
@@ -514,6 +560,9 @@ async fn resource(
             let explicit_rv = mentions_resource_version(&patch_body);
             let mutate = |old: &Value| -> ApiResult<Value> {
                 let mut patched = patch::apply(res, kind, old, &patch_body)?;
+                if res.strategy == Strategy::Node {
+                    auth::admit_node_update(user, old, &patched).map_err(ApiError::forbidden)?;
+                }
                 if !explicit_rv
                     && let Some(m) = patched.get_mut("metadata").and_then(Value::as_object_mut)
                 {
@@ -531,6 +580,7 @@ async fn resource(
                     // Server-side apply creates what does not exist.
                     let mut obj = patch_body.clone();
                     request::check_type(res, &mut obj)?;
+                    auth::admit_node_create(user, res.plural, &obj).map_err(ApiError::forbidden)?;
                     if name_of(&obj).is_empty() {
                         obj["metadata"]["name"] = json!(n);
                     }

@@ -29,7 +29,7 @@ fn add<T: JsonSchema>(g: &mut SchemaGenerator) {
 }
 
 fn register(g: &mut SchemaGenerator, r: &ResourceInfo) {
-    use k8s_openapi::api::{apps, coordination, core, discovery, events};
+    use k8s_openapi::api::{apps, certificates, coordination, core, discovery, events};
     match r.schema {
         "io.k8s.api.core.v1.Namespace" => add::<core::v1::Namespace>(g),
         "io.k8s.api.core.v1.Node" => add::<core::v1::Node>(g),
@@ -45,6 +45,9 @@ fn register(g: &mut SchemaGenerator, r: &ResourceInfo) {
         "io.k8s.api.coordination.v1.Lease" => add::<coordination::v1::Lease>(g),
         "io.k8s.api.discovery.v1.EndpointSlice" => add::<discovery::v1::EndpointSlice>(g),
         "io.k8s.api.events.v1.Event" => add::<events::v1::Event>(g),
+        "io.k8s.api.certificates.v1.CertificateSigningRequest" => {
+            add::<certificates::v1::CertificateSigningRequest>(g)
+        }
         _ => {}
     }
 }

@@ -175,6 +175,11 @@ static KINDS: &[(&str, Option<&[&str]>, &Msg)] = &[
         &EVICTION,
     ),
     ("DeleteOptions", None, &DELETE_OPTIONS),
+    (
+        "CertificateSigningRequest",
+        Some(&["certificates.k8s.io/v1"]),
+        &CSR,
+    ),
 ];
 
 /// Shortens a client-chosen string before it is echoed in an error.
@@ -546,6 +551,48 @@ static SELECTOR_REQUIREMENT: Msg = Msg {
         req(1, "key", Str),
         req(2, "operator", Str),
         list(3, "values", Str),
+    ],
+};
+
+// certificates.k8s.io/v1 (`kubectl certificate approve|deny` writes it typed) -------------
+
+static CSR: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        opt(2, "spec", Ty::Msg(&CSR_SPEC)),
+        opt(3, "status", Ty::Msg(&CSR_STATUS)),
+    ],
+};
+
+static CSR_SPEC: Msg = Msg {
+    fields: &[
+        req(1, "request", Bytes),
+        req(7, "signerName", Str),
+        ptr(8, "expirationSeconds", I32),
+        list(5, "usages", Str),
+        opt(2, "username", Str),
+        opt(3, "uid", Str),
+        list(4, "groups", Str),
+        // The server sets the requestor's extra attributes itself.
+        field(6, "extra", Ty::Ignored, Card::Repeated),
+    ],
+};
+
+static CSR_STATUS: Msg = Msg {
+    fields: &[
+        list(1, "conditions", Ty::Msg(&CSR_CONDITION)),
+        opt(2, "certificate", Bytes),
+    ],
+};
+
+static CSR_CONDITION: Msg = Msg {
+    fields: &[
+        req(1, "type", Str),
+        req(6, "status", Str),
+        opt(2, "reason", Str),
+        opt(3, "message", Str),
+        opt(4, "lastUpdateTime", Time),
+        opt(5, "lastTransitionTime", Time),
     ],
 };
 
@@ -2001,6 +2048,43 @@ mod tests {
     }
 
     #[test]
+    fn certificate_signing_request_approval() {
+        // What `kubectl certificate approve` PUTs to /approval: the object with an
+        // Approved condition added; the requestor's extra attributes are skipped.
+        let cond = Enc::new()
+            .str(1, "Approved")
+            .str(6, "True")
+            .str(2, "KubectlApprove")
+            .str(3, "This CSR was approved by kubectl certificate approve.");
+        let raw = Enc::new()
+            .msg(1, meta("node-csr-1", Enc::new()))
+            .msg(
+                2,
+                Enc::new()
+                    .bytes(1, b"PEM")
+                    .str(2, "admin")
+                    .str(4, "system:masters")
+                    .str(5, "client auth")
+                    .msg(6, Enc::new().str(1, "k").msg(2, Enc::new().str(1, "v")))
+                    .str(7, "kubernetes.io/kube-apiserver-client-kubelet"),
+            )
+            .msg(3, Enc::new().msg(1, cond));
+        assert_eq!(
+            ok(&body(
+                "certificates.k8s.io/v1",
+                "CertificateSigningRequest",
+                raw
+            )),
+            json!({"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest",
+                   "metadata":{"name":"node-csr-1"},
+                   "spec":{"request":"UEVN","signerName":"kubernetes.io/kube-apiserver-client-kubelet",
+                           "usages":["client auth"],"username":"admin","groups":["system:masters"]},
+                   "status":{"conditions":[{"type":"Approved","status":"True","reason":"KubectlApprove",
+                             "message":"This CSR was approved by kubectl certificate approve."}]}})
+        );
+    }
+
+    #[test]
     fn service_account() {
         let raw = Enc::new().msg(1, meta("robot", Enc::new()));
         assert_eq!(
@@ -2908,13 +2992,14 @@ mod tests {
 
             #[test]
             fn arbitrary_objects_never_panic(
-                kind in 0usize..8,
+                kind in 0usize..9,
                 raw in proptest::collection::vec(any::<u8>(), 0..512),
             ) {
                 let (api, kind) = [
                     ("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"),
                     ("v1", "ServiceAccount"), ("v1", "Service"), ("v1", "Pod"),
                     ("policy/v1", "Eviction"), ("v1", "DeleteOptions"),
+                    ("certificates.k8s.io/v1", "CertificateSigningRequest"),
                 ][kind];
                 let _ = decode(&body(api, kind, Enc(raw)));
             }

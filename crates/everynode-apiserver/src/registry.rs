@@ -43,6 +43,8 @@ pub fn random_suffix(n: usize) -> String {
 pub enum Part {
     Main,
     Status,
+    /// A CertificateSigningRequest's `/approval`: only its conditions change.
+    Approval,
     /// A write by the server itself (binding, namespace finalize): no spec/status
     /// resets and no update validation; the caller owns the semantics.
     System,
@@ -476,11 +478,12 @@ impl Registry {
             match part {
                 Part::Main => strategy::prepare_update(res, &mut new, &old),
                 Part::Status => strategy::prepare_status_update(res, &mut new, &old),
+                Part::Approval => strategy::prepare_approval_update(&mut new, &old),
                 Part::System => {}
             }
             let errs = match part {
                 Part::Main => strategy::validate_update(res, &new, &old)?,
-                Part::Status => strategy::validate_status_update(res, &new, &old)?,
+                Part::Status | Part::Approval => strategy::validate_status_update(res, &new, &old)?,
                 Part::System => Vec::new(),
             };
             if !errs.is_empty() {

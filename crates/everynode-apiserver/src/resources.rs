@@ -15,6 +15,9 @@ pub enum Strategy {
     EventV1,
     Lease,
     Service,
+    /// certificates.k8s.io CertificateSigningRequest: requestor set by the server,
+    /// spec immutable, `/approval` for conditions, `/status` for the certificate.
+    CertificateSigningRequest,
     /// Objects validated only by their metadata (ConfigMap, Secret, EndpointSlice, ...).
     Generic,
 }
@@ -31,7 +34,8 @@ pub struct ResourceInfo {
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
     pub categories: &'static [&'static str],
-    /// Subresources beyond the object itself: "status", "binding", "eviction", "log", "finalize".
+    /// Subresources beyond the object itself: "status", "binding", "eviction", "log",
+    /// "finalize", "approval".
     pub subresources: &'static [&'static str],
     /// Whether the kind tracks `metadata.generation` (bumped on spec changes).
     pub has_generation: bool,
@@ -155,6 +159,10 @@ pub static RESOURCES: &[ResourceInfo] = &[
          storage: "controllerrevisions", schema: "io.k8s.api.apps.v1.ControllerRevision"),
     res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", namespaced: true, short: [], categories: [], sub: [],
          generation: false, strategy: Strategy::Lease, storage: "leases", schema: "io.k8s.api.coordination.v1.Lease"),
+    res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
+         "certificatesigningrequest", namespaced: false, short: ["csr"], categories: [], sub: ["status", "approval"],
+         generation: false, strategy: Strategy::CertificateSigningRequest, storage: "certificatesigningrequests",
+         schema: "io.k8s.api.certificates.v1.CertificateSigningRequest"),
     res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", namespaced: true, short: [],
          categories: [], sub: [], generation: true, strategy: Strategy::Generic, storage: "endpointslices",
          schema: "io.k8s.api.discovery.v1.EndpointSlice"),

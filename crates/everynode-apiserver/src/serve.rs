@@ -33,6 +33,67 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerC
     Ok(Arc::new(cfg))
 }
 
+/// Like [`tls_config`], and asks clients for a certificate: one signed by the CA in
+/// `client_ca_pem` authenticates its subject (CN user, O groups); clients without one
+/// still connect and use bearer tokens.
+pub fn tls_config_with_client_ca(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("reading certificate: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("reading private key: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(client_ca_pem) {
+        let ca = ca.map_err(|e| format!("reading the client CA: {e}"))?;
+        roots
+            .add(ca)
+            .map_err(|e| format!("adding the client CA: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| format!("client certificate verifier: {e}"))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not match: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// The identity in a verified client certificate: CN and the O values.
+pub fn certificate_identity(der: &[u8]) -> Option<crate::auth::User> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let subject = cert.subject();
+    let cn = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    if cn.is_empty() {
+        return None;
+    }
+    let orgs: Vec<String> = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    Some(crate::auth::User::from_certificate(&cn, &orgs))
+}
+
 /// Accepts TLS connections on `listener` until `shutdown` flips to true.
 pub async fn serve_tls(
     listener: TcpListener,
@@ -68,6 +129,24 @@ pub async fn serve_tls(
                 Ok(Ok(s)) => s,
                 _ => return,
             };
+            // The verifier accepted the chain; the leaf names who is connecting.
+            let peer = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|leaf| certificate_identity(leaf.as_ref()))
+                .map(crate::auth::PeerIdentity);
+            let app = tower::ServiceBuilder::new()
+                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                    // Never trust an identity the request could carry in by itself.
+                    req.extensions_mut().remove::<crate::auth::PeerIdentity>();
+                    if let Some(p) = &peer {
+                        req.extensions_mut().insert(p.clone());
+                    }
+                    req
+                })
+                .service(app);
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(app));

@@ -107,6 +107,9 @@ fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
         Strategy::EventV1 => edit::<k::events::v1::Event>(res, v, |_| {}),
         Strategy::Lease => edit::<Lease>(res, v, |_| {}),
         Strategy::Service => edit::<Service>(res, v, defaults::default_service),
+        Strategy::CertificateSigningRequest => {
+            edit::<k::certificates::v1::CertificateSigningRequest>(res, v, |_| {})
+        }
         Strategy::Generic => match res.kind {
             "ConfigMap" => edit::<k::core::v1::ConfigMap>(res, v, |_| {}),
             "Secret" => edit::<k::core::v1::Secret>(res, v, |_| {}),
@@ -128,6 +131,11 @@ pub fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldErro
         Strategy::Event => validation::validate_event(&typed(res, v)?),
         Strategy::Lease => validation::validate_lease(&typed(res, v)?),
         Strategy::Service => validation::validate_service(&typed(res, v)?),
+        Strategy::CertificateSigningRequest => {
+            let mut e = generic_meta(res, v)?;
+            e.extend(csr::validate_spec(v));
+            e
+        }
         Strategy::EventV1 | Strategy::Generic => generic_meta(res, v)?,
     })
 }
@@ -185,7 +193,9 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
             e.extend(generic_meta_update(res, new, old)?);
             e
         }
-        Strategy::EventV1 | Strategy::Generic => generic_meta_update(res, new, old)?,
+        Strategy::EventV1 | Strategy::Generic | Strategy::CertificateSigningRequest => {
+            generic_meta_update(res, new, old)?
+        }
     })
 }
 
@@ -197,6 +207,11 @@ pub fn validate_status_update(
     Ok(match res.strategy {
         Strategy::DaemonSet => {
             validation::validate_daemonset_status_update(&typed(res, new)?, &typed(res, old)?)
+        }
+        Strategy::CertificateSigningRequest => {
+            let mut e = generic_meta_update(res, new, old)?;
+            e.extend(csr::validate_status(new, old));
+            e
         }
         _ => generic_meta_update(res, new, old)?,
     })
@@ -331,6 +346,10 @@ pub fn prepare_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
     if res.strategy == Strategy::Service {
         carry_over_service_allocations(new, old);
     }
+    if res.strategy == Strategy::CertificateSigningRequest {
+        // A request is immutable once made; only its metadata can change here.
+        new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
+    }
     if res.strategy == Strategy::Namespace {
         // Namespace finalizers change only through the finalize subresource.
         new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
@@ -382,6 +401,268 @@ pub fn prepare_status_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
     if res.strategy == Strategy::DaemonSet {
         new["metadata"]["annotations"] = old["metadata"]["annotations"].clone();
     }
+    if res.strategy == Strategy::CertificateSigningRequest {
+        // The signer's write: the certificate and its own conditions (Failed); approval
+        // and denial are kept as they were (they change only through /approval).
+        csr::keep_decisions(new, old);
+    }
+}
+
+/// `/approval` of a CertificateSigningRequest: only `status.conditions` change.
+pub fn prepare_approval_update(new: &mut Value, old: &Value) {
+    let conditions = new.pointer("/status/conditions").cloned();
+    let mut merged = old.clone();
+    if let Some(m) = merged.as_object_mut() {
+        m.insert("metadata".into(), new["metadata"].clone());
+    }
+    match conditions {
+        Some(c) => merged["status"]["conditions"] = c,
+        None => {
+            if let Some(s) = merged.get_mut("status").and_then(Value::as_object_mut) {
+                s.remove("conditions");
+            }
+        }
+    }
+    *new = merged;
+}
+
+/// The server fills in who asked for a certificate; clients cannot choose it.
+pub fn set_csr_requestor(obj: &mut Value, user: &crate::auth::User) {
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
+    obj["spec"]["username"] = json!(user.name);
+    obj["spec"]["groups"] = json!(user.groups);
+    obj["spec"]["uid"] = json!("");
+    if let Some(spec) = obj["spec"].as_object_mut() {
+        spec.remove("extra");
+    }
+}
+
+/// CertificateSigningRequest rules (certificates.k8s.io/v1).
+mod csr {
+    use super::*;
+    use base64::Engine;
+
+    const KNOWN_USAGES: &[&str] = &[
+        "signing",
+        "digital signature",
+        "content commitment",
+        "key encipherment",
+        "key agreement",
+        "data encipherment",
+        "cert sign",
+        "crl sign",
+        "encipher only",
+        "decipher only",
+        "any",
+        "server auth",
+        "client auth",
+        "code signing",
+        "email protection",
+        "s/mime",
+        "ipsec end system",
+        "ipsec tunnel",
+        "ipsec user",
+        "timestamping",
+        "ocsp signing",
+        "microsoft sgc",
+        "netscape sgc",
+    ];
+
+    /// The DER of a PEM `CERTIFICATE REQUEST` block, or why it is not one.
+    pub fn request_der(pem: &[u8]) -> Result<Vec<u8>, String> {
+        let text = std::str::from_utf8(pem)
+            .map_err(|_| "PEM block type must be CERTIFICATE REQUEST".to_string())?;
+        let begin = "-----BEGIN CERTIFICATE REQUEST-----";
+        let end = "-----END CERTIFICATE REQUEST-----";
+        let start = text
+            .find(begin)
+            .ok_or_else(|| "PEM block type must be CERTIFICATE REQUEST".to_string())?;
+        let rest = &text[start + begin.len()..];
+        let stop = rest
+            .find(end)
+            .ok_or_else(|| "PEM block type must be CERTIFICATE REQUEST".to_string())?;
+        let b64: String = rest[..stop].split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("the PEM block does not decode: {e}"))
+    }
+
+    /// Parses and checks the signature of a PKCS#10 request.
+    pub fn check_request(pem: &[u8]) -> Result<(), String> {
+        use x509_parser::prelude::FromDer;
+        let der = request_der(pem)?;
+        let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+            .map_err(|e| format!("the request is not a PKCS#10 certificate request: {e}"))?;
+        req.verify_signature()
+            .map_err(|e| format!("the request's signature does not verify: {e}"))
+    }
+
+    pub fn validate_spec(v: &Value) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        let request = v
+            .pointer("/spec/request")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if request.is_empty() {
+            errs.push(FieldError::required("spec.request", ""));
+        } else {
+            // `request` is base64 of the PEM (a []byte field).
+            match base64::engine::general_purpose::STANDARD.decode(request) {
+                Ok(pem) => {
+                    if let Err(e) = check_request(&pem) {
+                        errs.push(FieldError::invalid_omitted("spec.request", e));
+                    }
+                }
+                Err(_) => errs.push(FieldError::invalid_omitted(
+                    "spec.request",
+                    "the request is not base64",
+                )),
+            }
+        }
+        let signer = v
+            .pointer("/spec/signerName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if signer.is_empty() {
+            errs.push(FieldError::required("spec.signerName", ""));
+        } else if !signer
+            .split_once('/')
+            .is_some_and(|(d, p)| d.contains('.') && !p.is_empty())
+        {
+            errs.push(FieldError::invalid(
+                "spec.signerName",
+                signer,
+                "must be a fully qualified domain and path of the form 'example.com/signer-name'",
+            ));
+        }
+        match v.pointer("/spec/usages").and_then(Value::as_array) {
+            None => errs.push(FieldError::required("spec.usages", "")),
+            Some(us) if us.is_empty() => errs.push(FieldError::required("spec.usages", "")),
+            Some(us) => {
+                let mut seen = Vec::new();
+                for (i, u) in us.iter().enumerate() {
+                    let u = u.as_str().unwrap_or("");
+                    let field = format!("spec.usages[{i}]");
+                    if !KNOWN_USAGES.contains(&u) {
+                        errs.push(FieldError::not_supported(&field, u, KNOWN_USAGES));
+                    } else if seen.contains(&u) {
+                        errs.push(FieldError::duplicate(&field, u));
+                    }
+                    seen.push(u);
+                }
+            }
+        }
+        if let Some(secs) = v.pointer("/spec/expirationSeconds").and_then(Value::as_i64)
+            && secs < 600
+        {
+            errs.push(FieldError::invalid(
+                "spec.expirationSeconds",
+                &secs.to_string(),
+                "may not specify a duration less than 600 seconds (10 minutes)",
+            ));
+        }
+        errs
+    }
+
+    fn condition_types(v: &Value) -> Vec<String> {
+        v.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get("type").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn validate_status(new: &Value, old: &Value) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        let types = condition_types(new);
+        let has = |t: &str| types.iter().any(|x| x == t);
+        for (i, t) in types.iter().enumerate() {
+            if types[..i].contains(t) && matches!(t.as_str(), "Approved" | "Denied" | "Failed") {
+                errs.push(FieldError::duplicate(
+                    format!("status.conditions[{i}].type"),
+                    t,
+                ));
+            }
+        }
+        if has("Approved") && has("Denied") {
+            errs.push(FieldError::invalid_omitted(
+                "status.conditions",
+                "Approved and Denied conditions are mutually exclusive",
+            ));
+        }
+        let old_types = condition_types(old);
+        for t in ["Approved", "Denied"] {
+            if old_types.iter().any(|x| x == t) && !has(t) {
+                errs.push(FieldError::forbidden(
+                    "status.conditions",
+                    &format!("updates may not remove a condition of type \"{t}\""),
+                ));
+            }
+        }
+        let cert = |v: &Value| {
+            v.pointer("/status/certificate")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (new_cert, old_cert) = (cert(new), cert(old));
+        if !old_cert.is_empty() && new_cert != old_cert {
+            errs.push(FieldError::forbidden(
+                "status.certificate",
+                "updates may not modify existing certificate content",
+            ));
+        }
+        if !new_cert.is_empty() && !has("Approved") {
+            errs.push(FieldError::forbidden(
+                "status.certificate",
+                "certificate may only be set if the request is approved",
+            ));
+        }
+        errs
+    }
+
+    /// Keeps the Approved and Denied conditions of `old` in `new`.
+    pub fn keep_decisions(new: &mut Value, old: &Value) {
+        let decisions = |v: &Value| -> Vec<Value> {
+            v.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| matches!(c["type"].as_str(), Some("Approved" | "Denied")))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut conds: Vec<Value> = new
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| !matches!(c["type"].as_str(), Some("Approved" | "Denied")))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut kept = decisions(old);
+        kept.append(&mut conds);
+        if kept.is_empty() {
+            if let Some(s) = new.get_mut("status").and_then(Value::as_object_mut) {
+                s.remove("conditions");
+            }
+        } else {
+            if !new["status"].is_object() {
+                new["status"] = json!({});
+            }
+            new["status"]["conditions"] = Value::Array(kept);
+        }
+    }
 }
 
 /// Kubernetes' pod QoS class, used when the pod's status is reset.
@@ -417,6 +698,7 @@ pub fn field_value(res: &ResourceInfo, obj: &Value, field: &str) -> Result<Strin
         (Strategy::Pod, "status.phase") => s("/status/phase"),
         (Strategy::Pod, "status.podIP") => s("/status/podIP"),
         (Strategy::Pod, "status.nominatedNodeName") => s("/status/nominatedNodeName"),
+        (Strategy::CertificateSigningRequest, "spec.signerName") => s("/spec/signerName"),
         (Strategy::Node, "spec.unschedulable") => {
             let v = s("/spec/unschedulable");
             if v.is_empty() { "false".into() } else { v }

@@ -7,9 +7,11 @@
 //! - [`scheduler`]: binds pending pods to nodes, or says why none fits.
 //! - [`endpointslice`]: EndpointSlices and Endpoints for Services with a selector.
 //! - [`gc`]: the garbage collector (owner references, orphan and foreground deletion).
+//! - [`csr`]: approves and signs kubelet client certificate requests (node join).
 //! - [`nodelifecycle`]: silent nodes become Unknown, get unreachable taints, lose pods.
 //! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording.
 
+pub mod csr;
 pub mod daemonset;
 pub mod endpointslice;
 pub mod events;

@@ -612,6 +612,7 @@ async fn measure_converge(
         bookmark_interval: 60,
         service_cluster_ip_range: Default::default(),
         dns: Default::default(),
+        tls_san: Vec::new(),
     };
     let running = crate::start_server(&args).await?;
     let store = running.server.store().clone();

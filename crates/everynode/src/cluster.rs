@@ -76,6 +76,12 @@ pub async fn start(
     Ok(())
 }
 
+/// Starts the certificate-request approver and, given the CA's signer, the signer
+/// (node join). Runs until the runtime stops.
+pub fn start_csr(client: kube::Client, signer: Option<everynode_controllers::csr::Signer>) {
+    tokio::spawn(everynode_controllers::csr::run(client, signer));
+}
+
 /// Parses `k=v,k2=v2` (a value may be empty: `k=` or `k`).
 pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();

@@ -3,10 +3,13 @@
 //! - `everynode up`: a local cluster in one process (API server with an embedded store,
 //!   controllers and simulated nodes as they land), printing the KUBECONFIG to use.
 //! - `everynode server`: the API server alone, in the foreground.
+//! - `everynode agent`: join a machine to a cluster over the network and run its node.
+//! - `everynode token create|list`: bootstrap tokens for joining machines.
 //! - `everynode bench ...`: system benchmarks that print figures (and `--json`).
 
 mod bench;
 mod cluster;
+mod join;
 mod pki;
 
 use std::net::SocketAddr;
@@ -52,6 +55,18 @@ enum Cmd {
         #[arg(long, global = true, env = "EVERYNODE_DATA_DIR", default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
     },
+    /// Join this machine to a cluster over the network and run its node.
+    Agent(AgentArgs),
+    /// Bootstrap tokens for joining machines (Secrets of type bootstrap.kubernetes.io/token).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+        /// The cluster's kubeconfig (default: $KUBECONFIG, else DATA_DIR/kubeconfig).
+        #[arg(long, global = true, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        #[arg(long, global = true, env = "EVERYNODE_DATA_DIR", default_value_os_t = default_data_dir())]
+        data_dir: PathBuf,
+    },
     /// Run a benchmark and print its figures.
     Bench {
         #[command(subcommand)]
@@ -85,6 +100,11 @@ pub struct ServerArgs {
     #[arg(long, default_value = everynode_api::service_alloc::DEFAULT_SERVICE_CIDR,
           value_parser = everynode_api::service_alloc::ServiceCidr::parse)]
     pub service_cluster_ip_range: everynode_api::service_alloc::ServiceCidr,
+    /// More names or addresses for the serving certificate, comma-separated: those
+    /// joining machines use to reach the server. Listening on all addresses adds the
+    /// host name and the main outbound address by itself.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     #[command(flatten)]
     pub dns: DnsArgs,
 }
@@ -130,6 +150,74 @@ pub struct UpArgs {
 }
 
 #[derive(Subcommand, Clone, Debug)]
+pub enum TokenCmd {
+    /// Create a token and print it with the join command.
+    Create {
+        /// How long the token works: e.g. 24h, 90m, 7d; 0 never expires.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the tokens.
+    List,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Runtime {
+    /// A simulated node (pods reported Running, nothing runs).
+    Sim,
+    /// Pod containers' commands as host processes.
+    Process,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct AgentArgs {
+    /// The API server, `https://HOST:PORT`.
+    #[arg(long)]
+    pub server: String,
+    /// A file holding the bootstrap token (needed for the first join only).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Trust the server whose CA public key has this hash (`sha256:<hex>`, printed
+    /// with the join command).
+    #[arg(long, conflicts_with = "ca_file")]
+    pub ca_cert_hash: Option<String>,
+    /// Trust the server through this CA certificate (PEM).
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "sim")]
+    pub runtime: Runtime,
+    /// Where the node's key, certificate and kubeconfig live (default:
+    /// ~/.everynode/agent/NODE_NAME).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Node labels, `k=v,k2=v2` (NodeRestriction applies: no `node-role.kubernetes.io/`
+    /// or `node-restriction.kubernetes.io/` labels).
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// Taints, `key=value:Effect,key:Effect`, set when the node registers.
+    #[arg(long, default_value = "")]
+    pub taints: String,
+    /// Capacity of a simulated node.
+    #[arg(long, default_value = "4")]
+    pub cpu: String,
+    #[arg(long, default_value = "8Gi")]
+    pub memory: String,
+    #[arg(long, default_value = "110")]
+    pub pods: String,
+    /// Milliseconds from a pod's binding to its containers running (runtime sim).
+    #[arg(long, default_value_t = 1000)]
+    pub ready_delay_ms: u64,
+    /// How long to wait for the certificate request to be approved and signed.
+    #[arg(long, default_value_t = 300)]
+    pub approval_timeout_seconds: u64,
+}
+
+#[derive(Subcommand, Clone, Debug)]
 pub enum NodeCmd {
     /// Add a simulated node.
     Add {
@@ -161,9 +249,16 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(agent: bool) {
+    // The agent says once when it loses and regains the API server; kube's client would
+    // log an error for every retry.
+    let default = if agent {
+        "info,kube_client::client::builder=off"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -174,6 +269,7 @@ fn init_tracing() {
 pub struct Running {
     pub server: ApiServer,
     pub admin_token: String,
+    pub ca_pem: String,
     pub addr: SocketAddr,
     pub kubeconfig: PathBuf,
     pub serve: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -181,11 +277,15 @@ pub struct Running {
 
 /// Starts the API server described by `args` and returns once it is listening.
 pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
-    let hosts = if args.listen.ip().is_unspecified() {
-        vec![]
+    let mut hosts = if args.listen.ip().is_unspecified() {
+        let mut h = vec![host_name()];
+        h.extend(join::primary_ip().map(|ip| ip.to_string()));
+        h.retain(|h| !h.is_empty());
+        h
     } else {
         vec![args.listen.ip().to_string()]
     };
+    hosts.extend(args.tls_san.iter().map(|h| h.trim().to_string()));
     let pki = pki::ensure(&args.data_dir, &hosts)?;
     let store = match args.store {
         StoreKind::Redb => Store::open(
@@ -216,9 +316,10 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
         tracing::warn!(error = %e.message, "publishing the kubernetes Service");
     }
     let kubeconfig = pki::write_kubeconfig(&args.data_dir, &pki, &pki::client_address(addr))?;
-    let tls = everynode_apiserver::serve::tls_config(
+    let tls = everynode_apiserver::serve::tls_config_with_client_ca(
         pki.server_cert_pem.as_bytes(),
         pki.server_key_pem.as_bytes(),
+        pki.ca_pem.as_bytes(),
     )?;
     let serve = tokio::spawn(everynode_apiserver::serve::serve_tls(
         listener,
@@ -229,6 +330,7 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
     Ok(Running {
         server,
         admin_token: pki.admin_token.clone(),
+        ca_pem: pki.ca_pem.clone(),
         addr,
         kubeconfig,
         serve,
@@ -270,6 +372,12 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         dns.addr.port(),
         args.dns.cluster_domain
     );
+    // Joining machines: the CA they discover, a token, and the CSR approver and signer.
+    let admin = cluster::in_process_client(&running.server, &running.admin_token)?;
+    let server_url = join::advertised_url(running.addr);
+    join::publish_cluster_info(&admin, &server_url, &running.ca_pem).await?;
+    let token = join::ensure_start_token(&admin, &args.data_dir).await?;
+    cluster::start_csr(admin, Some(pki::kubelet_signer(&args.data_dir)?));
     if let Some(up) = &up {
         let client = cluster::in_process_client(&running.server, &running.admin_token)?;
         let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
@@ -288,6 +396,7 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         println!("  kubectl get ds -o wide");
         println!("  {dig}");
         println!();
+        join::print_join(&token, &server_url, &running.ca_pem)?;
         println!(
             "Data in {} (a restart resumes this cluster). Ctrl-C stops it.",
             args.data_dir.display()
@@ -299,6 +408,8 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         );
         println!("export KUBECONFIG={kc}");
         println!("cluster DNS on {} (UDP and TCP): {dig}", dns.addr);
+        println!();
+        join::print_join(&token, &server_url, &running.ca_pem)?;
     }
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -313,9 +424,113 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     Ok(())
 }
 
+/// The server URL and CA of a kubeconfig's current cluster.
+fn kubeconfig_cluster(path: &std::path::Path) -> Result<(String, String), String> {
+    use base64::Engine;
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let ctx_cluster = kc
+        .current_context
+        .as_ref()
+        .and_then(|c| kc.contexts.iter().find(|x| &x.name == c))
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone());
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| ctx_cluster.as_ref().is_none_or(|n| &c.name == n))
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or_else(|| format!("{}: no cluster", path.display()))?;
+    let server = cluster.server.clone().unwrap_or_default();
+    let ca = cluster
+        .certificate_authority_data
+        .as_ref()
+        .ok_or_else(|| format!("{}: no certificate-authority-data", path.display()))?;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca.trim())
+        .map_err(|e| format!("{}: certificate-authority-data: {e}", path.display()))?;
+    Ok((server, String::from_utf8_lossy(&ca).into_owned()))
+}
+
+/// The host's name, lowercased (a node name must be a DNS subdomain).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// `everynode agent`: join (or reuse the stored credential), then run the node.
+async fn agent(a: AgentArgs) -> Result<(), String> {
+    if let Runtime::Process = a.runtime {
+        return Err(
+            "the process runtime is not available in this build yet; use --runtime sim".into(),
+        );
+    }
+    let name = a.node_name.clone().unwrap_or_else(host_name);
+    if name.is_empty() {
+        return Err("no node name: pass --node-name".into());
+    }
+    let token = match &a.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("reading {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let trust = match (&a.ca_file, &a.ca_cert_hash) {
+        (Some(f), _) => Some(everynode_agent::join::CaTrust::Pem(
+            std::fs::read_to_string(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
+        )),
+        (None, Some(h)) => Some(everynode_agent::join::CaTrust::Hash(h.clone())),
+        (None, None) => None,
+    };
+    let state_dir = a
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir().join("agent").join(&name));
+    let cfg = everynode_agent::join::JoinConfig {
+        server: a.server.trim_end_matches('/').to_string(),
+        token,
+        node_name: name.clone(),
+        trust,
+        state_dir: state_dir.clone(),
+        approval_timeout: std::time::Duration::from_secs(a.approval_timeout_seconds.max(1)),
+    };
+    let cred = everynode_agent::join::join(&cfg)
+        .await
+        .map_err(|e| format!("joining {}: {e}", a.server))?;
+    if cred.fresh {
+        eprintln!(
+            "joined {} as system:node:{name}; credential stored in {}",
+            a.server,
+            state_dir.display()
+        );
+    } else {
+        eprintln!(
+            "using the stored credential of system:node:{name} from {}",
+            state_dir.display()
+        );
+    }
+    let client = everynode_agent::join::client_from_kubeconfig(&cred.kubeconfig)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut spec = everynode_agent::sim::SimNodeSpec::worker(&name);
+    spec.labels.extend(cluster::parse_labels(&a.labels)?);
+    spec.taints.extend(cluster::parse_taints(&a.taints)?);
+    (spec.cpu, spec.memory, spec.pods) = (a.cpu.clone(), a.memory.clone(), a.pods.clone());
+    let opts = cluster::sim_options(a.ready_delay_ms, "non-existent");
+    tokio::select! {
+        r = everynode_agent::node::run_sim_node(client, spec, opts) => r.map_err(|e| format!("node {name}: {e}")),
+        _ = wait_for_signal() => Ok(()),
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(matches!(cli.cmd, Cmd::Agent(_)));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -380,6 +595,29 @@ fn main() {
                 }
             }
             Cmd::Bench { which } => bench::run(which).await,
+            Cmd::Agent(a) => agent(a).await,
+            Cmd::Token {
+                cmd,
+                kubeconfig,
+                data_dir,
+            } => {
+                let kc = kubeconfig.unwrap_or_else(|| data_dir.join("kubeconfig"));
+                let client = cluster::client(&kc).await?;
+                match cmd {
+                    TokenCmd::Create { ttl, description } => {
+                        let ttl = join::parse_ttl(&ttl)?;
+                        let token = join::create_token(&client, ttl, &description).await?;
+                        let (server, ca) = kubeconfig_cluster(&kc)?;
+                        println!("{}", token.to_token_string());
+                        println!();
+                        join::print_join(&token, &server, &ca)
+                    }
+                    TokenCmd::List => {
+                        print!("{}", join::list_tokens(&client).await?);
+                        Ok(())
+                    }
+                }
+            }
         }
     });
     if let Err(e) = result {

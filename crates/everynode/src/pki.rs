@@ -12,6 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use everynode_controllers::csr::Profile;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -169,4 +170,91 @@ pub fn write_kubeconfig(dir: &Path, pki: &Pki, server: &str) -> Result<PathBuf, 
     let path = dir.join("kubeconfig");
     write_private(&path, text.as_bytes())?;
     Ok(path)
+}
+
+/// The signer the CSR controller uses for kubelet certificates, signed by the CA in
+/// `dir`, valid from a minute ago for `seconds`, with the request's subject and key:
+/// client certificates with client-auth usage and no alternative names; serving
+/// certificates with server-auth usage and the request's DNS and IP names.
+pub fn kubelet_signer(dir: &Path) -> Result<everynode_controllers::csr::Signer, String> {
+    let key_path = dir.join("ca.key");
+    let key_pem = fs::read_to_string(&key_path)
+        .map_err(|e| format!("reading {}: {e}", key_path.display()))?;
+    let ca_key = KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", key_path.display()))?;
+    let issuer = std::sync::Arc::new(Issuer::new(ca_params()?, ca_key));
+    Ok(std::sync::Arc::new(
+        move |request: &[u8], seconds: i64, profile: Profile| {
+            let pem =
+                std::str::from_utf8(request).map_err(|_| "the request is not PEM".to_string())?;
+            let mut csr = rcgen::CertificateSigningRequestParams::from_pem(pem)
+                .map_err(|e| format!("the request does not parse: {e}"))?;
+            let now = time::OffsetDateTime::now_utc();
+            let p = &mut csr.params;
+            p.not_before = now - time::Duration::minutes(1);
+            p.not_after = now + time::Duration::seconds(seconds.max(600));
+            p.is_ca = IsCa::NoCa;
+            match profile {
+                Profile::KubeletClient => {
+                    p.subject_alt_names.clear();
+                    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+                }
+                Profile::KubeletServing => {
+                    p.subject_alt_names
+                        .retain(|n| matches!(n, SanType::DnsName(_) | SanType::IpAddress(_)));
+                    p.key_usages = vec![
+                        KeyUsagePurpose::DigitalSignature,
+                        KeyUsagePurpose::KeyEncipherment,
+                    ];
+                    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                }
+            }
+            p.use_authority_key_identifier_extension = true;
+            let serial: [u8; 16] = rand::random();
+            p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+            csr.signed_by(&issuer)
+                .map(|c| c.pem())
+                .map_err(|e| format!("signing: {e}"))
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signer_issues_client_certificates_the_ca_verifies() {
+        use x509_parser::prelude::FromDer;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = ensure(dir.path(), &[]).unwrap();
+        let sign = kubelet_signer(dir.path()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(DnType::OrganizationName, "system:nodes");
+        p.distinguished_name
+            .push(DnType::CommonName, "system:node:n1");
+        let req = p.serialize_request(&key).unwrap().pem().unwrap();
+        let cert_pem = sign(req.as_bytes(), 3600, Profile::KubeletClient).unwrap();
+        let (_, block) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).unwrap();
+        let (_, cert) =
+            x509_parser::certificate::X509Certificate::from_der(&block.contents).unwrap();
+        let (_, ca_block) = x509_parser::pem::parse_x509_pem(pki.ca_pem.as_bytes()).unwrap();
+        let (_, ca) =
+            x509_parser::certificate::X509Certificate::from_der(&ca_block.contents).unwrap();
+        cert.verify_signature(Some(ca.public_key()))
+            .expect("signed by the CA");
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
+        assert_eq!(cn, "system:node:n1");
+        let life = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+        assert_eq!(life, 3600 + 60);
+        assert!(sign(b"not a request", 3600, Profile::KubeletClient).is_err());
+    }
 }

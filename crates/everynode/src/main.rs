@@ -58,6 +58,14 @@ enum Cmd {
     },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    /// Simulated nodes (like kwok): pods report Running, nothing runs.
+    Sim,
+    /// Real nodes: each container's command runs as a host process.
+    Process,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum StoreKind {
     /// One redb file in the data directory (durable, the default).
@@ -86,9 +94,14 @@ pub struct ServerArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Simulated nodes on first start: one control-plane node and N-1 workers.
+    /// Nodes: one control-plane node and N-1 workers (simulated nodes are created on
+    /// first start; process nodes run while `up` runs).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
+    /// What the nodes are: `sim` (simulated, nothing runs) or `process` (containers'
+    /// commands run as host processes, each node on its own loopback address).
+    #[arg(long, value_enum, default_value = "sim")]
+    pub runtime: Runtime,
     /// Milliseconds from a pod's binding to its containers running on a simulated node.
     #[arg(long, default_value_t = 1000)]
     pub ready_delay_ms: u64,
@@ -146,6 +159,7 @@ fn init_tracing() {
 pub struct Running {
     pub server: ApiServer,
     pub admin_token: String,
+    pub ca_pem: String,
     pub addr: SocketAddr,
     pub kubeconfig: PathBuf,
     pub serve: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -194,6 +208,7 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
     Ok(Running {
         server,
         admin_token: pki.admin_token.clone(),
+        ca_pem: pki.ca_pem.clone(),
         addr,
         kubeconfig,
         serve,
@@ -218,11 +233,23 @@ async fn wait_for_signal() {
 async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     let running = start_server(&args).await?;
     let kc = running.kubeconfig.display();
+    let (stop_nodes, nodes_stopped) = tokio::sync::watch::channel(false);
+    let mut process_nodes = Vec::new();
     if let Some(up) = &up {
         let client = cluster::in_process_client(&running.server, &running.admin_token)?;
         let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
         let grace = std::time::Duration::from_secs(up.node_monitor_grace_seconds.max(1));
-        cluster::start(client, up.nodes, sim, grace).await?;
+        let sim_nodes = if up.runtime == Runtime::Sim { up.nodes } else { 0 };
+        cluster::start(client.clone(), sim_nodes, sim, grace).await?;
+        if up.runtime == Runtime::Process {
+            process_nodes = cluster::start_process_nodes(
+                client,
+                up.nodes,
+                &args.data_dir,
+                &running.ca_pem,
+                nodes_stopped,
+            )?;
+        }
         println!(
             "everynode is up: API server on https://{}",
             pki::client_address(running.addr)
@@ -230,8 +257,13 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         println!();
         println!("  export KUBECONFIG={kc}");
         println!("  kubectl get nodes");
-        println!("  everynode node add node9 --labels disk=ssd   # another simulated node");
-        println!("  kubectl apply -f examples/nginx-ds.yaml");
+        if up.runtime == Runtime::Process {
+            println!("  kubectl apply -f examples/process-node-exporter.yaml");
+            println!("  curl http://127.0.0.2:9100/metrics   # node1's exporter");
+        } else {
+            println!("  everynode node add node9 --labels disk=ssd   # another simulated node");
+            println!("  kubectl apply -f examples/nginx-ds.yaml");
+        }
         println!("  kubectl get ds -o wide");
         println!();
         println!(
@@ -247,6 +279,11 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     }
     wait_for_signal().await;
     tracing::info!("shutting down");
+    // Process nodes stop their processes first, while the API still answers.
+    let _ = stop_nodes.send(true);
+    for node in process_nodes {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), node).await;
+    }
     running.server.begin_shutdown();
     match running.serve.await {
         Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),

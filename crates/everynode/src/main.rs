@@ -190,6 +190,10 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
     let server = ApiServer::new(store, auth, watch)
         .await
         .map_err(|e| e.message)?;
+    server.set_kubelet_client(
+        pki.kubelet_client_cert_pem.as_bytes(),
+        pki.kubelet_client_key_pem.as_bytes(),
+    )?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", args.listen))?;

@@ -98,8 +98,7 @@ pub async fn pod_logs(
         .and_then(Value::as_str);
     let client = st.kubelet_client.get();
     let endpoint = node.as_ref().and_then(node_endpoint);
-    let (Some(client), Some((ip, port)), false) = (client, endpoint, runtime == Some("sim"))
-    else {
+    let (Some(client), Some((ip, port)), false) = (client, endpoint, runtime == Some("sim")) else {
         if waiting.is_some() {
             return Err(waiting_error(waiting));
         }
@@ -225,8 +224,9 @@ async fn proxy(
     port: u16,
     path: &str,
 ) -> ApiResult<Response> {
-    let unreachable =
-        |e: &dyn std::fmt::Display| ApiError::internal(format!("the node's agent at {ip}:{port}: {e}"));
+    let unreachable = |e: &dyn std::fmt::Display| {
+        ApiError::internal(format!("the node's agent at {ip}:{port}: {e}"))
+    };
     let tcp = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::net::TcpStream::connect((ip, port)),
@@ -234,8 +234,8 @@ async fn proxy(
     .await
     .map_err(|_| unreachable(&"connection timed out"))?
     .map_err(|e| unreachable(&e))?;
-    let server_name = rustls::pki_types::ServerName::try_from(ip.to_string())
-        .map_err(|e| unreachable(&e))?;
+    let server_name =
+        rustls::pki_types::ServerName::try_from(ip.to_string()).map_err(|e| unreachable(&e))?;
     let tls = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_rustls::TlsConnector::from(cfg).connect(server_name, tcp),

@@ -243,7 +243,11 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         let client = cluster::in_process_client(&running.server, &running.admin_token)?;
         let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
         let grace = std::time::Duration::from_secs(up.node_monitor_grace_seconds.max(1));
-        let sim_nodes = if up.runtime == Runtime::Sim { up.nodes } else { 0 };
+        let sim_nodes = if up.runtime == Runtime::Sim {
+            up.nodes
+        } else {
+            0
+        };
         cluster::start(client.clone(), sim_nodes, sim, grace).await?;
         if up.runtime == Runtime::Process {
             process_nodes = cluster::start_process_nodes(

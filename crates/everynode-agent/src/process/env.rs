@@ -276,21 +276,23 @@ mod tests {
 
     #[test]
     fn env_resolves_field_refs_and_earlier_variables() {
-        let p = pod(json!([{ "name": "c", "command": ["echo", "$(NODE)", "$(GREETING)"], "env": [
-            { "name": "NODE", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } },
-            { "name": "POD", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
-            { "name": "NS", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
-            { "name": "UID", "valueFrom": { "fieldRef": { "fieldPath": "metadata.uid" } } },
-            { "name": "IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } },
-            { "name": "HOST", "valueFrom": { "fieldRef": { "fieldPath": "status.hostIP" } } },
-            { "name": "APP", "valueFrom": { "fieldRef": { "fieldPath": "metadata.labels['app']" } } },
-            { "name": "GREETING", "value": "hi-$(POD)-$(LATER)" },
-            { "name": "LATER", "value": "l" },
-            { "name": "NODE", "value": "again-$(NODE)" },
-        ]}]));
+        let p = pod(
+            json!([{ "name": "c", "command": ["echo", "$(NODE)", "$(GREETING)"], "env": [
+                { "name": "NODE", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } },
+                { "name": "POD", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
+                { "name": "NS", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
+                { "name": "UID", "valueFrom": { "fieldRef": { "fieldPath": "metadata.uid" } } },
+                { "name": "IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } },
+                { "name": "HOST", "valueFrom": { "fieldRef": { "fieldPath": "status.hostIP" } } },
+                { "name": "APP", "valueFrom": { "fieldRef": { "fieldPath": "metadata.labels['app']" } } },
+                { "name": "GREETING", "value": "hi-$(POD)-$(LATER)" },
+                { "name": "LATER", "value": "l" },
+                { "name": "NODE", "value": "again-$(NODE)" },
+            ]}]),
+        );
         let c = &p.spec.as_ref().expect("spec").containers[0];
-        let env = container_env(&p, c, &facts(), vec![("PATH".into(), "/bin".into())])
-            .expect("env");
+        let env =
+            container_env(&p, c, &facts(), vec![("PATH".into(), "/bin".into())]).expect("env");
         let get = |k: &str| {
             env.iter()
                 .find(|(n, _)| n == k)

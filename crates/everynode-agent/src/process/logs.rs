@@ -362,7 +362,12 @@ mod tests {
         for n in 0..3 {
             let mut w = LogWriter::open(dir.path(), n, 1024).expect("open");
             for i in 0..40 {
-                w.write_line("stdout", format!("instance {n} line {i}").as_bytes(), true, t);
+                w.write_line(
+                    "stdout",
+                    format!("instance {n} line {i}").as_bytes(),
+                    true,
+                    t,
+                );
             }
             w.finish();
         }

@@ -85,8 +85,10 @@ impl ProcessNodeConfig {
 
     /// Makes it a control-plane node: role labels and the master NoSchedule taint.
     pub fn control_plane(mut self) -> Self {
-        self.labels
-            .insert("node-role.kubernetes.io/control-plane".into(), String::new());
+        self.labels.insert(
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        );
         self.labels
             .insert("node-role.kubernetes.io/master".into(), String::new());
         self.taints.push(Taint {
@@ -318,7 +320,9 @@ pub async fn run_node(
     }
     let cgroup = host::cgroup_v2_parent();
     match &cgroup {
-        Ok(dir) => tracing::info!(node = %cfg.name, cgroup = %dir.display(), "resource limits go to cgroup v2"),
+        Ok(dir) => {
+            tracing::info!(node = %cfg.name, cgroup = %dir.display(), "resource limits go to cgroup v2")
+        }
         Err(why) => tracing::info!(node = %cfg.name, "resource limits are not enforced: {why}"),
     }
     let pods: PodIndex = Arc::default();
@@ -346,8 +350,9 @@ pub async fn run_node(
         spawner: procs::Spawner::new(&cfg.name)?,
         ledger,
         log_max_bytes: cfg.log_max_bytes,
-        agent_path: std::env::var("PATH")
-            .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        agent_path: std::env::var("PATH").unwrap_or_else(|_| {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+        }),
         cgroup,
         limits_warned: AtomicBool::new(false),
         pods,

@@ -142,7 +142,10 @@ impl Worker {
                 let st = prev.state.clone().unwrap_or_default();
                 let had_run = st.running.is_some()
                     || st.terminated.is_some()
-                    || prev.last_state.as_ref().is_some_and(|l| l.terminated.is_some());
+                    || prev
+                        .last_state
+                        .as_ref()
+                        .is_some_and(|l| l.terminated.is_some());
                 if let Some(t) = st.terminated.as_ref().filter(|t| {
                     init && t.exit_code == 0 || !init && restart_policy(&pod) != "Always"
                 }) {
@@ -169,7 +172,10 @@ impl Worker {
                         message: Some(
                             "The node agent restarted and stopped the container's process".into(),
                         ),
-                        started_at: st.running.and_then(|r| r.started_at).map(|t| t.0.to_string()),
+                        started_at: st
+                            .running
+                            .and_then(|r| r.started_at)
+                            .map(|t| t.0.to_string()),
                         finished_at: now_ts(),
                         container_id: prev.container_id.clone(),
                     });
@@ -242,10 +248,7 @@ impl Worker {
     /// Runs the pod until it is gone or the agent stops.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PodEvent>) {
         let terminal = matches!(
-            self.pod
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref()),
+            self.pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         );
         if terminal {
@@ -463,18 +466,15 @@ impl Worker {
         let instance = self.ctrs[i].view.restart_count;
         let seq = self.ctrs[i].seq;
         let started_at = now_ts();
-        let writer = match LogWriter::open(
-            &self.log_dir(&spec.name),
-            instance,
-            self.ctx.log_max_bytes,
-        ) {
-            Ok(w) => Arc::new(Mutex::new(w)),
-            Err(e) => {
-                self.start_failed(i, format!("creating the log file: {e}"), &started_at)
-                    .await;
-                return;
-            }
-        };
+        let writer =
+            match LogWriter::open(&self.log_dir(&spec.name), instance, self.ctx.log_max_bytes) {
+                Ok(w) => Arc::new(Mutex::new(w)),
+                Err(e) => {
+                    self.start_failed(i, format!("creating the log file: {e}"), &started_at)
+                        .await;
+                    return;
+                }
+            };
         let program = match env::resolve_program(&argv[0], &env) {
             Ok(p) => p,
             Err(msg) => {
@@ -538,11 +538,7 @@ impl Worker {
                 let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
             }
             lock(&writer).finish();
-            let _ = tx.send(PodEvent::Exited {
-                idx: i,
-                seq,
-                code,
-            });
+            let _ = tx.send(PodEvent::Exited { idx: i, seq, code });
         });
         for (s, _) in &probes {
             tasks.push(tokio::spawn(probe_loop(

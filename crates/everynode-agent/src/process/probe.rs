@@ -160,8 +160,7 @@ impl Tracker {
                 return Some(false);
             }
             // A startup probe that never passed fails for good at the threshold too.
-            if !self.ok && spec.kind == Kind::Startup && self.failures == spec.failure_threshold
-            {
+            if !self.ok && spec.kind == Kind::Startup && self.failures == spec.failure_threshold {
                 return Some(false);
             }
         }
@@ -355,7 +354,8 @@ mod tests {
             json!({ "exec": { "command": ["true"] }, "failureThreshold": 2 }),
         );
         // (spec, attempts, result after each attempt: Some(flip) or None)
-        let cases: Vec<(&Spec, Vec<bool>, Vec<Option<bool>>)> = vec![
+        type Case<'a> = (&'a Spec, Vec<bool>, Vec<Option<bool>>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 &readiness,
                 vec![true, true, true, false, false, true, false, true, true],

@@ -180,8 +180,7 @@ impl Ledger {
             .map(|r| format!("{} {} {}\n", r.pid, r.start_ticks, r.owner))
             .collect();
         let tmp = self.path.with_extension("tmp");
-        if let Err(e) =
-            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path))
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.path))
         {
             tracing::warn!(error = %e, path = %self.path.display(), "process ledger");
         }
@@ -215,7 +214,10 @@ impl Spawner {
 
     /// Starts `cmd` in a new session (its own process group), with SIGKILL as its
     /// parent-death signal.
-    pub async fn spawn(&self, mut cmd: tokio::process::Command) -> io::Result<tokio::process::Child> {
+    pub async fn spawn(
+        &self,
+        mut cmd: tokio::process::Command,
+    ) -> io::Result<tokio::process::Child> {
         let parent = rustix::process::getpid();
         // SAFETY: the closure runs between fork and exec and only makes
         // async-signal-safe system calls (setsid, prctl, getppid).
@@ -280,7 +282,7 @@ mod tests {
             p(100, 100, 500), // the recorded leader itself
             p(101, 100, 600), // its child, same session
             p(200, 200, 50),  // unrelated
-            p(300, 300, 10),  // pid 300 reused by an older... impossible, but started before the record
+            p(300, 300, 10), // pid 300 reused by an older... impossible, but started before the record
             p(301, 300, 9),
         ];
         let mut got = leftovers(&[rec(100, 500), rec(300, 20)], &procs);
@@ -324,15 +326,29 @@ mod tests {
         assert_eq!(again.read_previous().len(), 1);
         assert!(again.kill_leftovers() >= 2);
         drop(child);
-        for _ in 0..100 {
-            if all_processes()
+        // Killed processes may linger as zombies until reaped; none may still run.
+        let running = || {
+            all_processes()
                 .iter()
-                .all(|p| p.session != pid || p.ppid == std::process::id() as i32)
-            {
+                .filter(|p| p.session == pid)
+                .filter(|p| {
+                    std::fs::read_to_string(format!("/proc/{}/stat", p.pid))
+                        .ok()
+                        .and_then(|t| {
+                            t.rfind(')')
+                                .map(|i| t[i + 1..].trim_start().starts_with('Z'))
+                        })
+                        == Some(false)
+                })
+                .count()
+        };
+        for _ in 0..100 {
+            if running() == 0 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        assert_eq!(running(), 0, "the whole session is killed");
         assert!(again.read_previous().is_empty());
     }
 }

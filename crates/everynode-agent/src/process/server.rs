@@ -24,9 +24,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::PodIndex;
 use super::logs::{self, Query as LogQuery};
 use super::status::State as CState;
-use super::PodIndex;
 
 /// A TLS config with a fresh self-signed certificate for `name` and `ip`, requiring
 /// client certificates signed by `client_ca_pem`.
@@ -39,16 +39,14 @@ pub fn tls_config(
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut params = rcgen::CertificateParams::new(vec![name.to_string()])
         .map_err(|e| format!("certificate for {name}: {e}"))?;
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress(ip));
+    params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, format!("{name}@everynode-agent"));
     params.distinguished_name = dn;
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-    let key_der = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
-        .map_err(|e| e.to_string())?;
+    let key_der =
+        PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).map_err(|e| e.to_string())?;
 
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
@@ -58,10 +56,12 @@ pub fn tls_config(
             .map_err(|e| format!("adding the client CA: {e}"))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| format!("client certificate verifier: {e}"))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("client certificate verifier: {e}"))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -122,7 +122,12 @@ pub async fn serve(
 }
 
 fn text(code: StatusCode, msg: String) -> Response {
-    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
 }
 
 fn flag(q: &HashMap<String, String>, k: &str) -> bool {
@@ -212,13 +217,7 @@ async fn container_logs(
             );
         }
         (_, false) => latest,
-        (_, true) => latest.and_then(|l| {
-            instances
-                .iter()
-                .rev()
-                .map(|(n, _)| *n)
-                .find(|n| *n < l)
-        }),
+        (_, true) => latest.and_then(|l| instances.iter().rev().map(|(n, _)| *n).find(|n| *n < l)),
     };
     let Some((n, files)) = chosen.and_then(|n| instances.iter().find(|(k, _)| *k == n).cloned())
     else {
@@ -325,11 +324,16 @@ mod tests {
         assert!(ok.timestamps);
         assert_eq!(ok.limit_bytes, Some(100));
         let since = parse_query(&q(&[("sinceTime", "2026-01-01T00:00:00Z")])).expect("ok");
-        assert_eq!(since.since, Some("2026-01-01T00:00:00Z".parse().expect("t")));
-        assert!(parse_query(&q(&[("sinceSeconds", "10")]))
-            .expect("ok")
-            .since
-            .is_some());
+        assert_eq!(
+            since.since,
+            Some("2026-01-01T00:00:00Z".parse().expect("t"))
+        );
+        assert!(
+            parse_query(&q(&[("sinceSeconds", "10")]))
+                .expect("ok")
+                .since
+                .is_some()
+        );
         for bad in [
             ("tailLines", "x"),
             ("limitBytes", "0"),

@@ -305,10 +305,20 @@ mod tests {
             ("Always", vec![], vec![crash_looping("a")], "Running"),
             ("Always", vec![], vec![ended("a", 0)], "Running"),
             ("Never", vec![], vec![ended("a", 0)], "Succeeded"),
-            ("Never", vec![], vec![ended("a", 0), ended("b", 2)], "Failed"),
+            (
+                "Never",
+                vec![],
+                vec![ended("a", 0), ended("b", 2)],
+                "Failed",
+            ),
             ("OnFailure", vec![], vec![ended("a", 0)], "Succeeded"),
             ("OnFailure", vec![], vec![crash_looping("a")], "Running"),
-            ("Always", vec![running("i", false)], vec![w.clone()], "Pending"),
+            (
+                "Always",
+                vec![running("i", false)],
+                vec![w.clone()],
+                "Pending",
+            ),
             ("Always", vec![ended("i", 1)], vec![w.clone()], "Pending"),
             ("Never", vec![ended("i", 1)], vec![w.clone()], "Failed"),
             (
@@ -359,7 +369,10 @@ mod tests {
             "containers with unready status: [b]"
         );
         assert_eq!(s["podIP"], "127.0.0.2");
-        assert_eq!(s["initContainerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(
+            s["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
         assert_eq!(s["containerStatuses"][1]["ready"], false);
 
         let prev: &'static [Value] = Box::leak(

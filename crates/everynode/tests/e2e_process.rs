@@ -536,3 +536,71 @@ fn an_agent_restart_leaves_no_orphans_and_runs_the_pods_again() {
         processes_with(&marker).is_empty().then_some(())
     });
 }
+
+/// GETs http://ADDR/PATH; the body when the answer is 200.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200").then(|| body.to_string())
+}
+
+#[test]
+fn the_process_node_exporter_example_serves_each_nodes_metrics() {
+    let s = start();
+    s.ok(&[
+        "apply",
+        "-f",
+        &common::example("process-node-exporter.yaml"),
+    ]);
+    s.eventually(
+        "three ready exporters",
+        &["get", "pods", "-l", "app=process-node-exporter"],
+        |out| {
+            let r = rows(out);
+            r.len() == 4 && r[1..].iter().all(|row| row[1] == "1/1")
+        },
+    );
+    for (node, ip) in [
+        ("master", "127.0.0.1"),
+        ("node1", "127.0.0.2"),
+        ("node2", "127.0.0.3"),
+    ] {
+        let body = wait_for(LIMIT, &format!("{node}'s metrics"), || {
+            http_get(&format!("{ip}:9100"), "/metrics")
+        });
+        assert!(
+            body.contains(&format!("node_load1{{node=\"{node}\"}} ")),
+            "{body}"
+        );
+        assert!(body.contains("node_memory_MemTotal_bytes"), "{body}");
+        let pod = pod_on(&s, "process-node-exporter", node).expect("pod");
+        let name = pod["metadata"]["name"].as_str().expect("name").to_string();
+        s.eventually(&format!("{node}'s exporter log"), &["logs", &name], |out| {
+            out.contains(&format!(
+                "serving the metrics of {node} on http://{ip}:9100/metrics"
+            )) && out.contains("GET /metrics")
+        });
+    }
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=LimitsNotEnforced",
+    ]);
+    let cgroup_v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.contains("memory") && c.contains("cpu"));
+    if !cgroup_v2 {
+        assert!(events.contains("are not enforced on this node"), "{events}");
+    }
+    s.ok(&["delete", "ds", "process-node-exporter"]);
+    wait_for(LIMIT, "the exporters to stop", || {
+        http_get("127.0.0.2:9100", "/metrics")
+            .is_none()
+            .then_some(())
+    });
+}

@@ -604,3 +604,164 @@ fn the_process_node_exporter_example_serves_each_nodes_metrics() {
             .then_some(())
     });
 }
+
+fn container_status(s: &Server, pod: &str, init: bool) -> Value {
+    let p = s.json(&["get", "pod", pod]);
+    let key = if init {
+        "initContainerStatuses"
+    } else {
+        "containerStatuses"
+    };
+    p["status"][key][0].clone()
+}
+
+#[test]
+fn init_containers_liveness_completion_and_containers_that_cannot_run() {
+    let s = start();
+    let host = tempfile::tempdir().expect("tempdir");
+    let h = host.path().display();
+    std::fs::write(host.path().join("alive"), "").expect("alive");
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: with-init}}
+spec:
+  nodeName: node1
+  initContainers:
+  - name: first
+    image: busybox
+    command: ["sh", "-c", "echo from-init > {h}/init.txt"]
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "cat {h}/init.txt; exec sleep 600"]
+    livenessProbe:
+      exec: {{command: ["test", "-f", "{h}/alive"]}}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: one-shot}}
+spec:
+  nodeName: node1
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo finished"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: no-command}}
+spec:
+  nodeName: node2
+  containers:
+  - name: c
+    image: nginx
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: from-secret}}
+spec:
+  nodeName: node2
+  containers:
+  - name: c
+    image: busybox
+    command: ["true"]
+    env:
+    - name: PASSWORD
+      valueFrom: {{secretKeyRef: {{name: s, key: k}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: not-found}}
+spec:
+  nodeName: node2
+  containers:
+  - name: c
+    image: busybox
+    command: ["no-such-program-anywhere"]
+"#
+    );
+    apply(&s, &yaml);
+
+    // Init first, then the main container, which sees what init wrote.
+    wait_for(LIMIT, "with-init running", || {
+        let st = container_status(&s, "with-init", false);
+        st["state"]["running"].is_object().then_some(())
+    });
+    let init = container_status(&s, "with-init", true);
+    assert_eq!(init["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(init["state"]["terminated"]["exitCode"], 0);
+    s.eventually("main's output", &["logs", "with-init"], |o| {
+        o == "from-init\n"
+    });
+    assert_eq!(s.ok(&["logs", "with-init", "-c", "first"]), "");
+    // Liveness: removing the file gets the container restarted.
+    let pid = container_pid(&s.json(&["get", "pod", "with-init"])).expect("pid");
+    std::fs::remove_file(host.path().join("alive")).expect("rm");
+    let st = wait_for(LIMIT, "a liveness restart", || {
+        let st = container_status(&s, "with-init", false);
+        (st["restartCount"].as_i64() >= Some(1)).then_some(st)
+    });
+    assert!(
+        st["lastState"]["terminated"]["exitCode"].as_i64() >= Some(128),
+        "{st}"
+    );
+    assert!(
+        std::fs::metadata(format!("/proc/{pid}")).is_err(),
+        "the killed process is gone"
+    );
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=with-init",
+    ]);
+    assert!(
+        events.contains("failed liveness probe, will be restarted"),
+        "{events}"
+    );
+    std::fs::write(host.path().join("alive"), "").expect("alive");
+
+    // restartPolicy Never: the pod completes.
+    s.eventually("one-shot Completed", &["get", "pod", "one-shot"], |o| {
+        o.contains("Completed")
+    });
+    let p = s.json(&["get", "pod", "one-shot"]);
+    assert_eq!(p["status"]["phase"], "Succeeded");
+    assert_eq!(s.ok(&["logs", "one-shot"]), "finished\n");
+
+    // Containers that cannot run say why.
+    for (pod, needle) in [
+        ("no-command", "does not run images"),
+        ("from-secret", "secretKeyRef"),
+    ] {
+        let st = wait_for(LIMIT, &format!("{pod} waiting"), || {
+            let st = container_status(&s, pod, false);
+            st["state"]["waiting"]["message"].is_string().then_some(st)
+        });
+        assert_eq!(
+            st["state"]["waiting"]["reason"], "CreateContainerConfigError",
+            "{st}"
+        );
+        let msg = st["state"]["waiting"]["message"].as_str().expect("message");
+        assert!(msg.contains(needle), "{msg}");
+        let err = s.fails(&["logs", pod]);
+        assert!(
+            err.contains("is waiting to start: CreateContainerConfigError"),
+            "{err}"
+        );
+    }
+    let st = wait_for(LIMIT, "not-found to fail to start", || {
+        let st = container_status(&s, "not-found", false);
+        st["lastState"]["terminated"].is_object().then_some(st)
+    });
+    assert_eq!(st["lastState"]["terminated"]["reason"], "StartError");
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 128);
+    let msg = st["lastState"]["terminated"]["message"]
+        .as_str()
+        .expect("msg");
+    assert!(msg.contains("executable file not found in $PATH"), "{msg}");
+}

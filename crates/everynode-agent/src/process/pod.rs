@@ -95,6 +95,8 @@ pub struct Worker {
     volumes_ready: bool,
     volume_retry: Option<Instant>,
     stopping: bool,
+    /// Whether the pod was told that its limits are not enforced (once per pod).
+    limits_noted: bool,
 }
 
 fn restart_policy(pod: &Pod) -> String {
@@ -211,6 +213,7 @@ impl Worker {
             volumes_ready: false,
             volume_retry: None,
             stopping: false,
+            limits_noted: false,
         }
     }
 
@@ -579,7 +582,7 @@ impl Worker {
             .await;
     }
 
-    async fn apply_limits(&self, spec: &Container, pid: i32) -> Option<PathBuf> {
+    async fn apply_limits(&mut self, spec: &Container, pid: i32) -> Option<PathBuf> {
         let limits = spec.resources.as_ref().and_then(|r| r.limits.as_ref())?;
         let cpu = limits
             .get("cpu")
@@ -609,11 +612,14 @@ impl Worker {
                 {
                     tracing::warn!(node = %self.ctx.node_name, "resource limits are not enforced: {why}");
                 }
-                let msg = format!(
-                    "resource limits of container {:?} are not enforced on this node: {why}",
-                    spec.name
-                );
-                self.event("Warning", "LimitsNotEnforced", &msg).await;
+                if !self.limits_noted {
+                    self.limits_noted = true;
+                    let msg = format!(
+                        "resource limits of container {:?} are not enforced on this node: {why}",
+                        spec.name
+                    );
+                    self.event("Warning", "LimitsNotEnforced", &msg).await;
+                }
                 None
             }
         }

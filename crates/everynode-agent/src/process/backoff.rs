@@ -21,6 +21,12 @@ pub fn should_restart(policy: &str, exit_code: i32) -> bool {
     }
 }
 
+/// The same for an init container: it runs again only after a failure, and never
+/// under `Never` (the pod fails instead).
+pub fn should_restart_init(policy: &str, exit_code: i32) -> bool {
+    exit_code != 0 && policy != "Never"
+}
+
 /// The back-off a container carries between runs: the wait the *next* restart gets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Backoff {
@@ -70,6 +76,19 @@ mod tests {
         ];
         for (policy, code, want) in cases {
             assert_eq!(should_restart(policy, code), want, "{policy} {code}");
+        }
+        let init = [
+            ("Always", 0, false),
+            ("Always", 1, true),
+            ("OnFailure", 1, true),
+            ("Never", 1, false),
+        ];
+        for (policy, code, want) in init {
+            assert_eq!(
+                should_restart_init(policy, code),
+                want,
+                "init {policy} {code}"
+            );
         }
     }
 

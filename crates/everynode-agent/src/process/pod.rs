@@ -676,7 +676,7 @@ impl Worker {
         c.probes.clear();
         let restart = !stopping
             && if c.init {
-                t.exit_code != 0 && policy != "Never"
+                backoff::should_restart_init(&policy, t.exit_code)
             } else {
                 backoff::should_restart(&policy, t.exit_code)
             };

@@ -344,4 +344,145 @@ mod tests {
             assert!(err.contains(bad.0), "{err}");
         }
     }
+
+    /// A client config that trusts any server, with an optional client certificate.
+    fn client(cert: Option<(&rcgen::Certificate, &rcgen::KeyPair)>) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        #[derive(Debug)]
+        struct Any;
+        impl rustls::client::danger::ServerCertVerifier for Any {
+            fn verify_server_cert(
+                &self,
+                _: &rustls::pki_types::CertificateDer<'_>,
+                _: &[rustls::pki_types::CertificateDer<'_>],
+                _: &rustls::pki_types::ServerName<'_>,
+                _: &[u8],
+                _: rustls::pki_types::UnixTime,
+            ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            fn verify_tls12_signature(
+                &self,
+                _: &[u8],
+                _: &rustls::pki_types::CertificateDer<'_>,
+                _: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
+            {
+                Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+            }
+            fn verify_tls13_signature(
+                &self,
+                _: &[u8],
+                _: &rustls::pki_types::CertificateDer<'_>,
+                _: &rustls::DigitallySignedStruct,
+            ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>
+            {
+                Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+            }
+            fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+                rustls::crypto::ring::default_provider()
+                    .signature_verification_algorithms
+                    .supported_schemes()
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Any));
+        let mut cfg = match cert {
+            Some((c, k)) => builder
+                .with_client_auth_cert(
+                    vec![c.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::from_pem_slice(k.serialize_pem().as_bytes())
+                        .expect("key"),
+                )
+                .expect("client cert"),
+            None => builder.with_no_client_auth(),
+        };
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(cfg)
+    }
+
+    async fn get(port: u16, cfg: Arc<rustls::ClientConfig>, path: &str) -> Result<String, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let mut tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        tls.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        tls.read_to_string(&mut out)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn ca(cn: &str) -> (rcgen::Certificate, rcgen::KeyPair, rcgen::CertificateParams) {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let k = rcgen::KeyPair::generate().expect("key");
+        let c = p.self_signed(&k).expect("ca");
+        (c, k, p)
+    }
+
+    fn client_cert(
+        ca: &(rcgen::Certificate, rcgen::KeyPair, rcgen::CertificateParams),
+    ) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "kube-apiserver-kubelet-client");
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let k = rcgen::KeyPair::generate().expect("key");
+        let issuer = rcgen::Issuer::new(ca.2.clone(), &ca.1);
+        (p.signed_by(&k, &issuer).expect("signed"), k)
+    }
+
+    #[tokio::test]
+    async fn logs_need_a_client_certificate_from_the_cluster_ca() {
+        let cluster = ca("cluster-ca");
+        let other = ca("other-ca");
+        let root = tempfile::tempdir().expect("tempdir");
+        let tls =
+            tls_config("n1", "127.0.0.1".parse().expect("ip"), &cluster.0.pem()).expect("tls");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let state = LogState {
+            root: root.path().to_path_buf(),
+            pods: PodIndex::default(),
+        };
+        tokio::spawn(serve(listener, tls, state, stopped));
+
+        let (c, k) = client_cert(&cluster);
+        let ok = get(port, client(Some((&c, &k))), "/healthz")
+            .await
+            .expect("answer");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        let missing = get(port, client(Some((&c, &k))), "/containerLogs/ns/p/c")
+            .await
+            .expect("answer");
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        assert!(missing.contains("is not on this node"), "{missing}");
+
+        assert!(
+            get(port, client(None), "/healthz").await.is_err(),
+            "no client certificate"
+        );
+        let (c, k) = client_cert(&other);
+        assert!(
+            get(port, client(Some((&c, &k))), "/healthz").await.is_err(),
+            "a certificate from another CA"
+        );
+    }
 }

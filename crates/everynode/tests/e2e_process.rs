@@ -765,3 +765,74 @@ spec:
         .expect("msg");
     assert!(msg.contains("executable file not found in $PATH"), "{msg}");
 }
+
+#[test]
+fn deletion_runs_pre_stop_then_sigterm_and_sigkill_after_the_grace_period() {
+    let s = start();
+    let host = tempfile::tempdir().expect("tempdir");
+    let h = host.path().display();
+    let marker = format!("mk-term-{}", std::process::id());
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: polite}}
+spec:
+  nodeName: node1
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "trap 'echo term > {h}/polite.term; exit 0' TERM; while true; do sleep 0.1; done; : {marker}-polite"]
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo stop > {h}/polite.prestop"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  nodeName: node2
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done; : {marker}-stubborn"]
+"#
+    );
+    apply(&s, &yaml);
+    wait_for(LIMIT, "both processes", || {
+        (leaders(&marker).len() == 2).then_some(())
+    });
+    for pod in ["polite", "stubborn"] {
+        wait_for(LIMIT, &format!("{pod} running"), || {
+            container_status(&s, pod, false)["state"]["running"]
+                .is_object()
+                .then_some(())
+        });
+    }
+    let t0 = Instant::now();
+    s.ok(&["delete", "pod", "polite", "--wait=true"]);
+    let polite = t0.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("polite.prestop")).expect("preStop ran"),
+        "stop\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("polite.term")).expect("SIGTERM handled"),
+        "term\n"
+    );
+    assert!(
+        polite < Duration::from_secs(20),
+        "it left on SIGTERM: {polite:?}"
+    );
+    let t0 = Instant::now();
+    s.ok(&["delete", "pod", "stubborn", "--wait=true"]);
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "SIGTERM ignored: SIGKILL after the 2 s grace period ({:?})",
+        t0.elapsed()
+    );
+    wait_for(LIMIT, "no process left", || {
+        processes_with(&marker).is_empty().then_some(())
+    });
+}

@@ -148,8 +148,13 @@ impl Worker {
                         .last_state
                         .as_ref()
                         .is_some_and(|l| l.terminated.is_some());
+                let policy = restart_policy(&pod);
                 if let Some(t) = st.terminated.as_ref().filter(|t| {
-                    init && t.exit_code == 0 || !init && restart_policy(&pod) != "Always"
+                    if init {
+                        t.exit_code == 0
+                    } else {
+                        !backoff::should_restart(&policy, t.exit_code)
+                    }
                 }) {
                     // Finished for good under an earlier agent.
                     view.state = State::Terminated(Terminated {

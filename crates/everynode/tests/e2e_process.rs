@@ -467,7 +467,11 @@ fn deleting_the_daemonset_leaves_no_process_behind() {
             &marker,
             host.path(),
             "v1",
-            "(while true; do sleep 1; done) & ",
+            // Ends by itself once the test's directory is gone, should the test fail.
+            &format!(
+                "(while [ -d {} ]; do sleep 1; done) & ",
+                host.path().display()
+            ),
         ),
     );
     wait_running(&s, "counter", host.path(), &marker);
@@ -497,7 +501,11 @@ fn an_agent_restart_leaves_no_orphans_and_runs_the_pods_again() {
             &marker,
             host.path(),
             "v1",
-            "(while true; do sleep 1; done) & ",
+            // Ends by itself once the test's directory is gone, should the test fail.
+            &format!(
+                "(while [ -d {} ]; do sleep 1; done) & ",
+                host.path().display()
+            ),
         ),
     );
     wait_running(&s, "counter", host.path(), &marker);

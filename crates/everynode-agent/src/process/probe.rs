@@ -236,25 +236,24 @@ async fn run(spec: &Spec, target: &Target<'_>) -> Result<(), String> {
             path,
             headers,
         } => {
-            if *https {
-                return Err("HTTPS probes are not supported by the process runtime".into());
-            }
             let host = host.as_deref().unwrap_or(target.default_host);
-            http_get(host, *port, path, headers).await
+            http_get(*https, host, *port, path, headers).await
         }
     }
 }
 
-/// One HTTP/1.1 GET; 200–399 pass, as the kubelet counts them.
+/// One HTTP/1.1 GET (over TLS for HTTPS, without verifying the certificate, as the
+/// kubelet does); 200–399 pass, as the kubelet counts them.
 async fn http_get(
+    https: bool,
     host: &str,
     port: u16,
     path: &str,
     headers: &[(String, String)],
 ) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let url = format!("http://{host}:{port}{path}");
-    let mut s = tokio::net::TcpStream::connect((host, port))
+    let scheme = if https { "https" } else { "http" };
+    let url = format!("{scheme}://{host}:{port}{path}");
+    let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("Get {url:?}: dial tcp {host}:{port}: {e}"))?;
     let mut req = format!(
@@ -264,23 +263,19 @@ async fn http_get(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| format!("Get {url:?}: {e}"))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    while !buf.contains(&b'\n') && buf.len() < 4096 {
-        let n = s
-            .read(&mut chunk)
+    let head = if https {
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| format!("Get {url:?}: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(insecure_client()?)
+            .connect(name, tcp)
             .await
             .map_err(|e| format!("Get {url:?}: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        status_line(tls, &req).await
+    } else {
+        status_line(tcp, &req).await
     }
-    let line = String::from_utf8_lossy(&buf);
-    let code: u16 = line
+    .map_err(|e| format!("Get {url:?}: {e}"))?;
+    let code: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
@@ -289,6 +284,89 @@ async fn http_get(
         Ok(())
     } else {
         Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+/// Sends `req` and reads up to the end of the status line.
+async fn status_line(
+    mut s: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    req: &str,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !buf.contains(&b'\n') && buf.len() < 4096 {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A TLS client that accepts any server certificate (HTTPS probes, like the kubelet's,
+/// do not verify it).
+pub fn insecure_client() -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Accepts any certificate; handshake signatures are still checked.
+#[derive(Debug)]
+pub struct AnyCert(pub std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -450,6 +528,73 @@ mod tests {
         assert_eq!(
             attempt(&http_bad, &target).await,
             Err("HTTP probe failed with statuscode: 500".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn https_probes_do_not_verify_the_certificate() {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+        use std::sync::Arc;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["elsewhere".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key"),
+        )
+        .expect("config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let ok = String::from_utf8_lossy(&buf[..n]).starts_with("GET /up ");
+                let line = if ok {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = s
+                    .write_all(format!("HTTP/1.1 {line}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let env = vec![];
+        let target = Target {
+            default_host: "127.0.0.1",
+            env: &env,
+            working_dir: None,
+        };
+        let up = probe_spec(
+            Kind::Readiness,
+            json!({ "httpGet": { "scheme": "HTTPS", "port": port, "path": "/up" } }),
+        );
+        assert_eq!(attempt(&up, &target).await, Ok(()));
+        let down = probe_spec(
+            Kind::Readiness,
+            json!({ "httpGet": { "scheme": "HTTPS", "port": port, "path": "/down" } }),
+        );
+        assert_eq!(
+            attempt(&down, &target).await,
+            Err("HTTP probe failed with statuscode: 503".into())
         );
     }
 }

@@ -304,6 +304,22 @@ async fn heartbeat(client: kube::Client, cfg: ProcessNodeConfig, port: u16, mut 
     }
 }
 
+/// Removes the log directories (`pods/NS_NAME_UID`) of pods not in `live`.
+fn remove_stale_logs(root: &std::path::Path, live: &HashSet<String>) {
+    let Ok(dirs) = std::fs::read_dir(root.join("pods")) else {
+        return;
+    };
+    for d in dirs.filter_map(Result::ok) {
+        let name = d.file_name().to_string_lossy().into_owned();
+        // Pod UIDs hold no underscore, so the UID is what follows the last one.
+        if let Some((_, uid)) = name.rsplit_once('_')
+            && !live.contains(uid)
+        {
+            let _ = std::fs::remove_dir_all(d.path());
+        }
+    }
+}
+
 /// Runs one process node until `shutdown` turns true, then stops every process it
 /// started (gracefully, within [`ProcessNodeConfig::shutdown_grace`]) and returns.
 /// The pods stay bound: a later `run_node` on the same root directory runs them again.
@@ -406,6 +422,8 @@ pub async fn run_node(
                             let _ = tx.send(pod::PodEvent::Gone);
                         }
                     }
+                    // Logs of pods deleted while no agent ran.
+                    remove_stale_logs(&cfg.root_dir, &seen);
                 }
             }
             Ok(watcher::Event::Delete(pod)) => {
@@ -428,4 +446,55 @@ pub async fn run_node(
     log_server.abort();
     tracing::info!(node = %cfg.name, "process node stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_log_directories_go() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for d in ["default_a_u-1", "kube_sys_b_u-2", "default_c_u-3"] {
+            std::fs::create_dir_all(root.path().join("pods").join(d).join("c")).expect("mkdir");
+        }
+        let live: HashSet<String> = ["u-1", "u-2"].iter().map(|s| s.to_string()).collect();
+        remove_stale_logs(root.path(), &live);
+        let mut left: Vec<String> = std::fs::read_dir(root.path().join("pods"))
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["default_a_u-1", "kube_sys_b_u-2"]);
+    }
+
+    #[test]
+    fn node_object_carries_the_host_and_the_role() {
+        let cfg = ProcessNodeConfig::new(
+            "cp",
+            "127.0.0.1".parse().expect("ip"),
+            std::env::temp_dir(),
+            "",
+        )
+        .control_plane();
+        let node: Node = serde_json::from_value(node_object(&cfg, 12345)).expect("node");
+        let status = node.status.expect("status");
+        let port = status
+            .daemon_endpoints
+            .and_then(|d| d.kubelet_endpoint)
+            .map(|e| e.port);
+        assert_eq!(port, Some(12345));
+        let addresses = status.addresses.expect("addresses");
+        assert_eq!(addresses[0].address, "127.0.0.1");
+        let cap = status.capacity.expect("capacity");
+        assert_eq!(cap.get("pods").map(|q| q.0.as_str()), Some("110"));
+        let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+        assert_eq!(taints[0].key, "node-role.kubernetes.io/master");
+        let ann = node.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            ann.get(RUNTIME_ANNOTATION).map(String::as_str),
+            Some("process")
+        );
+    }
 }

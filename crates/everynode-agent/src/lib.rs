@@ -10,12 +10,15 @@
 //!   token, certificate signing request, stored node credential).
 //! - [`node`]: one node run by an `everynode agent` process: registration, re-registration
 //!   when its Node disappears, reporting reconnects.
+//! - [`process`]: one real node whose containers run as host processes
+//!   ([`process::run_node`]), with logs served over mTLS like the kubelet's.
 
 pub mod join;
 pub mod node;
+pub mod process;
 pub mod sim;
 
-/// Annotation that marks a Node as simulated; its value is the runtime (`sim`).
+/// Annotation naming a Node's runtime: `sim` (simulated) or `process`.
 pub const RUNTIME_ANNOTATION: &str = "everynode.io/runtime";
 /// Annotation holding a simulated node's index, from which its addresses derive.
 pub const SIM_INDEX_ANNOTATION: &str = "everynode.io/sim-index";

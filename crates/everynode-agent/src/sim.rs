@@ -180,7 +180,8 @@ pub fn node_object(spec: &SimNodeSpec, index: u32) -> Value {
     })
 }
 
-fn node_conditions(heartbeat: &str, transition: &str) -> Value {
+/// The kubelet's four node conditions, all healthy.
+pub(crate) fn node_conditions(heartbeat: &str, transition: &str) -> Value {
     let cond = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({
             "type": type_, "status": status, "reason": reason, "message": message,

@@ -52,6 +52,11 @@ impl ApiError {
         .with_details(Self::resource_details(res, name))
     }
 
+    /// A 404 with a message of its own (e.g. a node agent's answer).
+    pub fn not_found_message(message: impl Into<String>) -> Self {
+        Self::new(404, "NotFound", message)
+    }
+
     pub fn namespace_not_found(ns: &str) -> Self {
         Self::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
             .with_details(json!({ "name": ns, "kind": "namespaces" }))

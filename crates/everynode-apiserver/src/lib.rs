@@ -49,6 +49,9 @@ pub struct ServerState {
     pub watch: WatchConfig,
     /// Flips to true when the server starts shutting down: watches end, readyz fails.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// How the server reaches node agents for `pods/log` (its client certificate);
+    /// unset, logs are not proxied.
+    pub kubelet_client: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 /// A configured API server. Build it, then [`ApiServer::router`] for in-process use or
@@ -85,6 +88,7 @@ impl ApiServer {
             openapi: openapi::OpenApi::build(),
             watch,
             shutdown: rx,
+            kubelet_client: std::sync::OnceLock::new(),
         });
         namespaces::resume(&state);
         Ok(ApiServer {
@@ -97,6 +101,14 @@ impl ApiServer {
         axum::Router::new()
             .fallback(handlers::dispatch)
             .with_state(self.state.clone())
+    }
+
+    /// Sets the client certificate the server presents to node agents when it proxies
+    /// `pods/log` (once; later calls are ignored).
+    pub fn set_kubelet_client(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+        let cfg = logs::kubelet_client_config(cert_pem, key_pem)?;
+        let _ = self.state.kubelet_client.set(cfg);
+        Ok(())
     }
 
     /// Signals every connection and watch to finish.

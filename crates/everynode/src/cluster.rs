@@ -82,6 +82,42 @@ pub fn start_csr(client: kube::Client, signer: Option<everynode_controllers::csr
     tokio::spawn(everynode_controllers::csr::run(client, signer));
 }
 
+/// Starts `count` process nodes in this process (`master`, tainted like the simulated
+/// one, then `node1`, `node2`, ...), node i on 127.0.0.(i+1) with its root directory in
+/// DATA_DIR/nodes/NAME. They run until `shutdown` turns true, then stop their processes.
+pub fn start_process_nodes(
+    client: kube::Client,
+    count: usize,
+    data_dir: &Path,
+    ca_pem: &str,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+    use everynode_agent::process::{ProcessNodeConfig, run_node};
+    if count > 254 {
+        return Err(format!(
+            "--nodes {count}: process nodes take 127.0.0.1 to 127.0.0.254, at most 254 nodes"
+        ));
+    }
+    let mut handles = Vec::new();
+    for (i, spec) in initial_nodes(count).into_iter().enumerate() {
+        let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, i as u8 + 1));
+        let root = data_dir.join("nodes").join(&spec.name);
+        let mut cfg = ProcessNodeConfig::new(&spec.name, ip, root, ca_pem);
+        if i == 0 {
+            cfg = cfg.control_plane();
+        }
+        let client = client.clone();
+        let shutdown = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            let name = cfg.name.clone();
+            if let Err(e) = run_node(client, cfg, shutdown).await {
+                tracing::error!(node = %name, error = %e, "process node stopped");
+            }
+        }));
+    }
+    Ok(handles)
+}
+
 /// Parses `k=v,k2=v2` (a value may be empty: `k=` or `k`).
 pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();

@@ -74,6 +74,14 @@ enum Cmd {
     },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    /// Simulated nodes (like kwok): pods report Running, nothing runs.
+    Sim,
+    /// Real nodes: each container's command runs as a host process.
+    Process,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum StoreKind {
     /// One redb file in the data directory (durable, the default).
@@ -134,9 +142,14 @@ impl Default for DnsArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Simulated nodes on first start: one control-plane node and N-1 workers.
+    /// Nodes: one control-plane node and N-1 workers (simulated nodes are created on
+    /// first start; process nodes run while `up` runs).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
+    /// What the nodes are: `sim` (simulated, nothing runs) or `process` (containers'
+    /// commands run as host processes, each node on its own loopback address).
+    #[arg(long, value_enum, default_value = "sim")]
+    pub runtime: Runtime,
     /// Milliseconds from a pod's binding to its containers running on a simulated node.
     #[arg(long, default_value_t = 1000)]
     pub ready_delay_ms: u64,
@@ -161,14 +174,6 @@ pub enum TokenCmd {
     },
     /// List the tokens.
     List,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Runtime {
-    /// A simulated node (pods reported Running, nothing runs).
-    Sim,
-    /// Pod containers' commands as host processes.
-    Process,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -308,6 +313,10 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
     let server = ApiServer::with_services(store, auth, watch, services)
         .await
         .map_err(|e| e.message)?;
+    server.set_kubelet_client(
+        pki.kubelet_client_cert_pem.as_bytes(),
+        pki.kubelet_client_key_pem.as_bytes(),
+    )?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", args.listen))?;
@@ -378,11 +387,27 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     join::publish_cluster_info(&admin, &server_url, &running.ca_pem).await?;
     let token = join::ensure_start_token(&admin, &args.data_dir).await?;
     cluster::start_csr(admin, Some(pki::kubelet_signer(&args.data_dir)?));
+    let (stop_nodes, nodes_stopped) = tokio::sync::watch::channel(false);
+    let mut process_nodes = Vec::new();
     if let Some(up) = &up {
         let client = cluster::in_process_client(&running.server, &running.admin_token)?;
         let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
         let grace = std::time::Duration::from_secs(up.node_monitor_grace_seconds.max(1));
-        cluster::start(client, up.nodes, sim, grace).await?;
+        let sim_nodes = if up.runtime == Runtime::Sim {
+            up.nodes
+        } else {
+            0
+        };
+        cluster::start(client.clone(), sim_nodes, sim, grace).await?;
+        if up.runtime == Runtime::Process {
+            process_nodes = cluster::start_process_nodes(
+                client,
+                up.nodes,
+                &args.data_dir,
+                &running.ca_pem,
+                nodes_stopped,
+            )?;
+        }
         println!(
             "everynode is up: API server on https://{}, cluster DNS on {} (UDP and TCP)",
             pki::client_address(running.addr),
@@ -391,8 +416,13 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         println!();
         println!("  export KUBECONFIG={kc}");
         println!("  kubectl get nodes");
-        println!("  everynode node add node9 --labels disk=ssd   # another simulated node");
-        println!("  kubectl apply -f examples/nginx-ds.yaml");
+        if up.runtime == Runtime::Process {
+            println!("  kubectl apply -f examples/process-node-exporter.yaml");
+            println!("  curl http://127.0.0.2:9100/metrics   # node1's exporter");
+        } else {
+            println!("  everynode node add node9 --labels disk=ssd   # another simulated node");
+            println!("  kubectl apply -f examples/nginx-ds.yaml");
+        }
         println!("  kubectl get ds -o wide");
         println!("  {dig}");
         println!();
@@ -413,6 +443,11 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     }
     wait_for_signal().await;
     tracing::info!("shutting down");
+    // Process nodes stop their processes first, while the API still answers.
+    let _ = stop_nodes.send(true);
+    for node in process_nodes {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), node).await;
+    }
     running.server.begin_shutdown();
     match running.serve.await {
         Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),

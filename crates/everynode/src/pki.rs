@@ -3,7 +3,10 @@
 //! the kubeconfig kubectl uses as is.
 //!
 //! Files in DIR: `ca.crt`, `ca.key`, `server.crt`, `server.key`, `admin.token`,
-//! `kubeconfig` (0600). Keys and tokens are written 0600.
+//! `kubeconfig` (0600), and `apiserver-kubelet-client.crt`/`.key`: the client
+//! certificate the API server presents to node agents when it fetches container logs
+//! (re-issued at every start, like the serving certificate). Keys and tokens are
+//! written 0600.
 
 use std::fs;
 use std::io::Write;
@@ -23,6 +26,9 @@ pub struct Pki {
     pub server_cert_pem: String,
     pub server_key_pem: String,
     pub admin_token: String,
+    /// The API server's client certificate towards node agents (signed by the CA).
+    pub kubelet_client_cert_pem: String,
+    pub kubelet_client_key_pem: String,
 }
 
 fn write_private(path: &Path, content: &[u8]) -> Result<(), String> {
@@ -130,6 +136,32 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
     fs::write(dir.join("server.crt"), server_cert.pem())
         .map_err(|e| format!("writing server.crt: {e}"))?;
 
+    // The API server's client certificate for node agents (kubeadm calls it
+    // apiserver-kubelet-client): agents accept any client certificate the CA signed.
+    let mut cp = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "kube-apiserver-kubelet-client");
+    dn.push(DnType::OrganizationName, "kubeadm:cluster-admins");
+    cp.distinguished_name = dn;
+    cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    cp.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    cp.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    cp.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    let client_key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let client_cert = cp
+        .signed_by(&client_key, &issuer)
+        .map_err(|e| e.to_string())?;
+    let kubelet_client_key_pem = client_key.serialize_pem();
+    write_private(
+        &dir.join("apiserver-kubelet-client.key"),
+        kubelet_client_key_pem.as_bytes(),
+    )?;
+    fs::write(dir.join("apiserver-kubelet-client.crt"), client_cert.pem())
+        .map_err(|e| format!("writing apiserver-kubelet-client.crt: {e}"))?;
+
     let token_path = dir.join("admin.token");
     let admin_token = match fs::read_to_string(&token_path) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
@@ -144,6 +176,8 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
         server_cert_pem: server_cert.pem(),
         server_key_pem,
         admin_token,
+        kubelet_client_cert_pem: client_cert.pem(),
+        kubelet_client_key_pem,
     })
 }
 

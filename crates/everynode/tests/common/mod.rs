@@ -65,6 +65,13 @@ impl Server {
         Self::start_with(&["up", "--nodes", &n, "--ready-delay-ms", "100"])
     }
 
+    /// `everynode up --runtime process` with `nodes` process nodes (`master` on
+    /// 127.0.0.1, `node1` on 127.0.0.2, ...) whose containers run as real processes.
+    pub fn up_process(nodes: usize) -> Server {
+        let n = nodes.to_string();
+        Self::start_with(&["up", "--runtime", "process", "--nodes", &n])
+    }
+
     /// Runs the `everynode` binary itself (e.g. `node add`) against this cluster.
     pub fn everynode(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_everynode"))

@@ -137,7 +137,8 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
         .map_err(|e| format!("writing server.crt: {e}"))?;
 
     // The API server's client certificate for node agents (kubeadm calls it
-    // apiserver-kubelet-client): agents accept any client certificate the CA signed.
+    // apiserver-kubelet-client): agents accept only this identity (or administrators)
+    // from the CA, which also signs the node certificates.
     let mut cp = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "kube-apiserver-kubelet-client");

@@ -6,7 +6,10 @@
 //!
 //! The certificate is self-signed, made at every start (kube-apiserver does not verify
 //! kubelet serving certificates by default either). Clients must present a certificate
-//! signed by the CA the node was given (mutual TLS): the API server has one.
+//! signed by the CA the node was given (mutual TLS), and be the API server
+//! ([`authorized_client`]): the same CA signs every node's certificate, and a node must
+//! not read another node's logs. Anyone else gets 403, as the kubelet answers a client
+//! its authorizer refuses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -72,6 +75,38 @@ pub fn tls_config(
     Ok(Arc::new(cfg))
 }
 
+/// The common name of the API server's client certificate for node agents.
+pub const APISERVER_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
+/// Groups (certificate O) whose members may read logs: cluster administrators.
+pub const ADMIN_GROUPS: &[&str] = &["system:masters", "kubeadm:cluster-admins"];
+
+/// Whether the client certificate `der` (already verified against the client CA) may use
+/// the endpoint: the API server's own identity, or a cluster administrator. Node
+/// identities (`system:node:*` in `system:nodes`) may not. The error names who was
+/// refused.
+pub fn authorized_client(der: &[u8]) -> Result<(), String> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|e| format!("unreadable client certificate: {e}"))?;
+    let subject = cert.subject();
+    let cn: Vec<&str> = subject
+        .iter_common_name()
+        .filter_map(|a| a.as_str().ok())
+        .collect();
+    let groups: Vec<&str> = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok())
+        .collect();
+    if cn == [APISERVER_CLIENT_CN] || groups.iter().any(|g| ADMIN_GROUPS.contains(g)) {
+        return Ok(());
+    }
+    Err(format!(
+        "Forbidden (user={}, groups={:?}): only the API server may use this endpoint",
+        cn.first().copied().unwrap_or(""),
+        groups
+    ))
+}
+
 #[derive(Clone)]
 pub struct LogState {
     pub root: PathBuf,
@@ -113,6 +148,18 @@ pub async fn serve(
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
             else {
                 return;
+            };
+            let allowed = match tls.get_ref().1.peer_certificates() {
+                Some([leaf, ..]) => authorized_client(leaf),
+                _ => Err("Forbidden: no client certificate".into()),
+            };
+            let app = match allowed {
+                Ok(()) => app,
+                Err(msg) => {
+                    tracing::debug!(%msg, "log endpoint: client refused");
+                    axum::Router::new()
+                        .fallback(move || async move { text(StatusCode::FORBIDDEN, msg.clone()) })
+                }
             };
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
@@ -404,9 +451,20 @@ mod tests {
     fn client_cert(
         ca: &(rcgen::Certificate, rcgen::KeyPair, rcgen::CertificateParams),
     ) -> (rcgen::Certificate, rcgen::KeyPair) {
+        subject_cert(ca, APISERVER_CLIENT_CN, &["kubeadm:cluster-admins"])
+    }
+
+    fn subject_cert(
+        ca: &(rcgen::Certificate, rcgen::KeyPair, rcgen::CertificateParams),
+        cn: &str,
+        orgs: &[&str],
+    ) -> (rcgen::Certificate, rcgen::KeyPair) {
         let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "kube-apiserver-kubelet-client");
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        for o in orgs {
+            p.distinguished_name
+                .push(rcgen::DnType::OrganizationName, *o);
+        }
         p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let k = rcgen::KeyPair::generate().expect("key");
         let issuer = rcgen::Issuer::new(ca.2.clone(), &ca.1);
@@ -449,5 +507,44 @@ mod tests {
             get(port, client(Some((&c, &k))), "/healthz").await.is_err(),
             "a certificate from another CA"
         );
+
+        // A node's certificate from the same CA: TLS succeeds, the endpoint refuses.
+        let (c, k) = subject_cert(&cluster, "system:node:n2", &["system:nodes"]);
+        for path in ["/containerLogs/ns/p/c", "/healthz"] {
+            let refused = get(port, client(Some((&c, &k))), path)
+                .await
+                .expect("answer");
+            assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+            assert!(refused.contains("system:node:n2"), "{refused}");
+        }
+        // An administrator's certificate is let in.
+        let (c, k) = subject_cert(&cluster, "admin", &["system:masters"]);
+        let ok = get(port, client(Some((&c, &k))), "/healthz")
+            .await
+            .expect("answer");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    }
+
+    #[test]
+    fn only_the_api_server_and_admins_are_authorized() {
+        let cluster = ca("cluster-ca");
+        let cases: &[(&str, &[&str], bool)] = &[
+            (APISERVER_CLIENT_CN, &["kubeadm:cluster-admins"], true),
+            (APISERVER_CLIENT_CN, &[], true),
+            ("someone", &["system:masters"], true),
+            ("system:node:n2", &["system:nodes"], false),
+            ("system:node:n2", &[], false),
+            (
+                "kube-apiserver-kubelet-client-not",
+                &["system:nodes"],
+                false,
+            ),
+            ("", &[], false),
+        ];
+        for (cn, orgs, want) in cases {
+            let (c, _) = subject_cert(&cluster, cn, orgs);
+            let got = authorized_client(c.der());
+            assert_eq!(got.is_ok(), *want, "{cn} {orgs:?}: {got:?}");
+        }
     }
 }

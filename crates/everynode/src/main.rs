@@ -220,6 +220,27 @@ pub struct AgentArgs {
     /// How long to wait for the certificate request to be approved and signed.
     #[arg(long, default_value_t = 300)]
     pub approval_timeout_seconds: u64,
+    /// The node's IP (runtime process): the log endpoint listens there and the Node
+    /// reports it as InternalIP (default: the address of the host's outbound route).
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
+}
+
+/// The IPv4 address this host sends from by default: the source address the kernel
+/// picks for a UDP socket "connected" to a public address (no packet is sent).
+fn outbound_ipv4() -> Result<std::net::IpAddr, String> {
+    let probe = || -> std::io::Result<std::net::IpAddr> {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        sock.connect("192.0.2.1:9")?;
+        Ok(sock.local_addr()?.ip())
+    };
+    match probe() {
+        Ok(ip) if !ip.is_unspecified() => Ok(ip),
+        Ok(_) => Err("the host has no IPv4 route to pick a node IP from: pass --node-ip".into()),
+        Err(e) => Err(format!(
+            "finding the host's IPv4 address ({e}): pass --node-ip"
+        )),
+    }
 }
 
 #[derive(Subcommand, Clone, Debug)]
@@ -497,11 +518,10 @@ fn host_name() -> String {
 
 /// `everynode agent`: join (or reuse the stored credential), then run the node.
 async fn agent(a: AgentArgs) -> Result<(), String> {
-    if let Runtime::Process = a.runtime {
-        return Err(
-            "the process runtime is not available in this build yet; use --runtime sim".into(),
-        );
-    }
+    let node_ip = match (&a.runtime, a.node_ip) {
+        (Runtime::Process, None) => Some(outbound_ipv4()?),
+        (_, ip) => ip,
+    };
     let name = a.node_name.clone().unwrap_or_else(host_name);
     if name.is_empty() {
         return Err("no node name: pass --node-name".into());
@@ -552,6 +572,28 @@ async fn agent(a: AgentArgs) -> Result<(), String> {
     let client = everynode_agent::join::client_from_kubeconfig(&cred.kubeconfig)
         .await
         .map_err(|e| e.to_string())?;
+    if let (Runtime::Process, Some(ip)) = (&a.runtime, node_ip) {
+        let mut cfg = everynode_agent::process::ProcessNodeConfig::new(
+            &name,
+            ip,
+            state_dir.join("node"),
+            &cred.ca_pem,
+        );
+        cfg.labels.extend(cluster::parse_labels(&a.labels)?);
+        cfg.taints.extend(cluster::parse_taints(&a.taints)?);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let run = everynode_agent::node::run_process_node(client, cfg, stopped);
+        tokio::pin!(run);
+        let r = tokio::select! {
+            r = &mut run => r,
+            _ = wait_for_signal() => {
+                // Stop the node's processes before exiting.
+                let _ = stop.send(true);
+                run.await
+            }
+        };
+        return r.map_err(|e| format!("node {name}: {e}"));
+    }
     let mut spec = everynode_agent::sim::SimNodeSpec::worker(&name);
     spec.labels.extend(cluster::parse_labels(&a.labels)?);
     spec.taints.extend(cluster::parse_taints(&a.taints)?);

@@ -355,8 +355,18 @@ pub async fn run_node(
         },
         shutdown.clone(),
     ));
-    let node_uid = register(&client, &cfg, port).await?;
-    renew_lease(&client, &cfg, &node_uid).await?;
+    let registered = async {
+        let node_uid = register(&client, &cfg, port).await?;
+        renew_lease(&client, &cfg, &node_uid).await?;
+        Ok::<_, ProcessError>(node_uid)
+    };
+    let node_uid = match registered.await {
+        Ok(uid) => uid,
+        Err(e) => {
+            log_server.abort();
+            return Err(e);
+        }
+    };
     let beat = tokio::spawn(heartbeat(client.clone(), cfg.clone(), port, node_uid));
     let ctx = Arc::new(NodeCtx {
         client: client.clone(),

@@ -2,7 +2,8 @@
 //! the real kubectl: `everynode agent` joins with a bootstrap token and the CA hash, gets
 //! its own certificate through a CertificateSigningRequest, runs its node (runtime sim)
 //! across API server restarts and its own, and its credential is confined by
-//! NodeRestriction.
+//! NodeRestriction. With `--runtime process` the joined machine runs its pods' containers
+//! as real processes and serves their logs to the API server.
 
 mod common;
 
@@ -10,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, rows, wait_for};
+use common::{Server, processes_with, rows, wait_for};
+
+/// How long a process node may take to start or stop a container.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// An `everynode agent` process, killed on drop; its stderr goes to a file.
 struct Agent {
@@ -44,6 +48,21 @@ impl Agent {
         self.child
             .as_mut()
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGTERM, then waits for the agent to exit.
+    fn terminate(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let o = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .output()
+            .expect("kill");
+        assert!(o.status.success());
+        wait_for(Duration::from_secs(30), "the agent to exit", || {
+            c.try_wait().ok().flatten()
+        });
     }
 
     fn stop(&mut self) {
@@ -99,26 +118,30 @@ fn create_token(s: &Server, ttl: &str) -> (String, String) {
 
 /// Joins `name` with a fresh token; returns the agent and its state dir.
 fn join(s: &Server, name: &str, work: &Path) -> (Agent, PathBuf) {
+    join_with(s, name, work, &[])
+}
+
+/// [`join`] with more agent flags.
+fn join_with(s: &Server, name: &str, work: &Path, extra: &[&str]) -> (Agent, PathBuf) {
     let (token, hash) = create_token(s, "1h");
     let token_file = work.join(format!("{name}.token"));
     std::fs::write(&token_file, format!("{token}\n")).expect("token file");
     let state = work.join(name);
     let url = server_url(&s.kubeconfig);
-    let agent = Agent::start(
-        &[
-            "--server",
-            &url,
-            "--token-file",
-            token_file.to_str().expect("utf-8 path"),
-            "--ca-cert-hash",
-            &hash,
-            "--node-name",
-            name,
-            "--state-dir",
-            state.to_str().expect("utf-8 path"),
-        ],
-        &work.join(format!("{name}.log")),
-    );
+    let mut args = vec![
+        "--server",
+        &url,
+        "--token-file",
+        token_file.to_str().expect("utf-8 path"),
+        "--ca-cert-hash",
+        &hash,
+        "--node-name",
+        name,
+        "--state-dir",
+        state.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    let agent = Agent::start(&args, &work.join(format!("{name}.log")));
     wait_ready(s, name);
     (agent, state)
 }
@@ -781,4 +804,155 @@ fn a_node_gets_a_serving_certificate_for_its_own_addresses() {
         c.subject_alternative_name().ok().flatten().map(|e| e.value)
     );
     assert!(sans.contains("edge1"), "{sans}");
+}
+
+/// A DaemonSet whose container writes its node's name to HOST/NODE.name and prints it
+/// with `marker`, every 200 ms.
+fn name_writer_ds(name: &str, marker: &str, host: &Path) -> String {
+    let host = host.display();
+    format!(
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {name}
+spec:
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: writer
+        image: busybox
+        command: ["sh", "-c", "while [ -d {host} ]; do echo \"$NODE {marker}\"; echo \"$NODE\" > {host}/$NODE.name; sleep 0.2; done"]
+        env:
+        - name: NODE
+          valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}
+        volumeMounts: [{{name: host, mountPath: {host}}}]
+      volumes:
+      - name: host
+        hostPath: {{path: {host}, type: DirectoryOrCreate}}
+"#
+    )
+}
+
+/// The name of the pod of DaemonSet `app` on `node`, once there is one.
+fn pod_on(s: &Server, app: &str, node: &str) -> String {
+    let out = s.eventually(
+        &format!("a {app} pod on {node}"),
+        &[
+            "get",
+            "pods",
+            "-l",
+            &format!("app={app}"),
+            "--field-selector",
+            &format!("spec.nodeName={node}"),
+            "-o",
+            "name",
+        ],
+        |out| !out.trim().is_empty(),
+    );
+    out.trim().to_string()
+}
+
+#[test]
+fn a_joined_machine_runs_real_processes_and_serves_their_logs() {
+    let s = Server::up(1);
+    let work = tempfile::tempdir().expect("tempdir");
+    let host = tempfile::tempdir().expect("tempdir");
+    let name = "proc-joined";
+    let (mut agent, state) = join_with(
+        &s,
+        name,
+        work.path(),
+        &["--runtime", "process", "--node-ip", "127.0.0.7"],
+    );
+    // Registered by itself under NodeRestriction: its address, no role labels.
+    let node = s.json(&["get", "node", name]);
+    assert_eq!(
+        node["status"]["addresses"][0]["address"], "127.0.0.7",
+        "{node}"
+    );
+    assert_eq!(
+        node["metadata"]["annotations"]["everynode.io/runtime"],
+        "process"
+    );
+    let labels = node["metadata"]["labels"].as_object().expect("labels");
+    assert!(
+        labels
+            .keys()
+            .all(|k| !k.starts_with("node-role.kubernetes.io/")),
+        "{labels:?}"
+    );
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .expect("kubelet port");
+    assert!(port > 0);
+
+    let marker = format!("mk-joined-{}", std::process::id());
+    let applied = s.apply_yaml(&name_writer_ds("writer", &marker, host.path()));
+    assert!(applied.status.success(), "{applied:?}");
+    let file = host.path().join(format!("{name}.name"));
+    wait_for(LIMIT, "the joined node's process to write its file", || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.trim() == name)
+    });
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "a real process carries the marker"
+    );
+    let pod = pod_on(&s, "writer", name);
+    s.eventually(
+        "the pod Running (its status patched by the joined node)",
+        &["get", &pod, "-o", "jsonpath={.status.phase}"],
+        |out| out.trim() == "Running",
+    );
+    // Logs through the API server, which proxies to the agent's mTLS endpoint.
+    s.eventually(
+        "kubectl logs through the API server",
+        &["logs", &pod, "--tail", "2"],
+        |out| out.contains(&format!("{name} {marker}")),
+    );
+
+    // Deleting the DaemonSet stops the process and the node deletes its pod.
+    s.ok(&["delete", "ds", "writer"]);
+    wait_for(LIMIT, "the joined node's process to be gone", || {
+        processes_with(&marker).is_empty().then_some(())
+    });
+    s.eventually(
+        "the pods to be gone",
+        &[
+            "get",
+            "pods",
+            "-o",
+            "name",
+            "--field-selector",
+            &format!("spec.nodeName={name}"),
+        ],
+        |out| out.trim().is_empty(),
+    );
+
+    // A clean stop (SIGTERM) stops the processes the agent runs.
+    let marker2 = format!("mk-joined-stop-{}", std::process::id());
+    let applied = s.apply_yaml(&name_writer_ds("writer2", &marker2, host.path()));
+    assert!(applied.status.success(), "{applied:?}");
+    wait_for(LIMIT, "the second DaemonSet's process", || {
+        (!processes_with(&marker2).is_empty()).then_some(())
+    });
+    agent.terminate();
+    wait_for(LIMIT, "every process to stop with the agent", || {
+        processes_with(&marker2).is_empty().then_some(())
+    });
+    let log = agent.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "NodeRestriction refused the process node something:\n{log}"
+    );
+    assert!(
+        state.join("node").is_dir(),
+        "the node's root under --state-dir"
+    );
 }

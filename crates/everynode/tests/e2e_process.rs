@@ -9,55 +9,10 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Server, rows, wait_for};
+use common::{Proc, Server, processes_with, rows, wait_for};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// A process on the host, as /proc shows it.
-#[derive(Clone, Debug)]
-struct Proc {
-    pid: i32,
-    ppid: i32,
-    session: i32,
-    cmdline: String,
-}
-
-fn stat_fields(pid: i32) -> Option<(i32, i32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
-    // rest[0] is the state; a zombie has exited already.
-    if rest.first() == Some(&"Z") {
-        return None;
-    }
-    Some((rest.get(1)?.parse().ok()?, rest.get(3)?.parse().ok()?))
-}
-
-/// Live processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<Proc> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if !cmdline.contains(marker) {
-            continue;
-        }
-        if let Some((ppid, session)) = stat_fields(pid) {
-            out.push(Proc {
-                pid,
-                ppid,
-                session,
-                cmdline,
-            });
-        }
-    }
-    out
-}
 
 /// Session leaders among them: one per container instance.
 fn leaders(marker: &str) -> Vec<Proc> {

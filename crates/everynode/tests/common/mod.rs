@@ -240,3 +240,48 @@ pub fn rows(table: &str) -> Vec<Vec<String>> {
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect()
 }
+
+/// A process on the host, as /proc shows it.
+#[derive(Clone, Debug)]
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub session: i32,
+    pub cmdline: String,
+}
+
+fn stat_fields(pid: i32) -> Option<(i32, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    // rest[0] is the state; a zombie has exited already.
+    if rest.first() == Some(&"Z") {
+        return None;
+    }
+    Some((rest.get(1)?.parse().ok()?, rest.get(3)?.parse().ok()?))
+}
+
+/// Live processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<Proc> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if !cmdline.contains(marker) {
+            continue;
+        }
+        if let Some((ppid, session)) = stat_fields(pid) {
+            out.push(Proc {
+                pid,
+                ppid,
+                session,
+                cmdline,
+            });
+        }
+    }
+    out
+}

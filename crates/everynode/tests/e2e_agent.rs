@@ -859,7 +859,7 @@ fn pod_on(s: &Server, app: &str, node: &str) -> String {
 
 #[test]
 fn a_joined_machine_runs_real_processes_and_serves_their_logs() {
-    let s = Server::up(1);
+    let mut s = Server::up(1);
     let work = tempfile::tempdir().expect("tempdir");
     let host = tempfile::tempdir().expect("tempdir");
     let name = "proc-joined";
@@ -942,6 +942,16 @@ fn a_joined_machine_runs_real_processes_and_serves_their_logs() {
     wait_for(LIMIT, "the second DaemonSet's process", || {
         (!processes_with(&marker2).is_empty()).then_some(())
     });
+    // The API server dies and comes back: the node reports both, its process runs on.
+    let addr = kill_server(&mut s);
+    let noticed = |agent: &Agent, what: &str| {
+        wait_for(LIMIT, what, || agent.log().contains(what).then_some(()));
+    };
+    noticed(&agent, "lost contact with the API server");
+    start_server_at(&mut s, &addr);
+    noticed(&agent, "reconnected to the API server");
+    assert!(!processes_with(&marker2).is_empty(), "the process ran on");
+
     agent.terminate();
     wait_for(LIMIT, "every process to stop with the agent", || {
         processes_with(&marker2).is_empty().then_some(())
@@ -955,4 +965,34 @@ fn a_joined_machine_runs_real_processes_and_serves_their_logs() {
         state.join("node").is_dir(),
         "the node's root under --state-dir"
     );
+
+    // Started while the server is down (stored credential, no token): it retries the
+    // registration, then runs its pod again once the server is back.
+    let addr = kill_server(&mut s);
+    let mut agent = Agent::start(
+        &[
+            "--server",
+            &format!("https://{addr}"),
+            "--node-name",
+            name,
+            "--state-dir",
+            state.to_str().expect("utf-8 path"),
+            "--runtime",
+            "process",
+            "--node-ip",
+            "127.0.0.7",
+        ],
+        &work.path().join(format!("{name}-2.log")),
+    );
+    noticed(&agent, "registering the node; retrying");
+    assert!(agent.running(), "the agent waits for the server");
+    start_server_at(&mut s, &addr);
+    wait_ready(&s, name);
+    wait_for(LIMIT, "the pod's process to run again", || {
+        (!processes_with(&marker2).is_empty()).then_some(())
+    });
+    agent.terminate();
+    wait_for(LIMIT, "every process to stop with the agent", || {
+        processes_with(&marker2).is_empty().then_some(())
+    });
 }

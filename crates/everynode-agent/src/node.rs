@@ -187,6 +187,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refusals_and_local_problems_are_permanent() {
+        let api = |code: u16| {
+            ProcessError::Kube(kube::Error::Api(
+                kube::core::Status::failure("refused", "Forbidden")
+                    .with_code(code)
+                    .boxed(),
+            ))
+        };
+        let cases = [
+            (api(403), true),
+            (api(422), true),
+            (api(500), false),
+            (api(503), false),
+            (ProcessError::Io(std::io::Error::other("bind")), true),
+            (ProcessError::Tls("bad CA".into()), true),
+        ];
+        for (e, want) in cases {
+            assert_eq!(is_permanent(&e), want, "{e}");
+        }
+    }
+
+    #[test]
     fn changes_are_described() {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(

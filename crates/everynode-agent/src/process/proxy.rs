@@ -24,11 +24,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use everynode_api::service_table::{Addressing, ServiceTable};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{self, Store};
@@ -40,6 +40,8 @@ use tokio::task::JoinHandle;
 
 /// How long a connection to one backend may take before the next one is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often listeners that could not be set up are tried again.
+const RETRY: Duration = Duration::from_secs(30);
 
 /// What the proxy should listen on: each TCP ClusterIP:port of the table with the
 /// ready backends behind it (possibly none: connections are then closed at once, as
@@ -176,6 +178,8 @@ pub async fn forward_host_ports(
 #[derive(Default)]
 struct LocalAddrs {
     added: BTreeSet<Ipv4Addr>,
+    /// After `ip addr add` failed: no new attempt before then.
+    refused_until: Option<Instant>,
 }
 
 impl LocalAddrs {
@@ -186,8 +190,16 @@ impl LocalAddrs {
             Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
             Err(e) => return Err(format!("{addr}: {e}")),
         }
+        if let Some(t) = self.refused_until
+            && Instant::now() < t
+        {
+            return Err(format!("{addr}: not a local address"));
+        }
         let ip = *addr.ip();
-        ip_addr("add", ip).await?;
+        if let Err(e) = ip_addr("add", ip).await {
+            self.refused_until = Some(Instant::now() + RETRY);
+            return Err(e);
+        }
         self.added.insert(ip);
         TcpListener::bind(addr)
             .await
@@ -273,7 +285,8 @@ pub async fn run(
             }
             let used: BTreeSet<Ipv4Addr> = listeners.keys().map(|a| *a.ip()).collect();
             local.release_unused(&used).await;
-            changed.notified().await;
+            // Changes, or now and then a retry of what could not be bound.
+            let _ = tokio::time::timeout(RETRY, changed.notified()).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -286,13 +299,20 @@ pub async fn run(
 }
 
 async fn node_event(client: &kube::Client, node: &str, reason: &str, message: &str) {
+    let uid = Api::<Node>::all(client.clone())
+        .get_opt(node)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|n| n.metadata.uid)
+        .unwrap_or_default();
     let t = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     let event = json!({
         "apiVersion": "v1", "kind": "Event",
         "metadata": { "generateName": format!("{node}."), "namespace": "default" },
-        "involvedObject": { "apiVersion": "v1", "kind": "Node", "name": node, "uid": node },
+        "involvedObject": { "apiVersion": "v1", "kind": "Node", "name": node, "uid": uid },
         "reason": reason, "message": message, "type": "Warning",
         "source": { "component": "everynode-proxy", "host": node },
         "firstTimestamp": t, "lastTimestamp": t, "count": 1,

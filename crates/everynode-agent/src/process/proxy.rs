@@ -174,6 +174,13 @@ pub async fn forward_host_ports(
     (listeners, errors)
 }
 
+enum BindError {
+    /// The address is not local and could not be made local.
+    NotLocal(String),
+    /// Anything else, mostly another process (cluster) serving the same address.
+    Other(String),
+}
+
 /// The cluster IPs this proxy made local, so it can take them away again.
 #[derive(Default)]
 struct LocalAddrs {
@@ -184,26 +191,25 @@ struct LocalAddrs {
 
 impl LocalAddrs {
     /// Binds `addr`, first adding its IP to the loopback device when it is not local.
-    async fn bind(&mut self, addr: SocketAddrV4) -> Result<TcpListener, String> {
+    async fn bind(&mut self, addr: SocketAddrV4) -> Result<TcpListener, BindError> {
+        let other = |e: std::io::Error| BindError::Other(format!("{addr}: {e}"));
         match TcpListener::bind(addr).await {
             Ok(l) => return Ok(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
-            Err(e) => return Err(format!("{addr}: {e}")),
+            Err(e) => return Err(other(e)),
         }
         if let Some(t) = self.refused_until
             && Instant::now() < t
         {
-            return Err(format!("{addr}: not a local address"));
+            return Err(BindError::NotLocal(format!("{addr}: not a local address")));
         }
         let ip = *addr.ip();
         if let Err(e) = ip_addr("add", ip).await {
             self.refused_until = Some(Instant::now() + RETRY);
-            return Err(e);
+            return Err(BindError::NotLocal(e));
         }
         self.added.insert(ip);
-        TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))
+        TcpListener::bind(addr).await.map_err(other)
     }
 
     /// Removes the addresses it added that no listener uses any more.
@@ -250,7 +256,8 @@ pub async fn run(
     let (slices, slice_feed) = watch(Api::<EndpointSlice>::all(client.clone()), changed.clone());
     let mut listeners: BTreeMap<SocketAddrV4, Listener> = BTreeMap::new();
     let mut local = LocalAddrs::default();
-    let mut warned = false;
+    let mut warned_not_local = false;
+    let mut warned_taken: BTreeSet<SocketAddrV4> = BTreeSet::new();
     let sync = async {
         let _ = tokio::join!(services.wait_until_ready(), slices.wait_until_ready());
         loop {
@@ -269,8 +276,8 @@ pub async fn run(
                         tracing::info!(%addr, backends = backends.len(), "proxying a Service");
                         listeners.insert(addr, Listener::serve(l, backends));
                     }
-                    Err(e) if !warned => {
-                        warned = true;
+                    Err(BindError::NotLocal(e)) if !warned_not_local => {
+                        warned_not_local = true;
                         let msg = format!(
                             "cluster IPs are not reachable on this host: {e}; \
                              the Service proxy needs root and iproute2 to add them to lo"
@@ -280,7 +287,19 @@ pub async fn run(
                             node_event(&client, node, "ClusterIPUnreachable", &msg).await;
                         }
                     }
-                    Err(e) => tracing::debug!(error = %e, "proxy listener"),
+                    Err(BindError::Other(e)) if warned_taken.insert(addr) => {
+                        let msg = format!(
+                            "cannot serve a cluster IP: {e} (another cluster on this host \
+                             with an overlapping --service-cluster-ip-range?)"
+                        );
+                        tracing::warn!("{msg}");
+                        if let Some(node) = &event_node {
+                            node_event(&client, node, "ClusterIPUnreachable", &msg).await;
+                        }
+                    }
+                    Err(BindError::NotLocal(e) | BindError::Other(e)) => {
+                        tracing::debug!(error = %e, "proxy listener")
+                    }
                 }
             }
             let used: BTreeSet<Ipv4Addr> = listeners.keys().map(|a| *a.ip()).collect();

@@ -13,8 +13,9 @@
 //! - only TCP (UDP and SCTP ports of a Service are not proxied), no session affinity,
 //!   no `internalTrafficPolicy`, NodePorts or load balancers;
 //! - cluster IPs are not local addresses on a plain host: the proxy adds each one it
-//!   serves to the loopback device (`ip addr add IP/32 dev lo`, root and iproute2
-//!   needed) and removes it again when the Service goes. Without that permission it
+//!   serves to the loopback device (`ip addr add IP/32 dev lo label lo:everynode`,
+//!   root and iproute2 needed) and removes it again when the Service goes or the proxy
+//!   stops; one left behind by a killed proxy is removed by the next. Without that permission it
 //!   says so once (log line and a Warning event on its Node) and the cluster IPs stay
 //!   unreachable; DNS and NodeIP + hostPort still work.
 //! - one proxy serves a whole host: the nodes `everynode up --runtime process` runs share
@@ -194,7 +195,13 @@ impl LocalAddrs {
     async fn bind(&mut self, addr: SocketAddrV4) -> Result<TcpListener, BindError> {
         let other = |e: std::io::Error| BindError::Other(format!("{addr}: {e}"));
         match TcpListener::bind(addr).await {
-            Ok(l) => return Ok(l),
+            Ok(l) => {
+                // Left behind by a proxy that was killed: ours to remove now.
+                if !addr.ip().is_loopback() && labelled().await.contains(addr.ip()) {
+                    self.added.insert(*addr.ip());
+                }
+                return Ok(l);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
             Err(e) => return Err(other(e)),
         }
@@ -224,11 +231,46 @@ impl LocalAddrs {
     }
 }
 
-/// `ip addr add|del IP/32 dev lo`; an address some other process already added counts
-/// as added.
+/// The label of the addresses the proxy adds to lo, so that a proxy can recognise (and
+/// remove) what an earlier one left behind.
+const LABEL: &str = "lo:everynode";
+
+/// The addresses on lo labelled [`LABEL`].
+async fn labelled() -> BTreeSet<Ipv4Addr> {
+    let Ok(out) = tokio::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "lo", "label", LABEL])
+        .output()
+        .await
+    else {
+        return BTreeSet::new();
+    };
+    parse_addrs(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The IPv4 addresses of `ip -4 -o addr show` output.
+fn parse_addrs(text: &str) -> BTreeSet<Ipv4Addr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            words.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// `ip addr add|del IP/32 dev lo label lo:everynode`; an address some other process
+/// already added counts as added.
 async fn ip_addr(verb: &str, ip: Ipv4Addr) -> Result<(), String> {
     let out = tokio::process::Command::new("ip")
-        .args(["addr", verb, &format!("{ip}/32"), "dev", "lo"])
+        .args([
+            "addr",
+            verb,
+            &format!("{ip}/32"),
+            "dev",
+            "lo",
+            "label",
+            LABEL,
+        ])
         .output()
         .await
         .map_err(|e| format!("running `ip addr {verb} {ip}/32 dev lo`: {e} (iproute2 needed)"))?;
@@ -438,6 +480,18 @@ mod tests {
             ),
         ];
         ServiceTable::build(&services, &slices)
+    }
+
+    #[test]
+    fn ip_output_parses() {
+        let text = "1: lo    inet 10.96.0.1/32 scope global lo:everynode\\       valid_lft forever\n\
+                    1: lo    inet 10.96.0.10/32 scope global lo:everynode\\       valid_lft forever\n";
+        let want: BTreeSet<Ipv4Addr> = ["10.96.0.1", "10.96.0.10"]
+            .iter()
+            .map(|s| s.parse().expect("ip"))
+            .collect();
+        assert_eq!(parse_addrs(text), want);
+        assert!(parse_addrs("").is_empty());
     }
 
     #[test]

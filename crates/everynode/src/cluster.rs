@@ -84,7 +84,7 @@ pub fn start_csr(client: kube::Client, signer: Option<everynode_controllers::csr
 
 /// Starts `count` process nodes in this process (`master`, tainted like the simulated
 /// one, then `node1`, `node2`, ...), node i on 127.0.0.(i+1) with its root directory in
-/// DATA_DIR/nodes/NAME. They run until `shutdown` turns true, then stop their processes.
+/// DATA_DIR/nodes/NAME, and the host's Service proxy. They run until `shutdown` turns true, then stop their processes.
 pub fn start_process_nodes(
     client: kube::Client,
     count: usize,
@@ -99,6 +99,14 @@ pub fn start_process_nodes(
         ));
     }
     let mut handles = Vec::new();
+    // One Service proxy for the host: the nodes share its addresses and ports.
+    if count > 0 {
+        handles.push(tokio::spawn(everynode_agent::process::proxy::run(
+            client.clone(),
+            Some("master".to_string()),
+            shutdown.clone(),
+        )));
+    }
     for (i, spec) in initial_nodes(count).into_iter().enumerate() {
         let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, i as u8 + 1));
         let root = data_dir.join("nodes").join(&spec.name);

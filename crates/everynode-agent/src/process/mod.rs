@@ -12,6 +12,8 @@
 //! - [`logs`]: log files (CRI format, rotated) and reading them; [`server`]: the
 //!   kubelet-style HTTPS endpoint `GET /containerLogs/{ns}/{pod}/{container}`.
 //! - [`host`]: capacity, node info, cgroup v2 limits.
+//! - [`proxy`]: the host's user-space Service proxy (ClusterIP:port to ready endpoints)
+//!   and the pods' hostPort forwards.
 
 pub mod backoff;
 pub mod env;
@@ -20,6 +22,7 @@ pub mod logs;
 pub mod pod;
 pub mod probe;
 pub mod procs;
+pub mod proxy;
 pub mod server;
 pub mod status;
 

@@ -97,6 +97,8 @@ pub struct Worker {
     stopping: bool,
     /// Whether the pod was told that its limits are not enforced (once per pod).
     limits_noted: bool,
+    /// NodeIP:hostPort forwards to the pod's container ports; dropped with the worker.
+    host_ports: Vec<super::proxy::Listener>,
 }
 
 fn restart_policy(pod: &Pod) -> String {
@@ -219,6 +221,7 @@ impl Worker {
             volume_retry: None,
             stopping: false,
             limits_noted: false,
+            host_ports: Vec::new(),
         }
     }
 
@@ -263,6 +266,8 @@ impl Worker {
             for c in &mut self.ctrs {
                 c.next_start = None;
             }
+        } else {
+            self.forward_host_ports().await;
         }
         loop {
             if self.deleting() {
@@ -974,6 +979,23 @@ impl Worker {
                 }
                 self.write_retry = !gone;
             }
+        }
+    }
+
+    /// Forwards NodeIP:hostPort to NodeIP:containerPort where the two differ (see
+    /// [`super::proxy::host_port_forwards`]); a port it cannot bind is reported.
+    async fn forward_host_ports(&mut self) {
+        let forwards = super::proxy::host_port_forwards(&self.pod);
+        let Ok(ip) = self.ctx.node_ip.parse::<std::net::Ipv4Addr>() else {
+            return;
+        };
+        if forwards.is_empty() {
+            return;
+        }
+        let (listeners, errors) = super::proxy::forward_host_ports(ip, &forwards).await;
+        self.host_ports = listeners;
+        for e in errors {
+            self.event("Warning", "HostPortUnavailable", &e).await;
         }
     }
 

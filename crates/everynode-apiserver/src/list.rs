@@ -46,6 +46,11 @@ impl Filter {
         self.label.is_empty() && self.field.is_none()
     }
 
+    /// No label or field selector: every object matches.
+    pub fn is_everything(&self) -> bool {
+        self.label.is_empty() && self.field.is_none()
+    }
+
     pub fn matches(&self, res: &ResourceInfo, obj: &Value) -> bool {
         if !self.label.is_empty() {
             let labels: BTreeMap<String, String> = obj

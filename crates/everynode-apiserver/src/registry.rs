@@ -266,6 +266,8 @@ pub struct Registry {
     pub store: Store,
     /// Service cluster IPs and node ports (`services.rs`).
     pub services: std::sync::Arc<ServiceAllocator>,
+    /// Store events decoded once for every watcher that receives them (`watch.rs`).
+    pub decoded: std::sync::Arc<crate::watch::DecodeCache>,
 }
 
 impl Registry {
@@ -276,7 +278,11 @@ impl Registry {
     /// A registry whose Services get addresses and node ports from `config`'s ranges.
     pub fn with_services(store: Store, config: ServiceConfig) -> Self {
         let services = std::sync::Arc::new(ServiceAllocator::load(&store, config));
-        Registry { store, services }
+        Registry {
+            store,
+            services,
+            decoded: Default::default(),
+        }
     }
 
     fn is_service(res: &ResourceInfo) -> bool {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -92,29 +93,131 @@ fn expired_event(requested: Revision, oldest: Revision) -> Bytes {
     line(&json!({ "type": "ERROR", "object": status }))
 }
 
-/// What one store event means for a watcher with this filter.
-fn transition(res: &ResourceInfo, filter: &Filter, ev: &Event) -> Option<(&'static str, Value)> {
-    let matches = |v: &Value| filter.matches(res, v);
-    match ev.kind {
+/// One store event, decoded once and shared by every watcher of its resource: the
+/// new (or last) object, the previous one when a selector needs it, and the JSON lines
+/// for watchers that want plain objects. With five watchers of pods (scheduler,
+/// DaemonSet controller, garbage collector, node agents, EndpointSlices) this turns five
+/// parses and five serializations of every pod write into one of each.
+pub struct Decoded {
+    res: &'static ResourceInfo,
+    obj: Option<Value>,
+    prev: OnceLock<Option<Value>>,
+    /// `ADDED`, `MODIFIED`, `DELETED` lines for `Output::Json`.
+    lines: [OnceLock<Bytes>; 3],
+}
+
+impl Decoded {
+    fn new(res: &'static ResourceInfo, ev: &Event) -> Decoded {
+        Decoded {
+            res,
+            obj: decode_at(res, &ev.kv.value, ev.revision).ok(),
+            prev: OnceLock::new(),
+            lines: Default::default(),
+        }
+    }
+
+    fn prev(&self, ev: &Event) -> Option<&Value> {
+        self.prev
+            .get_or_init(|| {
+                let p = ev.prev.as_ref()?;
+                decode_at(self.res, &p.value, p.mod_revision).ok()
+            })
+            .as_ref()
+    }
+
+    fn json_line(&self, kind: &'static str, obj: &Value) -> Bytes {
+        let i = match kind {
+            "ADDED" => 0,
+            "MODIFIED" => 1,
+            _ => 2,
+        };
+        self.lines[i]
+            .get_or_init(|| line(&json!({ "type": kind, "object": obj })))
+            .clone()
+    }
+}
+
+/// Slots of recently decoded events, by revision. A watcher that finds its event's
+/// slot taken by another revision (it lags far behind) decodes for itself.
+pub struct DecodeCache {
+    slots: Vec<Mutex<Option<(Revision, Arc<Decoded>)>>>,
+}
+
+const DECODE_SLOTS: usize = 8192;
+
+impl Default for DecodeCache {
+    fn default() -> Self {
+        DecodeCache {
+            slots: (0..DECODE_SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+}
+
+impl DecodeCache {
+    pub fn get(&self, res: &'static ResourceInfo, ev: &Event) -> Arc<Decoded> {
+        let Some(slot) = self.slots.get(ev.revision as usize % DECODE_SLOTS) else {
+            return Arc::new(Decoded::new(res, ev));
+        };
+        let mut slot = match slot.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((rev, d)) = slot.as_ref()
+            && *rev == ev.revision
+            && std::ptr::eq(d.res, res)
+        {
+            return d.clone();
+        }
+        let d = Arc::new(Decoded::new(res, ev));
+        *slot = Some((ev.revision, d.clone()));
+        d
+    }
+}
+
+/// What one store event means for a watcher with this filter: the event type, with
+/// the decoded event holding the object.
+fn transition(
+    cache: &DecodeCache,
+    res: &'static ResourceInfo,
+    filter: &Filter,
+    ev: &Event,
+) -> Option<(&'static str, Arc<Decoded>)> {
+    let d = cache.get(res, ev);
+    let obj = d.obj.as_ref()?;
+    let everything = filter.is_everything();
+    let matches = |v: &Value| everything || filter.matches(res, v);
+    let kind = match ev.kind {
         EventKind::Put => {
-            let new = decode_at(res, &ev.kv.value, ev.revision).ok()?;
-            let was = match &ev.prev {
-                Some(p) => decode_at(res, &p.value, p.mod_revision)
-                    .ok()
-                    .is_some_and(|o| matches(&o)),
+            let was = match ev.prev {
                 None => false,
+                Some(_) if everything => true,
+                Some(_) => d.prev(ev).is_some_and(matches),
             };
-            match (matches(&new), was) {
-                (true, true) => Some(("MODIFIED", new)),
-                (true, false) => Some(("ADDED", new)),
-                (false, true) => Some(("DELETED", new)),
-                (false, false) => None,
+            match (matches(obj), was) {
+                (true, true) => "MODIFIED",
+                (true, false) => "ADDED",
+                (false, true) => "DELETED",
+                (false, false) => return None,
             }
         }
         EventKind::Delete => {
-            let last = decode_at(res, &ev.kv.value, ev.revision).ok()?;
-            matches(&last).then_some(("DELETED", last))
+            if !matches(obj) {
+                return None;
+            }
+            "DELETED"
         }
+    };
+    Some((kind, d))
+}
+
+impl Encoder {
+    /// The line for an event from the shared decode: JSON watchers share one encoding.
+    fn shared_event(&mut self, kind: &'static str, d: &Decoded) -> Option<Bytes> {
+        let obj = d.obj.as_ref()?;
+        Some(match self.output {
+            Output::Json => d.json_line(kind, obj),
+            _ => self.event(kind, obj),
+        })
     }
 }
 
@@ -182,6 +285,7 @@ pub fn watch(
 
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let store = reg.store.clone();
+    let cache = reg.decoded.clone();
     let bookmark_every = cfg.bookmark_interval;
     let watch = store.watch(&prefix, start);
     tokio::spawn(async move {
@@ -207,8 +311,9 @@ pub fn watch(
                 ev = w.next() => match ev {
                     Some(Ok(ev)) => {
                         last_sent = last_sent.max(ev.revision);
-                        if let Some((kind, obj)) = transition(res, &filter, &ev)
-                            && tx.send(enc.event(kind, &obj)).await.is_err() { return; }
+                        if let Some((kind, d)) = transition(&cache, res, &filter, &ev)
+                            && let Some(b) = enc.shared_event(kind, &d)
+                            && tx.send(b).await.is_err() { return; }
                     }
                     Some(Err(WatchError::Compacted { requested, oldest })) => {
                         let _ = tx.send(expired_event(requested, oldest)).await;
@@ -224,8 +329,9 @@ pub fn watch(
                         match item {
                             Ok(ev) => {
                                 last_sent = last_sent.max(ev.revision);
-                                if let Some((kind, obj)) = transition(res, &filter, &ev)
-                                    && tx.send(enc.event(kind, &obj)).await.is_err() { return; }
+                                if let Some((kind, d)) = transition(&cache, res, &filter, &ev)
+                                    && let Some(b) = enc.shared_event(kind, &d)
+                                    && tx.send(b).await.is_err() { return; }
                             }
                             Err(WatchError::Compacted { requested, oldest }) => {
                                 let _ = tx.send(expired_event(requested, oldest)).await;

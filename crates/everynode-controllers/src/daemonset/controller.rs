@@ -228,23 +228,21 @@ impl Ctl {
         };
         let satisfied = self.satisfied(key);
         let ns = key.namespace.clone().unwrap_or_default();
-        let nodes: Vec<Node> = self.nodes.state().iter().map(|n| (**n).clone()).collect();
+        let nodes = self.nodes.state();
         let in_ns = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             m.namespace.as_deref() == Some(ns.as_str())
         };
-        let pods: Vec<Pod> = self
+        let pods: Vec<Arc<Pod>> = self
             .pods
             .state()
-            .iter()
+            .into_iter()
             .filter(|p| in_ns(&p.metadata))
-            .map(|p| (**p).clone())
             .collect();
-        let revisions: Vec<ControllerRevision> = self
+        let revisions: Vec<Arc<ControllerRevision>> = self
             .revisions
             .state()
-            .iter()
+            .into_iter()
             .filter(|r| in_ns(&r.metadata))
-            .map(|r| (**r).clone())
             .collect();
         let now = jiff::Timestamp::now();
         let plan = {

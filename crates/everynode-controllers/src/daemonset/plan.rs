@@ -30,6 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use std::sync::Arc;
 
 use everynode_api::hash::compute_template_hash;
 use everynode_api::scheduling::{
@@ -123,12 +124,12 @@ pub struct Observed<'a> {
     /// The DaemonSet being synced.
     pub ds: &'a DaemonSet,
     /// All nodes of the cluster.
-    pub nodes: &'a [Node],
+    pub nodes: &'a [Arc<Node>],
     /// Pods of the DaemonSet's namespace (all of them: the plan claims, adopts and
     /// releases; pods of other namespaces are ignored).
-    pub pods: &'a [Pod],
+    pub pods: &'a [Arc<Pod>],
     /// ControllerRevisions of the namespace (claimed like pods).
-    pub revisions: &'a [ControllerRevision],
+    pub revisions: &'a [Arc<ControllerRevision>],
     /// The time of this pass, for availability (`minReadySeconds`) and back-off.
     pub now: Timestamp,
     /// The creates/deletes of earlier passes have all been observed (or timed out). When
@@ -975,7 +976,7 @@ fn construct_history<'a>(
     let ds_namespace = opt_str(&ds.metadata.namespace);
     let template = &spec.template;
 
-    let in_namespace = |r: &&ControllerRevision| {
+    let in_namespace = |r: &&Arc<ControllerRevision>| {
         r.metadata
             .namespace
             .as_deref()

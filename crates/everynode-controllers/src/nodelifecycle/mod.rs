@@ -63,7 +63,7 @@ pub async fn run(client: kube::Client, grace: Duration) {
                 _ = changed.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
                 _ = tokio::time::sleep(wait) => {}
             }
-            let node_list: Vec<Node> = nodes.state().iter().map(|n| (**n).clone()).collect();
+            let node_list = nodes.state();
             let renewals: HashMap<String, jiff::Timestamp> = leases
                 .state()
                 .iter()
@@ -74,11 +74,10 @@ pub async fn run(client: kube::Client, grace: Duration) {
                     ))
                 })
                 .collect();
-            let pod_list: Vec<Pod> = pods
+            let pod_list: Vec<Arc<Pod>> = pods
                 .state()
-                .iter()
+                .into_iter()
                 .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
-                .map(|p| (**p).clone())
                 .collect();
             let (actions, next) = plan::plan(
                 &node_list,
@@ -98,7 +97,7 @@ pub async fn run(client: kube::Client, grace: Duration) {
     tokio::join!(feeds, worker);
 }
 
-async fn act(client: &kube::Client, events: &Recorder, nodes: &[Node], action: Action) {
+async fn act(client: &kube::Client, events: &Recorder, nodes: &[Arc<Node>], action: Action) {
     let node_api: Api<Node> = Api::all(client.clone());
     let find = |name: &str| {
         nodes
@@ -133,7 +132,7 @@ async fn act(client: &kube::Client, events: &Recorder, nodes: &[Node], action: A
             if let Some(n) = find(&node) {
                 events
                     .record(
-                        n,
+                        &**n,
                         "Normal",
                         "NodeNotReady",
                         &format!("Node {node} status is now: NodeNotReady"),

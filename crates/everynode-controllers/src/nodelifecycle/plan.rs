@@ -9,6 +9,7 @@
 //!   them, or when its `tolerationSeconds` since the taint was added have passed. Daemon
 //!   pods tolerate unreachable/not-ready without a limit, so they stay.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -66,10 +67,10 @@ fn secs(d: Duration) -> i64 {
 
 /// Decides every action at `now`; also returns when to look again (the next grace
 /// expiry or toleration deadline), if any.
-pub fn plan(
-    nodes: &[Node],
+pub fn plan<N: Borrow<Node>, P: Borrow<Pod>>(
+    nodes: &[N],
     leases: &HashMap<String, Timestamp>,
-    pods: &[Pod],
+    pods: &[P],
     now: Timestamp,
     grace: Duration,
 ) -> (Vec<Action>, Option<Duration>) {
@@ -78,6 +79,7 @@ pub fn plan(
     let mut soon = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
     let mut tainted: HashMap<&str, Vec<Taint>> = HashMap::new();
     for node in nodes {
+        let node: &Node = node.borrow();
         let Some(name) = node.metadata.name.as_deref() else {
             continue;
         };
@@ -149,6 +151,7 @@ pub fn plan(
         }
     }
     for pod in pods {
+        let pod: &Pod = pod.borrow();
         let Some(spec) = pod.spec.as_ref() else {
             continue;
         };

@@ -394,11 +394,12 @@ fn world(ds: DaemonSet, nodes: Vec<Node>, pods: Vec<Pod>) -> World {
 
 impl World {
     fn plan(&self) -> Plan {
+        let shared = |v: &[_]| v.iter().cloned().map(std::sync::Arc::new).collect::<Vec<_>>();
         plan(&Observed {
             ds: &self.ds,
-            nodes: &self.nodes,
-            pods: &self.pods,
-            revisions: &self.revisions,
+            nodes: &shared(&self.nodes),
+            pods: &shared(&self.pods),
+            revisions: &shared(&self.revisions),
             now: self.now,
             expectations_satisfied: self.expectations_satisfied,
             failed_pod_backoff: &self.backoff,

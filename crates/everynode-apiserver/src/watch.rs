@@ -140,8 +140,11 @@ impl Decoded {
 /// Slots of recently decoded events, by revision. A watcher that finds its event's
 /// slot taken by another revision (it lags far behind) decodes for itself.
 pub struct DecodeCache {
-    slots: Vec<Mutex<Option<(Revision, Arc<Decoded>)>>>,
+    slots: Vec<Mutex<Option<Slot>>>,
 }
+
+/// A decoded event and the revision it belongs to.
+type Slot = (Revision, Arc<Decoded>);
 
 const DECODE_SLOTS: usize = 8192;
 

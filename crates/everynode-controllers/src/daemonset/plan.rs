@@ -29,8 +29,8 @@
 //! creates go out in [`slow_start_batches`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use everynode_api::hash::compute_template_hash;
 use everynode_api::scheduling::{

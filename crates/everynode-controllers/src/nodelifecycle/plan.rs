@@ -243,7 +243,7 @@ mod tests {
         let (actions, next) = plan(
             &[node("n", "True", 0, json!([]))],
             &leases,
-            &[],
+            &[] as &[Pod],
             at(110),
             GRACE,
         );
@@ -256,7 +256,7 @@ mod tests {
         let (actions, _) = plan(
             &[node("n", "True", 0, json!([]))],
             &HashMap::new(),
-            &[],
+            &[] as &[Pod],
             at(41),
             GRACE,
         );
@@ -330,7 +330,7 @@ mod tests {
         let (actions, _) = plan(
             &[node("n", "True", 100, taints)],
             &leases,
-            &[],
+            &[] as &[Pod],
             at(101),
             GRACE,
         );
@@ -347,7 +347,7 @@ mod tests {
         let (actions, _) = plan(
             &[node("n", "False", 100, json!([]))],
             &leases,
-            &[],
+            &[] as &[Pod],
             at(101),
             GRACE,
         );

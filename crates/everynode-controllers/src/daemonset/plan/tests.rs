@@ -394,7 +394,9 @@ fn world(ds: DaemonSet, nodes: Vec<Node>, pods: Vec<Pod>) -> World {
 
 impl World {
     fn plan(&self) -> Plan {
-        let shared = |v: &[_]| v.iter().cloned().map(std::sync::Arc::new).collect::<Vec<_>>();
+        fn shared<T: Clone>(v: &[T]) -> Vec<std::sync::Arc<T>> {
+            v.iter().cloned().map(std::sync::Arc::new).collect()
+        }
         plan(&Observed {
             ds: &self.ds,
             nodes: &shared(&self.nodes),

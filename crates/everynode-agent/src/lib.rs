@@ -13,5 +13,9 @@ pub mod sim;
 pub const RUNTIME_ANNOTATION: &str = "everynode.io/runtime";
 /// Annotation holding a simulated node's index, from which its addresses derive.
 pub const SIM_INDEX_ANNOTATION: &str = "everynode.io/sim-index";
+/// Annotation that stops a simulated node (value `"true"`): the fleet stops renewing its
+/// Lease, posting its status and playing the kubelet for its pods, as if the machine had
+/// gone silent, until the annotation is removed (`everynode node stop|start`).
+pub const SIM_STOPPED_ANNOTATION: &str = "everynode.io/sim-stopped";
 /// The Kubernetes release the agent reports as its kubelet version.
 pub const KUBELET_VERSION: &str = "v1.33.0";

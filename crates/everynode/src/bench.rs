@@ -90,7 +90,15 @@ pub async fn run(cmd: BenchCmd) -> Result<(), String> {
             max_unavailable,
             timeout,
             json,
-        } => rollout(nodes.max(1), max_unavailable, Duration::from_secs(timeout), json).await,
+        } => {
+            rollout(
+                nodes.max(1),
+                max_unavailable,
+                Duration::from_secs(timeout),
+                json,
+            )
+            .await
+        }
     }
 }
 
@@ -1076,7 +1084,9 @@ pub fn parse_max_unavailable(s: &str) -> Result<IntOrString, String> {
         .ok()
         .filter(|n| *n >= 0)
         .map(IntOrString::Int)
-        .ok_or_else(|| format!("{s:?}: want a number of nodes (e.g. 50) or a percentage (e.g. 10%)"))
+        .ok_or_else(|| {
+            format!("{s:?}: want a number of nodes (e.g. 50) or a percentage (e.g. 10%)")
+        })
 }
 
 /// `maxUnavailable` resolved against `desired` nodes as the DaemonSet controller does it
@@ -1281,7 +1291,8 @@ async fn measure_rollout(
     let store = &cluster.store;
 
     progress("creating the DaemonSet and waiting for it to converge (not timed) ...");
-    let strategy = json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": max_unavailable } });
+    let strategy =
+        json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": max_unavailable } });
     let ds: DaemonSet =
         serde_json::from_value(bench_daemonset(Some(strategy))).map_err(|e| e.to_string())?;
     let ds_api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), "default");

@@ -1172,10 +1172,8 @@ fn min_ready_seconds_delays_availability_and_holds_the_next_node() {
 /// Like [`daemonset`] but with no tolerations of its own: only the automatic daemon
 /// ones, so it leaves a node tainted `unreachable:NoSchedule` (and the master).
 fn intolerant_daemonset(name: &str, image: &str, extra: &str) -> String {
-    daemonset(name, image, &rolling("1", "0"), extra).replace(
-        "      tolerations:\n      - operator: Exists\n",
-        "",
-    )
+    daemonset(name, image, &rolling("1", "0"), extra)
+        .replace("      tolerations:\n      - operator: Exists\n", "")
 }
 
 fn node_ready(s: &Server, node: &str) -> String {
@@ -1231,7 +1229,10 @@ fn a_node_going_silent_mid_rollout_does_not_hold_the_rollout_hostage() {
     // silent node stays desired; `plain` has only the automatic daemon tolerations, so
     // the unreachable NoSchedule taint takes a silent node out of its desired set.
     let extra = "  minReadySeconds: 4";
-    apply(&s, &daemonset("open", "busybox:v1", &rolling("1", "0"), extra));
+    apply(
+        &s,
+        &daemonset("open", "busybox:v1", &rolling("1", "0"), extra),
+    );
     apply(&s, &intolerant_daemonset("plain", "busybox:v1", extra));
     rollout_done(&s, "open");
     rollout_done(&s, "plain");
@@ -1272,9 +1273,12 @@ fn a_node_going_silent_mid_rollout_does_not_hold_the_rollout_hostage() {
     });
     // `plain` no longer wants the tainted node (status counts as on Kubernetes); once
     // the controller has seen that, the silent node's pods are off-limits to the rollout.
-    status_until(&s, "plain", "the silent node to leave plain's desired set", |st| {
-        num(st, "desiredNumberScheduled") == 3
-    });
+    status_until(
+        &s,
+        "plain",
+        "the silent node to leave plain's desired set",
+        |st| num(st, "desiredNumberScheduled") == 3,
+    );
     let frozen: Vec<(&str, Vec<(String, String, bool)>)> = ["open", "plain"]
         .into_iter()
         .map(|app| (app, pods_on(&s, app, &silent)))
@@ -1317,7 +1321,10 @@ fn a_node_going_silent_mid_rollout_does_not_hold_the_rollout_hostage() {
         "{verdict}"
     );
     let o = s.kubectl(&["rollout", "status", "ds/open", "--timeout=2s"]);
-    assert!(!o.status.success(), "open cannot finish without the silent node");
+    assert!(
+        !o.status.success(),
+        "open cannot finish without the silent node"
+    );
 
     // Back online, the node is updated like any other.
     let o = s.everynode(&["node", "start", &silent]);
@@ -1334,8 +1341,15 @@ fn a_node_going_silent_mid_rollout_does_not_hold_the_rollout_hostage() {
         assert_eq!(num(&st, "desiredNumberScheduled"), count, "{app}: {st}");
         let pods = pods(&s, app);
         assert_eq!(pods.len() as i64, count, "{app}: {pods:?}");
-        assert!(pods.values().all(|(_, h, _)| h == new_hash), "{app}: {pods:?}");
-        assert!(pods_on(&s, app, &silent).iter().all(|(_, h, t)| h == new_hash && !t));
+        assert!(
+            pods.values().all(|(_, h, _)| h == new_hash),
+            "{app}: {pods:?}"
+        );
+        assert!(
+            pods_on(&s, app, &silent)
+                .iter()
+                .all(|(_, h, t)| h == new_hash && !t)
+        );
     }
 }
 

@@ -365,7 +365,8 @@ fn node_name_in(value: &[u8]) -> Option<String> {
 /// opened, in the order the store wrote them. Where it matters, the node the pod is bound
 /// to is kept too. The stored objects are compact JSON, so a byte search tells a binding
 /// (`"nodeName":` appears), a start (`"phase":"Running"` appears) and a graceful deletion
-/// (`"deletionTimestamp":` appears) apart without decoding the pod.
+/// (`"deletionTimestamp":` appears) apart without decoding the pod. The writes of every
+/// other resource are only timed (`other`, by resource).
 #[derive(Clone, Debug, Default)]
 struct PodLog {
     created: Vec<Duration>,
@@ -373,6 +374,7 @@ struct PodLog {
     running: Vec<(Duration, String)>,
     deleting: Vec<(Duration, String)>,
     removed: Vec<Duration>,
+    other: std::collections::BTreeMap<String, Vec<Duration>>,
 }
 
 fn nth(times: &[Duration], n: usize) -> Option<Duration> {
@@ -387,7 +389,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts recording the pod writes after revision `after` into a [`PodLog`]; stop it with
+/// Starts recording the writes after revision `after` into a [`PodLog`]; stop it with
 /// [`finish_recording`].
 fn record_pods(
     store: everynode_store::Store,
@@ -402,12 +404,22 @@ fn record_pods(
     let task = {
         let log = log.clone();
         tokio::spawn(async move {
-            let Ok(mut events) = store.watch("/registry/pods/default/", after) else {
+            let Ok(mut events) = store.watch("/registry/", after) else {
                 return;
             };
             while let Some(Ok(e)) = events.next().await {
                 let at = start.elapsed();
                 let mut log = lock(&log);
+                if !e.kv.key.starts_with("/registry/pods/default/") {
+                    let resource = e.kv.key.split('/').nth(2).unwrap_or("?");
+                    match log.other.get_mut(resource) {
+                        Some(times) => times.push(at),
+                        None => {
+                            log.other.insert(resource.to_string(), vec![at]);
+                        }
+                    }
+                    continue;
+                }
                 if e.kind == everynode_store::EventKind::Delete {
                     log.removed.push(at);
                     continue;
@@ -1182,6 +1194,17 @@ async fn rollout(
     let deleting = histogram(m.log.deleting.iter().map(|e| e.0), buckets);
     let created = histogram(m.log.created.iter().copied(), buckets);
     let running = histogram(m.log.running.iter().map(|e| e.0), buckets);
+    let writes_of = |resource: &str| {
+        histogram(
+            m.log.other.get(resource).into_iter().flatten().copied(),
+            buckets,
+        )
+    };
+    let (lease_writes, event_writes, ds_status) = (
+        writes_of("leases"),
+        writes_of("events"),
+        writes_of("daemonsets"),
+    );
     let ds_writes = m.writes.by_resource.get("daemonsets").copied().unwrap_or(0);
     if json_out {
         let mut out = json!({
@@ -1212,6 +1235,8 @@ async fn rollout(
             json!({ "timeline": {
                 "bucket_ms": TIMELINE_BUCKET.as_millis() as u64,
                 "deleting": deleting, "created": created, "running": running,
+                "lease_writes": lease_writes, "event_writes": event_writes,
+                "daemonset_writes": ds_status,
             }}),
         );
         println!("{out}");
@@ -1257,17 +1282,24 @@ async fn rollout(
         floor.print(secs, w.api_writes);
         let row = |v: &[u32]| {
             v.iter()
-                .map(|n| format!("{n:>4}"))
+                .map(|n| format!("{n:>5}"))
                 .collect::<Vec<_>>()
                 .join("")
         };
         println!(
-            "  per {} ms: marked for deletion / created / Running",
+            "  per {} ms: pods marked for deletion / created / Running; Lease, Event and DaemonSet writes",
             TIMELINE_BUCKET.as_millis()
         );
-        println!("    {}", row(&deleting));
-        println!("    {}", row(&created));
-        println!("    {}", row(&running));
+        for r in [
+            &deleting,
+            &created,
+            &running,
+            &lease_writes,
+            &event_writes,
+            &ds_status,
+        ] {
+            println!("    {}", row(r));
+        }
     }
     Ok(())
 }

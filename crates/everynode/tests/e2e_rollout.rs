@@ -1188,8 +1188,11 @@ fn node_ready(s: &Server, node: &str) -> String {
     .to_string()
 }
 
-/// Every pod of `app` on `node` (live or terminating): (name, hash, terminating).
-fn pods_on(s: &Server, app: &str, node: &str) -> Vec<(String, String, bool)> {
+/// A pod as `(name, controller-revision-hash, terminating)`.
+type PodBrief = (String, String, bool);
+
+/// Every pod of `app` on `node` (live or terminating).
+fn pods_on(s: &Server, app: &str, node: &str) -> Vec<PodBrief> {
     let selector = format!("app={app}");
     let v = s.json(&["get", "pods", "-l", &selector]);
     v["items"]
@@ -1279,7 +1282,7 @@ fn a_node_going_silent_mid_rollout_does_not_hold_the_rollout_hostage() {
         "the silent node to leave plain's desired set",
         |st| num(st, "desiredNumberScheduled") == 3,
     );
-    let frozen: Vec<(&str, Vec<(String, String, bool)>)> = ["open", "plain"]
+    let frozen: Vec<(&str, Vec<PodBrief>)> = ["open", "plain"]
         .into_iter()
         .map(|app| (app, pods_on(&s, app, &silent)))
         .collect();

@@ -2777,6 +2777,9 @@ fn min_ready_seconds_decides_availability_in_the_rolling_update() {
     }
 }
 
+/// A change to the world before a given pass: `(pass, change)`.
+type Change = (i64, fn(&mut World));
+
 /// A rollout played pass by pass, one second apart, the way the cluster answers the
 /// plan: a deleted pod is terminating until the next pass and gone at it (its kubelet
 /// confirms), a created pod is bound at once and not Ready until the next pass.
@@ -2892,7 +2895,7 @@ impl Rollout {
 
     /// Passes until done (at most 100), with `change` applied to the world before the
     /// pass of that number.
-    fn run(mut self, change: Option<(i64, fn(&mut World))>) -> Rollout {
+    fn run(mut self, change: Option<Change>) -> Rollout {
         while !self.done() {
             assert!(
                 self.pass < 100,

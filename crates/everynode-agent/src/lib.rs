@@ -25,5 +25,9 @@ pub const SIM_INDEX_ANNOTATION: &str = "everynode.io/sim-index";
 /// Annotation on a Node run by its own `everynode agent` process (value: the runtime);
 /// `everynode up`'s simulated fleet leaves such nodes alone.
 pub const AGENT_ANNOTATION: &str = "everynode.io/agent";
+/// Annotation that stops a simulated node (value `"true"`): the fleet stops renewing its
+/// Lease, posting its status and playing the kubelet for its pods, as if the machine had
+/// gone silent, until the annotation is removed (`everynode node stop|start`).
+pub const SIM_STOPPED_ANNOTATION: &str = "everynode.io/sim-stopped";
 /// The Kubernetes release the agent reports as its kubelet version.
 pub const KUBELET_VERSION: &str = "v1.33.0";

@@ -132,6 +132,7 @@ pub async fn run_process_node(
         r = supervise(client.clone(), name, None) => r.map_err(|e| match e {
             SimError::Kube(e) => ProcessError::Kube(e),
             SimError::Json(e) => ProcessError::Json(e),
+            e @ SimError::NotSimulated(_) => ProcessError::Io(std::io::Error::other(e.to_string())),
         }),
     }
 }

@@ -10,6 +10,9 @@
 //! container stops immediately, well within any grace period).
 //!
 //! Adding a node is creating such a Node ([`register`]); removing one is deleting it.
+//! Annotating it `everynode.io/sim-stopped: "true"` ([`set_stopped`]) silences it: no
+//! Lease renewals, no status, no pod started or confirmed deleted, until the annotation
+//! goes and the node catches up on what it missed.
 //! Thousands of nodes cost one pod watch, one node watch and one lease loop, and a few
 //! bytes of state per node.
 
@@ -24,7 +27,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use crate::{KUBELET_VERSION, RUNTIME_ANNOTATION, SIM_INDEX_ANNOTATION};
+use crate::{KUBELET_VERSION, RUNTIME_ANNOTATION, SIM_INDEX_ANNOTATION, SIM_STOPPED_ANNOTATION};
 
 /// How simulated nodes behave.
 #[derive(Clone, Debug)]
@@ -223,6 +226,34 @@ pub enum SimError {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    #[error("node {0:?} is not a simulated node")]
+    NotSimulated(String),
+}
+
+/// Whether the node carries `everynode.io/sim-stopped: "true"`.
+fn sim_stopped(node: &Node) -> bool {
+    node.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SIM_STOPPED_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
+/// Stops (`true`) or restarts (`false`) a simulated node: sets or removes its
+/// `everynode.io/sim-stopped` annotation, which the fleet follows. Fails for a node that
+/// does not exist or is not simulated.
+pub async fn set_stopped(client: &kube::Client, name: &str, stopped: bool) -> Result<(), SimError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes.get(name).await?;
+    if sim_index(&node).is_none() {
+        return Err(SimError::NotSimulated(name.to_string()));
+    }
+    let value = if stopped { json!("true") } else { Value::Null };
+    let patch = json!({ "metadata": { "annotations": { SIM_STOPPED_ANNOTATION: value } } });
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
 }
 
 fn sim_index(node: &Node) -> Option<u32> {
@@ -312,6 +343,8 @@ struct SimNode {
     uid: String,
     index: u32,
     pods_started: u32,
+    /// Stopped with `everynode.io/sim-stopped`: silent until the annotation goes.
+    stopped: bool,
 }
 
 #[derive(Default)]
@@ -426,22 +459,34 @@ impl Fleet {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
             .is_some_and(|c| c.status == "True");
-        {
+        let stopped = sim_stopped(&node);
+        let uid = node.metadata.uid.clone().unwrap_or_default();
+        let resumed = {
             let mut st = self.state();
             let entry = st.nodes.entry(name.clone()).or_insert_with(|| SimNode {
                 ip: node_ip(index),
                 uid: String::new(),
                 index,
                 pods_started: 0,
+                stopped,
             });
-            entry.uid = node.metadata.uid.clone().unwrap_or_default();
+            entry.uid = uid.clone();
             entry.index = index;
+            std::mem::replace(&mut entry.stopped, stopped) && !stopped
+        };
+        if stopped || (ready && !resumed) {
+            return;
         }
-        if !ready {
-            // The node lifecycle controller marked it Unknown while its lease lapsed (say,
-            // everynode was stopped); a kubelet posts Ready again, and so does the fleet.
-            let api: Api<Node> = Api::all(self.client.clone());
-            tokio::spawn(async move {
+        // Back from a stop, or marked Unknown while its lease lapsed (say, everynode was
+        // stopped): a kubelet renews its lease and posts Ready again, and so does the
+        // fleet; after a stop it also catches up on the pods bound to it meanwhile.
+        let fleet = self.clone();
+        tokio::spawn(async move {
+            if resumed && let Err(e) = fleet.renew_lease(&name, &uid).await {
+                tracing::debug!(node = %name, error = %e, "sim fleet: lease renewal");
+            }
+            if !ready {
+                let api: Api<Node> = Api::all(fleet.client.clone());
                 let t = now();
                 let patch = json!({ "status": { "conditions": node_conditions(&t, &t) } });
                 if let Err(e) = api
@@ -450,8 +495,16 @@ impl Fleet {
                 {
                     tracing::debug!(node = %name, error = %e, "sim fleet: posting Ready");
                 }
-            });
-        }
+            }
+            if resumed {
+                let pods: Api<Pod> = Api::all(fleet.client.clone());
+                let lp = ListParams::default().fields(&format!("spec.nodeName={name}"));
+                match pods.list(&lp).await {
+                    Ok(list) => list.items.into_iter().for_each(|p| fleet.observe_pod(p)),
+                    Err(e) => tracing::warn!(node = %name, error = %e, "sim fleet: listing pods"),
+                }
+            }
+        });
     }
 
     /// A watch error (the watcher retries with back-off). An agent running one node
@@ -473,6 +526,7 @@ impl Fleet {
                 .state()
                 .nodes
                 .iter()
+                .filter(|(_, n)| !n.stopped)
                 .map(|(name, n)| (name.clone(), n.uid.clone()))
                 .collect();
             futures::stream::iter(nodes)
@@ -558,6 +612,11 @@ impl Fleet {
         let Some(sim) = st.nodes.get_mut(&node) else {
             return;
         };
+        if sim.stopped {
+            // A silent node's kubelet neither starts pods nor confirms their deletion; the
+            // node catches up when it comes back.
+            return;
+        }
         if pod.metadata.deletion_timestamp.is_some() {
             if st.pods.insert(uid, Stage::Terminating) != Some(Stage::Terminating) {
                 tokio::spawn(self.clone().finish_delete(pod));

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -42,6 +43,25 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// One DaemonSet on N simulated nodes in this process, converged first (not timed);
+    /// then its image changes and the rolling update is timed until every pod runs the
+    /// new revision, Running and Ready, and the DaemonSet's status says so.
+    Rollout {
+        /// Number of simulated worker nodes (and so of daemon pods).
+        #[arg(long, default_value_t = 1_000)]
+        nodes: usize,
+        /// The DaemonSet's `rollingUpdate.maxUnavailable`: a number of nodes or a
+        /// percentage (`10%`).
+        #[arg(long, default_value = "10%", value_parser = parse_max_unavailable)]
+        max_unavailable: IntOrString,
+        /// Give up when the DaemonSet has not converged, or the rollout not completed,
+        /// after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cmd: BenchCmd) -> Result<(), String> {
@@ -61,6 +81,20 @@ pub async fn run(cmd: BenchCmd) -> Result<(), String> {
                 nodes.max(1),
                 Duration::from_secs(timeout),
                 Duration::from_secs(idle_seconds),
+                json,
+            )
+            .await
+        }
+        BenchCmd::Rollout {
+            nodes,
+            max_unavailable,
+            timeout,
+            json,
+        } => {
+            rollout(
+                nodes.max(1),
+                max_unavailable,
+                Duration::from_secs(timeout),
                 json,
             )
             .await
@@ -244,32 +278,43 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
 }
 
 // ---------------------------------------------------------------------------------------
-// `bench converge`
+// ---------------------------------------------------------------------------------------
+// In-process cluster benchmarks: `bench converge` and `bench rollout`
 // ---------------------------------------------------------------------------------------
 
-/// How many times `bench converge` measures its floor (the median is reported).
+/// How many times the in-process benchmarks measure their floor (the median is reported).
 const FLOOR_RUNS: usize = 3;
 
 /// The batch of the reference floor: the DaemonSet controller's create burst, the most
 /// writes any one component of this workload keeps in flight.
 const REFERENCE_BATCH: usize = 64;
 
-/// The DaemonSet `bench converge` rolls out: one nginx container, nothing to tolerate.
-const CONVERGE_DS: &str = "bench-nginx";
+/// The DaemonSet the in-process benchmarks roll out: one nginx container, nothing to
+/// tolerate.
+const BENCH_DS: &str = "bench-nginx";
+/// Its image, and the one `bench rollout` changes it to.
+const BENCH_IMAGE: &str = "nginx:1.27";
+const ROLLOUT_IMAGE: &str = "nginx:1.28";
 
-fn converge_daemonset() -> serde_json::Value {
-    json!({
+/// The benchmark DaemonSet, with `updateStrategy` when one is given (else the API's
+/// default: RollingUpdate, maxUnavailable 1).
+fn bench_daemonset(update_strategy: Option<serde_json::Value>) -> serde_json::Value {
+    let mut ds = json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
-        "metadata": { "name": CONVERGE_DS, "namespace": "default", "labels": { "app": CONVERGE_DS } },
+        "metadata": { "name": BENCH_DS, "namespace": "default", "labels": { "app": BENCH_DS } },
         "spec": {
-            "selector": { "matchLabels": { "app": CONVERGE_DS } },
+            "selector": { "matchLabels": { "app": BENCH_DS } },
             "template": {
-                "metadata": { "labels": { "app": CONVERGE_DS } },
-                "spec": { "containers": [{ "name": "nginx", "image": "nginx:1.27",
+                "metadata": { "labels": { "app": BENCH_DS } },
+                "spec": { "containers": [{ "name": "nginx", "image": BENCH_IMAGE,
                                            "ports": [{ "name": "http", "containerPort": 80 }] }] },
             },
         },
-    })
+    });
+    if let Some(strategy) = update_strategy {
+        ds["spec"]["updateStrategy"] = strategy;
+    }
+    ds
 }
 
 /// CPU time (user + system, all threads) this process has used so far. `/proc` counts it
@@ -303,9 +348,119 @@ fn converged(ds: &k8s_openapi::api::apps::v1::DaemonSet, n: usize) -> bool {
         && st.number_available == Some(n)
 }
 
-/// When the last of the N daemon pods was created, bound and reported Running, from the
-/// store's own event stream (so measuring it costs no API call). A stage never reached
-/// stays `None`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The node a stored pod is bound to (`"nodeName":"…"` in its compact JSON).
+fn node_name_in(value: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"nodeName\":\"";
+    let at = value.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = value.get(at..)?.iter().position(|&b| b == b'"')?;
+    String::from_utf8(value.get(at..at + len)?.to_vec()).ok()
+}
+
+/// What happened to the pods of the default namespace during a measured window, from the
+/// store's own event stream (so recording it costs no API call), as times since the window
+/// opened, in the order the store wrote them. Where it matters, the node the pod is bound
+/// to is kept too. The stored objects are compact JSON, so a byte search tells a binding
+/// (`"nodeName":` appears), a start (`"phase":"Running"` appears) and a graceful deletion
+/// (`"deletionTimestamp":` appears) apart without decoding the pod. The writes of every
+/// other resource are only timed (`other`, by resource).
+#[derive(Clone, Debug, Default)]
+struct PodLog {
+    created: Vec<Duration>,
+    bound: Vec<Duration>,
+    running: Vec<(Duration, String)>,
+    deleting: Vec<(Duration, String)>,
+    removed: Vec<Duration>,
+    other: std::collections::BTreeMap<String, Vec<Duration>>,
+}
+
+fn nth(times: &[Duration], n: usize) -> Option<Duration> {
+    n.checked_sub(1).and_then(|i| times.get(i)).copied()
+}
+
+fn nth_of(events: &[(Duration, String)], n: usize) -> Option<Duration> {
+    n.checked_sub(1).and_then(|i| events.get(i)).map(|e| e.0)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts recording the writes after revision `after` into a [`PodLog`]; stop it with
+/// [`finish_recording`].
+fn record_pods(
+    store: everynode_store::Store,
+    after: everynode_store::Revision,
+    start: Instant,
+) -> (
+    std::sync::Arc<std::sync::Mutex<PodLog>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures::StreamExt;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(PodLog::default()));
+    let task = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let Ok(mut events) = store.watch("/registry/", after) else {
+                return;
+            };
+            while let Some(Ok(e)) = events.next().await {
+                let at = start.elapsed();
+                let mut log = lock(&log);
+                if !e.kv.key.starts_with("/registry/pods/default/") {
+                    let resource = e.kv.key.split('/').nth(2).unwrap_or("?");
+                    match log.other.get_mut(resource) {
+                        Some(times) => times.push(at),
+                        None => {
+                            log.other.insert(resource.to_string(), vec![at]);
+                        }
+                    }
+                    continue;
+                }
+                if e.kind == everynode_store::EventKind::Delete {
+                    log.removed.push(at);
+                    continue;
+                }
+                let prev = e.prev.as_ref().map(|p| &p.value[..]);
+                let newly = |needle: &[u8]| {
+                    contains(&e.kv.value, needle) && !prev.is_some_and(|p| contains(p, needle))
+                };
+                let node = || node_name_in(&e.kv.value).unwrap_or_default();
+                if prev.is_none() {
+                    log.created.push(at);
+                }
+                if newly(b"\"nodeName\":") {
+                    log.bound.push(at);
+                }
+                if newly(b"\"phase\":\"Running\"") {
+                    log.running.push((at, node()));
+                }
+                if newly(b"\"deletionTimestamp\":") {
+                    log.deleting.push((at, node()));
+                }
+            }
+        })
+    };
+    (log, task)
+}
+
+/// Waits (at most 5 s) until the log holds what `done` wants — the store's event stream
+/// may trail the moment the status was seen complete — then stops recording.
+async fn finish_recording(
+    log: std::sync::Arc<std::sync::Mutex<PodLog>>,
+    task: tokio::task::JoinHandle<()>,
+    done: impl Fn(&PodLog) -> bool,
+) -> PodLog {
+    let _ = wait_for(Duration::from_secs(5), "the pod log", || done(&lock(&log))).await;
+    task.abort();
+    std::mem::take(&mut *lock(&log))
+}
+
+/// When the last of the N daemon pods was created, bound and reported Running. A stage
+/// never reached stays `None`.
 #[derive(Clone, Copy, Debug, Default)]
 struct PodTimeline {
     created: Option<Duration>,
@@ -313,78 +468,14 @@ struct PodTimeline {
     running: Option<Duration>,
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Follows the pod writes after `after` until `n` pods have been created, bound and
-/// reported Running. The stored objects are compact JSON, so a byte search tells a
-/// binding (`"nodeName":` appears) and a start (`"phase":"Running"` appears) apart
-/// without decoding the pod.
-async fn pod_timeline(
-    store: everynode_store::Store,
-    after: everynode_store::Revision,
-    start: Instant,
-    n: usize,
-) -> PodTimeline {
-    use futures::StreamExt;
-    let mut t = PodTimeline::default();
-    let Ok(mut events) = store.watch("/registry/pods/default/", after) else {
-        return t;
-    };
-    let (mut created, mut bound, mut running) = (0usize, 0usize, 0usize);
-    let newly = |e: &everynode_store::Event, needle: &[u8]| {
-        contains(&e.kv.value, needle)
-            && !e.prev.as_ref().is_some_and(|p| contains(&p.value, needle))
-    };
-    while let Some(Ok(e)) = events.next().await {
-        if e.kind != everynode_store::EventKind::Put {
-            continue;
-        }
-        if e.prev.is_none() {
-            created += 1;
-        }
-        if newly(&e, b"\"nodeName\":") {
-            bound += 1;
-        }
-        if newly(&e, b"\"phase\":\"Running\"") {
-            running += 1;
-        }
-        for (count, at) in [
-            (created, &mut t.created),
-            (bound, &mut t.bound),
-            (running, &mut t.running),
-        ] {
-            if count >= n && at.is_none() {
-                *at = Some(start.elapsed());
-            }
-        }
-        if t.running.is_some() && t.bound.is_some() && t.created.is_some() {
-            break;
+impl PodTimeline {
+    fn of(log: &PodLog, n: usize) -> PodTimeline {
+        PodTimeline {
+            created: nth(&log.created, n),
+            bound: nth(&log.bound, n),
+            running: nth_of(&log.running, n),
         }
     }
-    t
-}
-
-/// What the measured part of `bench converge` found.
-struct Converged {
-    register: Duration,
-    timeline: PodTimeline,
-    elapsed: Duration,
-    /// CPU time the whole process used while converging.
-    cpu: Option<Duration>,
-    api_writes: u64,
-    commits: u64,
-    peak_rss: u64,
-    /// Resident memory with the nodes registered, just before the DaemonSet.
-    rss_before: u64,
-    writes_by_resource: std::collections::BTreeMap<String, u64>,
-    /// The keys and values the window wrote, as far as the store's history still held
-    /// them (`window_complete`).
-    written: Vec<(String, everynode_store::Bytes)>,
-    window_complete: bool,
-    idle_cpu_percent: f64,
-    idle_writes_per_second: f64,
 }
 
 /// Set when the cluster's runtime is being torn down: its tasks then see the API server
@@ -407,16 +498,12 @@ fn cluster_dispatch() -> tracing::Dispatch {
     tracing::Dispatch::new(subscriber)
 }
 
-/// `bench converge`: the cluster lives in a runtime of its own, so that once it has been
-/// measured it can be stopped (fleet, controllers and all) before the floor runs in a
-/// quiet process.
-async fn converge(
-    nodes: usize,
-    timeout: Duration,
-    idle: Duration,
-    json_out: bool,
-) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+/// Runs `measure` — which starts a cluster and measures it — in a runtime of its own, so
+/// that once measured the cluster can be stopped (fleet, controllers and all) before the
+/// floor runs in a quiet process.
+async fn in_cluster_runtime<T: Send + 'static>(
+    measure: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+) -> Result<T, String> {
     let dispatch = cluster_dispatch();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -428,183 +515,33 @@ async fn converge(
         })
         .build()
         .map_err(|e| format!("starting the cluster runtime: {e}"))?;
-    let data_dir = dir.path().join("cluster");
     let measured = rt
-        .spawn(measure_converge(data_dir, nodes, timeout, idle, json_out))
+        .spawn(measure)
         .await
-        .map_err(|e| format!("the measurement task failed: {e}"))?;
+        .map_err(|e| format!("the measurement task failed: {e}"));
     CLUSTER_STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
     rt.shutdown_background();
-    let m = measured?;
-
-    // The floor: the window's writes again (same keys, same bytes), straight into a
-    // fresh redb file in durable transactions as large as the store's mean group commit
-    // in the window, so it pays for as many fsyncs as the store did.
-    let commits = m.commits.max(1);
-    let batch = usize::try_from((m.api_writes + commits / 2) / commits)
-        .unwrap_or(1)
-        .max(1);
-    // The disk's fsync latency wanders a lot on a shared VM: take the median of three.
-    // A second floor, in batches of REFERENCE_BATCH, shows what fewer, larger commits
-    // of the same writes would cost.
-    let values = floor_values(&m.written, m.api_writes);
-    let mut floors = Vec::new();
-    let mut reference = Vec::new();
-    for i in 0..FLOOR_RUNS {
-        for (b, out) in [(batch, &mut floors), (REFERENCE_BATCH, &mut reference)] {
-            let path = dir.path().join(format!("floor-{i}-{b}.redb"));
-            let f = everynode_store::raw_redb_floor(&path, values.clone(), b)
-                .await
-                .map_err(|e| format!("floor: {e}"))?;
-            out.push(f);
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-    drop(values);
-    floors.sort();
-    reference.sort();
-    let floor = percentile(&floors, 0.5);
-    let reference = percentile(&reference, 0.5);
-    let (secs, floor_secs) = (m.elapsed.as_secs_f64(), floor.as_secs_f64());
-    let cpu_secs = m.cpu.map(|c| c.as_secs_f64());
-    let opt_secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
-    let ratio = secs / floor_secs.max(1e-9);
-    let floor_rate = m.api_writes as f64 / floor_secs.max(1e-9);
-    if json_out {
-        println!(
-            "{}",
-            json!({
-                "benchmark": "converge", "nodes": nodes, "pods": nodes,
-                "seconds": secs,
-                "register_seconds": m.register.as_secs_f64(),
-                "pods_created_seconds": opt_secs(m.timeline.created),
-                "pods_bound_seconds": opt_secs(m.timeline.bound),
-                "pods_running_seconds": opt_secs(m.timeline.running),
-                "cpu_seconds": cpu_secs,
-                "api_writes": m.api_writes, "commits": m.commits,
-                "writes_per_second": m.api_writes as f64 / secs.max(1e-9),
-                "writes_by_resource": m.writes_by_resource,
-                "writes_by_resource_complete": m.window_complete,
-                "peak_rss_bytes": m.peak_rss,
-                "rss_before_bytes": m.rss_before,
-                "floor_seconds": floor_secs, "floor_rate": floor_rate, "floor_batch": batch,
-                "floor_runs_seconds": floors.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
-                "reference_batch": REFERENCE_BATCH,
-                "reference_floor_seconds": reference.as_secs_f64(),
-                "ratio_to_floor": ratio,
-                "idle_seconds": idle.as_secs_f64(),
-                "idle_cpu_percent_of_one_core": m.idle_cpu_percent,
-                "idle_writes_per_second": m.idle_writes_per_second,
-            })
-        );
-    } else {
-        println!(
-            "converge: {nodes} sim nodes, one DaemonSet: every pod Running and Ready in {secs:.2} s"
-        );
-        let at = |d: Option<Duration>| {
-            d.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
-        };
-        println!(
-            "  last pod created at {}, bound at {}, Running at {}; {} CPU-seconds used",
-            at(m.timeline.created),
-            at(m.timeline.bound),
-            at(m.timeline.running),
-            cpu_secs.map_or("?".to_string(), |c| format!("{c:.1}"))
-        );
-        println!(
-            "  {} API writes ({:.0}/s) in {} commits; peak RSS {} MiB ({} MiB before the DaemonSet); node registration {:.2} s (not counted)",
-            m.api_writes,
-            m.api_writes as f64 / secs.max(1e-9),
-            m.commits,
-            m.peak_rss / (1 << 20),
-            m.rss_before / (1 << 20),
-            m.register.as_secs_f64()
-        );
-        let by: Vec<String> = m
-            .writes_by_resource
-            .iter()
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect();
-        println!(
-            "  writes by resource{}: {}",
-            if m.window_complete {
-                ""
-            } else {
-                " (the part still in the history)"
-            },
-            by.join(", ")
-        );
-        println!(
-            "  floor (raw redb, same writes, batches of {batch}, median of {FLOOR_RUNS}): {floor_secs:.2} s = {floor_rate:.0} writes/s; ratio {ratio:.2}x"
-        );
-        println!(
-            "  the same writes in batches of {REFERENCE_BATCH}: {:.2} s",
-            reference.as_secs_f64()
-        );
-        println!(
-            "  idle: {:.1}% of one core, {:.0} writes/s over {} s of heartbeats",
-            m.idle_cpu_percent,
-            m.idle_writes_per_second,
-            idle.as_secs()
-        );
-    }
-    Ok(())
+    measured?
 }
 
-/// `count` writes for the floor: the recorded ones in order, then (if the history had
-/// already dropped part of the window) the recorded values again under fresh keys.
-fn floor_values(
-    written: &[(String, everynode_store::Bytes)],
-    count: u64,
-) -> Vec<(String, everynode_store::Bytes)> {
-    let count = usize::try_from(count).unwrap_or(usize::MAX);
-    if written.is_empty() {
-        return Vec::new();
-    }
-    (0..count)
-        .map(|i| {
-            let (key, value) = &written[i % written.len()];
-            if i < written.len() {
-                (key.clone(), value.clone())
-            } else {
-                (format!("{key}#{i}"), value.clone())
-            }
-        })
-        .collect()
+/// A cluster as `everynode up` runs it — API server (redb store in `data_dir`, durable
+/// group commit), controllers and the sim fleet, all on the in-process client path — with
+/// `nodes` worker nodes that start pods at once, registered and heartbeating.
+struct BenchCluster {
+    /// Keeps the API server alive.
+    _running: crate::Running,
+    store: everynode_store::Store,
+    client: kube::Client,
+    /// How long registering the nodes took (never part of a measured window).
+    register: Duration,
 }
 
-/// Waits until `done()` holds, checking every 50 ms, or fails with `what` after `limit`.
-async fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{what}: not done after {:.0} s",
-                limit.as_secs_f64()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
-async fn measure_converge(
+async fn start_cluster(
     data_dir: PathBuf,
     nodes: usize,
-    timeout: Duration,
-    idle: Duration,
-    json_out: bool,
-) -> Result<Converged, String> {
+    progress: &impl Fn(&str),
+) -> Result<BenchCluster, String> {
     use everynode_agent::sim::{self, SimNodeSpec, SimOptions};
-    use futures::StreamExt;
-    use k8s_openapi::api::apps::v1::DaemonSet;
-    use kube::runtime::{WatchStreamExt, watcher};
-
-    let progress = |msg: &str| {
-        if !json_out {
-            eprintln!("{msg}");
-        }
-    };
     let args = crate::ServerArgs {
         data_dir,
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -649,27 +586,257 @@ async fn measure_converge(
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(BenchCluster {
+        _running: running,
+        store,
+        client,
+        register,
+    })
+}
 
-    progress("creating the DaemonSet ...");
-    let ds: DaemonSet = serde_json::from_value(converge_daemonset()).map_err(|e| e.to_string())?;
-    let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
-    let rss_before = current_rss().unwrap_or(0);
-    let (rev0, stats0) = (store.current_revision(), store.stats());
-    let (start, cpu_start) = (Instant::now(), process_cpu_time());
-    let timeline = tokio::spawn(pod_timeline(store.clone(), rev0, start, nodes));
-    ds_api
-        .create(&PostParams::default(), &ds)
-        .await
-        .map_err(|e| format!("creating the DaemonSet: {e}"))?;
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={CONVERGE_DS}"));
-    let mut events = watcher(ds_api.clone(), cfg)
+/// A measured window: the store revision, commit count, time and CPU time at its start.
+struct Window {
+    rev0: everynode_store::Revision,
+    commits0: u64,
+    start: Instant,
+    cpu0: Option<Duration>,
+}
+
+/// A window as measured at its end.
+struct Closed {
+    elapsed: Duration,
+    /// CPU time the whole process used in the window.
+    cpu: Option<Duration>,
+    rev0: everynode_store::Revision,
+    rev1: everynode_store::Revision,
+    /// The store revision delta: every API write of the window.
+    api_writes: u64,
+    /// Durable group commits that carried them.
+    commits: u64,
+    /// The process's peak RSS (VmHWM) so far.
+    peak_rss: u64,
+}
+
+impl Window {
+    fn open(store: &everynode_store::Store) -> Window {
+        Window {
+            rev0: store.current_revision(),
+            commits0: store.stats().commits,
+            start: Instant::now(),
+            cpu0: process_cpu_time(),
+        }
+    }
+
+    fn close(&self, store: &everynode_store::Store) -> Closed {
+        let elapsed = self.start.elapsed();
+        let cpu = process_cpu_time()
+            .zip(self.cpu0)
+            .map(|(b, a)| b.saturating_sub(a));
+        let (rev1, stats1) = (store.current_revision(), store.stats());
+        Closed {
+            elapsed,
+            cpu,
+            rev0: self.rev0,
+            rev1,
+            api_writes: rev1 - self.rev0,
+            commits: stats1.commits.saturating_sub(self.commits0),
+            peak_rss: peak_rss(std::process::id()).unwrap_or(0),
+        }
+    }
+}
+
+/// The writes of a window, from the store's history (which keeps the last 100,000).
+struct Writes {
+    by_resource: std::collections::BTreeMap<String, u64>,
+    /// The keys and values written, as far as the history still held them (`complete`).
+    written: Vec<(String, everynode_store::Bytes)>,
+    complete: bool,
+}
+
+fn window_writes(store: &everynode_store::Store, w: &Closed) -> Writes {
+    let mut window = Vec::new();
+    let mut complete = false;
+    for _ in 0..5 {
+        let oldest = store.oldest_watchable_revision();
+        let from = if oldest <= w.rev0 + 1 {
+            w.rev0
+        } else {
+            oldest + 1_000
+        };
+        if let Ok(events) = store.events_since("", from) {
+            complete = from == w.rev0;
+            window = events;
+            break;
+        }
+    }
+    let mut by_resource = std::collections::BTreeMap::new();
+    let mut written = Vec::new();
+    for e in window.iter().filter(|e| e.revision <= w.rev1) {
+        let resource = e.kv.key.split('/').nth(2).unwrap_or("?").to_string();
+        *by_resource.entry(resource).or_insert(0u64) += 1;
+        written.push((e.kv.key.clone(), e.kv.value.clone()));
+    }
+    Writes {
+        by_resource,
+        written,
+        complete,
+    }
+}
+
+/// The same-run floor of a window: its writes again (same keys, same bytes), straight
+/// into a fresh redb file in durable transactions as large as the store's mean group
+/// commit in the window, so it pays for as many fsyncs as the store did.
+struct Floor {
+    batch: usize,
+    /// Median of [`FLOOR_RUNS`].
+    median: Duration,
+    runs: Vec<Duration>,
+    /// The same writes in batches of [`REFERENCE_BATCH`] (median).
+    reference: Duration,
+}
+
+async fn same_run_floor(dir: &Path, writes: &Writes, w: &Closed) -> Result<Floor, String> {
+    let commits = w.commits.max(1);
+    let batch = usize::try_from((w.api_writes + commits / 2) / commits)
+        .unwrap_or(1)
+        .max(1);
+    // The disk's fsync latency wanders a lot on a shared VM: take the median of three.
+    // A second floor, in batches of REFERENCE_BATCH, shows what fewer, larger commits
+    // of the same writes would cost.
+    let values = floor_values(&writes.written, w.api_writes);
+    let mut runs = Vec::new();
+    let mut reference = Vec::new();
+    for i in 0..FLOOR_RUNS {
+        for (b, out) in [(batch, &mut runs), (REFERENCE_BATCH, &mut reference)] {
+            let path = dir.join(format!("floor-{i}-{b}.redb"));
+            let f = everynode_store::raw_redb_floor(&path, values.clone(), b)
+                .await
+                .map_err(|e| format!("floor: {e}"))?;
+            out.push(f);
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    runs.sort();
+    reference.sort();
+    Ok(Floor {
+        batch,
+        median: percentile(&runs, 0.5),
+        runs,
+        reference: percentile(&reference, 0.5),
+    })
+}
+
+impl Floor {
+    /// The JSON fields of the floor for a window of `api_writes` writes in `secs`.
+    fn json(&self, secs: f64, api_writes: u64) -> serde_json::Value {
+        let floor_secs = self.median.as_secs_f64();
+        json!({
+            "floor_seconds": floor_secs,
+            "floor_rate": api_writes as f64 / floor_secs.max(1e-9),
+            "floor_batch": self.batch,
+            "floor_runs_seconds": self.runs.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
+            "reference_batch": REFERENCE_BATCH,
+            "reference_floor_seconds": self.reference.as_secs_f64(),
+            "ratio_to_floor": secs / floor_secs.max(1e-9),
+        })
+    }
+
+    fn print(&self, secs: f64, api_writes: u64) {
+        let floor_secs = self.median.as_secs_f64();
+        println!(
+            "  floor (raw redb, same writes, batches of {}, median of {FLOOR_RUNS}): {floor_secs:.2} s = {:.0} writes/s; ratio {:.2}x",
+            self.batch,
+            api_writes as f64 / floor_secs.max(1e-9),
+            secs / floor_secs.max(1e-9)
+        );
+        println!(
+            "  the same writes in batches of {REFERENCE_BATCH}: {:.2} s",
+            self.reference.as_secs_f64()
+        );
+    }
+}
+
+/// `a` with the fields of `b` added (both JSON objects).
+fn merged(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    if let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (&mut a, b) {
+        a.extend(b);
+    }
+    a
+}
+
+fn print_writes(writes: &Writes) {
+    let by: Vec<String> = writes
+        .by_resource
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    println!(
+        "  writes by resource{}: {}",
+        if writes.complete {
+            ""
+        } else {
+            " (the part still in the history)"
+        },
+        by.join(", ")
+    );
+}
+
+/// `count` writes for the floor: the recorded ones in order, then (if the history had
+/// already dropped part of the window) the recorded values again under fresh keys.
+fn floor_values(
+    written: &[(String, everynode_store::Bytes)],
+    count: u64,
+) -> Vec<(String, everynode_store::Bytes)> {
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    if written.is_empty() {
+        return Vec::new();
+    }
+    (0..count)
+        .map(|i| {
+            let (key, value) = &written[i % written.len()];
+            if i < written.len() {
+                (key.clone(), value.clone())
+            } else {
+                (format!("{key}#{i}"), value.clone())
+            }
+        })
+        .collect()
+}
+
+/// Waits until `done()` holds, checking every 50 ms, or fails with `what` after `limit`.
+async fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{what}: not done after {:.0} s",
+                limit.as_secs_f64()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Watches the benchmark DaemonSet until `done` accepts it, or fails after `timeout`
+/// with the last status it had.
+async fn wait_for_daemonset(
+    api: &Api<k8s_openapi::api::apps::v1::DaemonSet>,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&k8s_openapi::api::apps::v1::DaemonSet) -> bool,
+) -> Result<(), String> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={BENCH_DS}"));
+    let mut events = watcher(api.clone(), cfg)
         .default_backoff()
         .applied_objects()
         .boxed();
     let wait = async {
         while let Some(ev) = events.next().await {
             match ev {
-                Ok(ds) if converged(&ds, nodes) => return Ok(()),
+                Ok(ds) if done(&ds) => return Ok(()),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "bench: watching the DaemonSet"),
             }
@@ -677,43 +844,43 @@ async fn measure_converge(
         Err("the DaemonSet watch ended".to_string())
     };
     match tokio::time::timeout(timeout, wait).await {
-        Ok(r) => r?,
+        Ok(r) => r,
         Err(_) => {
-            let status = ds_api
-                .get_status(CONVERGE_DS)
+            let status = api
+                .get_status(BENCH_DS)
                 .await
                 .ok()
                 .and_then(|d| d.status)
                 .map(|s| serde_json::to_string(&s).unwrap_or_default())
                 .unwrap_or_default();
-            return Err(format!(
-                "the DaemonSet did not converge within {} s; last status {status}",
+            Err(format!(
+                "the DaemonSet did not {what} within {} s; last status {status}",
                 timeout.as_secs()
-            ));
+            ))
         }
     }
-    let elapsed = start.elapsed();
-    let cpu = process_cpu_time()
-        .zip(cpu_start)
-        .map(|(b, a)| b.saturating_sub(a));
-    let (rev1, stats1) = (store.current_revision(), store.stats());
-    let peak_rss = peak_rss(std::process::id()).unwrap_or(0);
-    drop(events);
-    // Every pod is Running by now, so the timeline has (or is about to have) them all.
-    let timeline = tokio::time::timeout(Duration::from_secs(5), timeline)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+}
 
-    // Check what the status claims against the pods themselves.
+/// Checks the pods themselves against what the status claims: `n` pods in all, on `n`
+/// different nodes, each Running and Ready and (when `hash` is given) labelled with that
+/// revision hash.
+fn check_pods(store: &everynode_store::Store, n: usize, hash: Option<&str>) -> Result<(), String> {
     let pods = store
         .list("/registry/pods/default/", None, None, None)
         .map_err(|e| format!("listing pods: {e}"))?;
     let mut ready_nodes = std::collections::HashSet::new();
+    let mut other_revision = 0usize;
     for kv in &pods.items {
         let pod: Pod =
             serde_json::from_slice(&kv.value).map_err(|e| format!("decoding {}: {e}", kv.key))?;
+        let pod_hash = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(CONTROLLER_REVISION_HASH));
+        if hash.is_some_and(|h| pod_hash.map(String::as_str) != Some(h)) {
+            other_revision += 1;
+        }
         let status = pod.status.as_ref();
         let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
         let ready = status
@@ -727,39 +894,166 @@ async fn measure_converge(
             ready_nodes.insert(node);
         }
     }
-    if ready_nodes.len() != nodes || pods.items.len() != nodes {
+    if ready_nodes.len() != n || pods.items.len() != n || other_revision > 0 {
         return Err(format!(
-            "the DaemonSet reports convergence, but {} pods exist and {} nodes have a Running, Ready one (want {nodes})",
+            "the DaemonSet's status says it is done, but {} pods exist ({other_revision} not of the current revision) and {} nodes have a Running, Ready one (want {n})",
             pods.items.len(),
             ready_nodes.len()
         ));
     }
-    drop(pods);
+    Ok(())
+}
 
-    // The window's writes, from the store's history (which keeps the last 100,000).
-    let mut window = Vec::new();
-    let mut window_complete = false;
-    for _ in 0..5 {
-        let oldest = store.oldest_watchable_revision();
-        let from = if oldest <= rev0 + 1 {
-            rev0
-        } else {
-            oldest + 1_000
-        };
-        if let Ok(events) = store.events_since("", from) {
-            window_complete = from == rev0;
-            window = events;
-            break;
+/// The pod label naming the revision a daemon pod was made from.
+const CONTROLLER_REVISION_HASH: &str = "controller-revision-hash";
+
+/// The hash of the benchmark DaemonSet's newest ControllerRevision.
+fn newest_revision_hash(store: &everynode_store::Store) -> Result<String, String> {
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    let revisions = store
+        .list("/registry/controllerrevisions/default/", None, None, None)
+        .map_err(|e| format!("listing ControllerRevisions: {e}"))?;
+    let mut newest: Option<ControllerRevision> = None;
+    for kv in &revisions.items {
+        let rev: ControllerRevision =
+            serde_json::from_slice(&kv.value).map_err(|e| format!("decoding {}: {e}", kv.key))?;
+        if newest.as_ref().is_none_or(|n| rev.revision > n.revision) {
+            newest = Some(rev);
         }
     }
-    let mut writes_by_resource = std::collections::BTreeMap::new();
-    let mut written = Vec::new();
-    for e in window.iter().filter(|e| e.revision <= rev1) {
-        let resource = e.kv.key.split('/').nth(2).unwrap_or("?").to_string();
-        *writes_by_resource.entry(resource).or_insert(0u64) += 1;
-        written.push((e.kv.key.clone(), e.kv.value.clone()));
+    newest
+        .and_then(|r| r.metadata.labels?.get(CONTROLLER_REVISION_HASH).cloned())
+        .ok_or_else(|| "the DaemonSet has no labelled ControllerRevision".to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// `bench converge`
+// ---------------------------------------------------------------------------------------
+
+/// What the measured part of `bench converge` found.
+struct Converged {
+    register: Duration,
+    timeline: PodTimeline,
+    window: Closed,
+    /// Resident memory with the nodes registered, just before the DaemonSet.
+    rss_before: u64,
+    writes: Writes,
+    idle_cpu_percent: f64,
+    idle_writes_per_second: f64,
+}
+
+async fn converge(
+    nodes: usize,
+    timeout: Duration,
+    idle: Duration,
+    json_out: bool,
+) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let data_dir = dir.path().join("cluster");
+    let m = in_cluster_runtime(measure_converge(data_dir, nodes, timeout, idle, json_out)).await?;
+    let floor = same_run_floor(dir.path(), &m.writes, &m.window).await?;
+    let w = &m.window;
+    let secs = w.elapsed.as_secs_f64();
+    let cpu_secs = w.cpu.map(|c| c.as_secs_f64());
+    let opt_secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    if json_out {
+        let out = json!({
+            "benchmark": "converge", "nodes": nodes, "pods": nodes,
+            "seconds": secs,
+            "register_seconds": m.register.as_secs_f64(),
+            "pods_created_seconds": opt_secs(m.timeline.created),
+            "pods_bound_seconds": opt_secs(m.timeline.bound),
+            "pods_running_seconds": opt_secs(m.timeline.running),
+            "cpu_seconds": cpu_secs,
+            "api_writes": w.api_writes, "commits": w.commits,
+            "writes_per_second": w.api_writes as f64 / secs.max(1e-9),
+            "writes_by_resource": m.writes.by_resource,
+            "writes_by_resource_complete": m.writes.complete,
+            "peak_rss_bytes": w.peak_rss,
+            "rss_before_bytes": m.rss_before,
+        });
+        let out = merged(out, floor.json(secs, w.api_writes));
+        let out = merged(
+            out,
+            json!({
+                "idle_seconds": idle.as_secs_f64(),
+                "idle_cpu_percent_of_one_core": m.idle_cpu_percent,
+                "idle_writes_per_second": m.idle_writes_per_second,
+            }),
+        );
+        println!("{out}");
+    } else {
+        println!(
+            "converge: {nodes} sim nodes, one DaemonSet: every pod Running and Ready in {secs:.2} s"
+        );
+        let at = |d: Option<Duration>| {
+            d.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+        };
+        println!(
+            "  last pod created at {}, bound at {}, Running at {}; {} CPU-seconds used",
+            at(m.timeline.created),
+            at(m.timeline.bound),
+            at(m.timeline.running),
+            cpu_secs.map_or("?".to_string(), |c| format!("{c:.1}"))
+        );
+        println!(
+            "  {} API writes ({:.0}/s) in {} commits; peak RSS {} MiB ({} MiB before the DaemonSet); node registration {:.2} s (not counted)",
+            w.api_writes,
+            w.api_writes as f64 / secs.max(1e-9),
+            w.commits,
+            w.peak_rss / (1 << 20),
+            m.rss_before / (1 << 20),
+            m.register.as_secs_f64()
+        );
+        print_writes(&m.writes);
+        floor.print(secs, w.api_writes);
+        println!(
+            "  idle: {:.1}% of one core, {:.0} writes/s over {} s of heartbeats",
+            m.idle_cpu_percent,
+            m.idle_writes_per_second,
+            idle.as_secs()
+        );
     }
-    drop(window);
+    Ok(())
+}
+
+async fn measure_converge(
+    data_dir: PathBuf,
+    nodes: usize,
+    timeout: Duration,
+    idle: Duration,
+    json_out: bool,
+) -> Result<Converged, String> {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+
+    let progress = |msg: &str| {
+        if !json_out {
+            eprintln!("{msg}");
+        }
+    };
+    let cluster = start_cluster(data_dir, nodes, &progress).await?;
+    let store = &cluster.store;
+
+    progress("creating the DaemonSet ...");
+    let ds: DaemonSet = serde_json::from_value(bench_daemonset(None)).map_err(|e| e.to_string())?;
+    let ds_api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), "default");
+    let rss_before = current_rss().unwrap_or(0);
+    let window = Window::open(store);
+    let (log, recorder) = record_pods(store.clone(), window.rev0, window.start);
+    ds_api
+        .create(&PostParams::default(), &ds)
+        .await
+        .map_err(|e| format!("creating the DaemonSet: {e}"))?;
+    wait_for_daemonset(&ds_api, timeout, "converge", |ds| converged(ds, nodes)).await?;
+    let closed = window.close(store);
+    // Every pod is Running by now, so the log has (or is about to have) them all.
+    let log = finish_recording(log, recorder, |l| {
+        l.created.len() >= nodes && l.bound.len() >= nodes && l.running.len() >= nodes
+    })
+    .await;
+    let timeline = PodTimeline::of(&log, nodes);
+    check_pods(store, nodes, None)?;
+    let writes = window_writes(store, &closed);
 
     // Idle: heartbeats only, over whole renewal periods.
     progress("converged; sampling idle CPU ...");
@@ -778,18 +1072,346 @@ async fn measure_converge(
         (idle_rev1 - idle_rev0) as f64 / idle_elapsed.as_secs_f64().max(1e-9);
 
     Ok(Converged {
-        register,
+        register: cluster.register,
         timeline,
-        elapsed,
-        cpu,
-        api_writes: rev1 - rev0,
-        commits: stats1.commits.saturating_sub(stats0.commits),
-        peak_rss,
+        window: closed,
         rss_before,
-        writes_by_resource,
-        written,
-        window_complete,
+        writes,
         idle_cpu_percent,
         idle_writes_per_second,
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// `bench rollout`
+// ---------------------------------------------------------------------------------------
+
+/// Parses `--max-unavailable`: a whole number of nodes (`50`) or a percentage (`10%`).
+pub fn parse_max_unavailable(s: &str) -> Result<IntOrString, String> {
+    let s = s.trim();
+    if let Some(pct) = s.strip_suffix('%') {
+        return match pct.parse::<u8>() {
+            Ok(p) if p <= 100 => Ok(IntOrString::String(format!("{p}%"))),
+            _ => Err(format!("{s:?}: want a percentage from 0% to 100%")),
+        };
+    }
+    s.parse::<i32>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(IntOrString::Int)
+        .ok_or_else(|| {
+            format!("{s:?}: want a number of nodes (e.g. 50) or a percentage (e.g. 10%)")
+        })
+}
+
+/// `maxUnavailable` resolved against `desired` nodes as the DaemonSet controller does it
+/// (percentages round up; with no surge, 0 means 1).
+fn resolve_max_unavailable(value: &IntOrString, desired: usize) -> usize {
+    let n = match value {
+        IntOrString::Int(i) => usize::try_from(*i).unwrap_or(0),
+        IntOrString::String(s) => {
+            let pct: usize = s.trim_end_matches('%').parse().unwrap_or(0);
+            (pct * desired).div_ceil(100)
+        }
+    };
+    n.max(1)
+}
+
+/// Time buckets of the rollout's pod timeline.
+const TIMELINE_BUCKET: Duration = Duration::from_millis(250);
+
+/// What the measured part of `bench rollout` found.
+struct RolledOut {
+    register: Duration,
+    /// Creating the DaemonSet until it had converged (not measured, for reference).
+    initial: Duration,
+    window: Closed,
+    /// Resident memory with the DaemonSet converged, just before the image change.
+    rss_before: u64,
+    writes: Writes,
+    log: PodLog,
+}
+
+/// Per-node time from the old pod being marked for deletion to the new one reporting
+/// Running, sorted.
+fn node_cycles(log: &PodLog) -> Vec<Duration> {
+    let deleting: std::collections::HashMap<&str, Duration> = log
+        .deleting
+        .iter()
+        .map(|(t, node)| (node.as_str(), *t))
+        .collect();
+    let mut cycles: Vec<Duration> = log
+        .running
+        .iter()
+        .filter_map(|(t, node)| deleting.get(node.as_str()).map(|d| t.saturating_sub(*d)))
+        .collect();
+    cycles.sort();
+    cycles
+}
+
+/// Counts per [`TIMELINE_BUCKET`] of `times`, over `buckets` buckets.
+fn histogram(times: impl Iterator<Item = Duration>, buckets: usize) -> Vec<u32> {
+    let mut out = vec![0u32; buckets];
+    let width = TIMELINE_BUCKET.as_secs_f64();
+    for t in times {
+        let i = ((t.as_secs_f64() / width) as usize).min(buckets.saturating_sub(1));
+        if let Some(slot) = out.get_mut(i) {
+            *slot += 1;
+        }
+    }
+    out
+}
+
+async fn rollout(
+    nodes: usize,
+    max_unavailable: IntOrString,
+    timeout: Duration,
+    json_out: bool,
+) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let data_dir = dir.path().join("cluster");
+    let m = in_cluster_runtime(measure_rollout(
+        data_dir,
+        nodes,
+        max_unavailable.clone(),
+        timeout,
+        json_out,
+    ))
+    .await?;
+    let floor = same_run_floor(dir.path(), &m.writes, &m.window).await?;
+    let w = &m.window;
+    let secs = w.elapsed.as_secs_f64();
+    let budget = resolve_max_unavailable(&max_unavailable, nodes);
+    let rounds = nodes.div_ceil(budget);
+    let cycles = node_cycles(&m.log);
+    let cycle_ms = |p: f64| percentile(&cycles, p).as_secs_f64() * 1e3;
+    let opt_secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    let stages = [
+        ("old_pods_deleting_seconds", nth_of(&m.log.deleting, nodes)),
+        ("old_pods_removed_seconds", nth(&m.log.removed, nodes)),
+        ("pods_created_seconds", nth(&m.log.created, nodes)),
+        ("pods_bound_seconds", nth(&m.log.bound, nodes)),
+        ("pods_running_seconds", nth_of(&m.log.running, nodes)),
+    ];
+    let buckets = (w.elapsed.as_secs_f64() / TIMELINE_BUCKET.as_secs_f64()).ceil() as usize + 1;
+    let deleting = histogram(m.log.deleting.iter().map(|e| e.0), buckets);
+    let created = histogram(m.log.created.iter().copied(), buckets);
+    let running = histogram(m.log.running.iter().map(|e| e.0), buckets);
+    let writes_of = |resource: &str| {
+        histogram(
+            m.log.other.get(resource).into_iter().flatten().copied(),
+            buckets,
+        )
+    };
+    let (lease_writes, event_writes, ds_status) = (
+        writes_of("leases"),
+        writes_of("events"),
+        writes_of("daemonsets"),
+    );
+    let ds_writes = m.writes.by_resource.get("daemonsets").copied().unwrap_or(0);
+    if json_out {
+        let mut out = json!({
+            "benchmark": "rollout", "nodes": nodes, "pods": nodes,
+            "max_unavailable": max_unavailable,
+            "max_unavailable_nodes": budget,
+            "rounds_at_least": rounds,
+            "seconds": secs,
+            "seconds_per_round": secs / rounds.max(1) as f64,
+            "register_seconds": m.register.as_secs_f64(),
+            "initial_converge_seconds": m.initial.as_secs_f64(),
+            "node_cycle_ms": { "p50": cycle_ms(0.5), "p90": cycle_ms(0.9), "max": cycle_ms(1.0) },
+            "daemonset_status_writes": ds_writes,
+            "cpu_seconds": w.cpu.map(|c| c.as_secs_f64()),
+            "api_writes": w.api_writes, "commits": w.commits,
+            "writes_per_second": w.api_writes as f64 / secs.max(1e-9),
+            "writes_by_resource": m.writes.by_resource,
+            "writes_by_resource_complete": m.writes.complete,
+            "peak_rss_bytes": w.peak_rss,
+            "rss_before_bytes": m.rss_before,
+        });
+        for (key, at) in stages {
+            out[key] = json!(opt_secs(at));
+        }
+        let out = merged(out, floor.json(secs, w.api_writes));
+        let out = merged(
+            out,
+            json!({ "timeline": {
+                "bucket_ms": TIMELINE_BUCKET.as_millis() as u64,
+                "deleting": deleting, "created": created, "running": running,
+                "lease_writes": lease_writes, "event_writes": event_writes,
+                "daemonset_writes": ds_status,
+            }}),
+        );
+        println!("{out}");
+    } else {
+        let mu = match &max_unavailable {
+            IntOrString::Int(i) => i.to_string(),
+            IntOrString::String(s) => s.clone(),
+        };
+        println!(
+            "rollout: {nodes} sim nodes, maxUnavailable {mu} ({budget} nodes, at least {rounds} rounds): every pod replaced, Running and Ready in {secs:.2} s ({:.2} s per round)",
+            secs / rounds.max(1) as f64
+        );
+        let at = |d: Option<Duration>| {
+            d.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+        };
+        println!(
+            "  last old pod marked for deletion at {}, removed at {}; last new pod created at {}, bound at {}, Running at {}",
+            at(stages[0].1),
+            at(stages[1].1),
+            at(stages[2].1),
+            at(stages[3].1),
+            at(stages[4].1)
+        );
+        println!(
+            "  per node, old pod marked for deletion to new pod Running: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms; {ds_writes} DaemonSet status writes",
+            cycle_ms(0.5),
+            cycle_ms(0.9),
+            cycle_ms(1.0)
+        );
+        println!(
+            "  {} API writes ({:.0}/s) in {} commits; {} CPU-seconds; peak RSS {} MiB ({} MiB before the image change); node registration {:.2} s and the first convergence {:.2} s (not counted)",
+            w.api_writes,
+            w.api_writes as f64 / secs.max(1e-9),
+            w.commits,
+            w.cpu
+                .map_or("?".to_string(), |c| format!("{:.1}", c.as_secs_f64())),
+            w.peak_rss / (1 << 20),
+            m.rss_before / (1 << 20),
+            m.register.as_secs_f64(),
+            m.initial.as_secs_f64()
+        );
+        print_writes(&m.writes);
+        floor.print(secs, w.api_writes);
+        let row = |v: &[u32]| {
+            v.iter()
+                .map(|n| format!("{n:>5}"))
+                .collect::<Vec<_>>()
+                .join("")
+        };
+        println!(
+            "  per {} ms: pods marked for deletion / created / Running; Lease, Event and DaemonSet writes",
+            TIMELINE_BUCKET.as_millis()
+        );
+        for r in [
+            &deleting,
+            &created,
+            &running,
+            &lease_writes,
+            &event_writes,
+            &ds_status,
+        ] {
+            println!("    {}", row(r));
+        }
+    }
+    Ok(())
+}
+
+async fn measure_rollout(
+    data_dir: PathBuf,
+    nodes: usize,
+    max_unavailable: IntOrString,
+    timeout: Duration,
+    json_out: bool,
+) -> Result<RolledOut, String> {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use kube::api::{Patch, PatchParams};
+
+    let progress = |msg: &str| {
+        if !json_out {
+            eprintln!("{msg}");
+        }
+    };
+    let cluster = start_cluster(data_dir, nodes, &progress).await?;
+    let store = &cluster.store;
+
+    progress("creating the DaemonSet and waiting for it to converge (not timed) ...");
+    let strategy =
+        json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": max_unavailable } });
+    let ds: DaemonSet =
+        serde_json::from_value(bench_daemonset(Some(strategy))).map_err(|e| e.to_string())?;
+    let ds_api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), "default");
+    let t = Instant::now();
+    ds_api
+        .create(&PostParams::default(), &ds)
+        .await
+        .map_err(|e| format!("creating the DaemonSet: {e}"))?;
+    wait_for_daemonset(&ds_api, timeout, "converge", |ds| converged(ds, nodes)).await?;
+    let initial = t.elapsed();
+    check_pods(store, nodes, None)?;
+    let old_hash = newest_revision_hash(store)?;
+    // Let the last writes of the convergence (events, the final status) land first.
+    settle(store, Duration::from_millis(300), Duration::from_secs(5)).await;
+
+    progress(&format!(
+        "changing the image to {ROLLOUT_IMAGE} and timing the rollout ..."
+    ));
+    let rss_before = current_rss().unwrap_or(0);
+    let window = Window::open(store);
+    let (log, recorder) = record_pods(store.clone(), window.rev0, window.start);
+    let patch = json!({ "spec": { "template": { "spec": {
+        "containers": [{ "name": "nginx", "image": ROLLOUT_IMAGE }],
+    }}}});
+    let patched = ds_api
+        .patch(BENCH_DS, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map_err(|e| format!("changing the image: {e}"))?;
+    let generation = patched.metadata.generation;
+    wait_for_daemonset(&ds_api, timeout, "roll out", |ds| {
+        ds.metadata.generation >= generation && converged(ds, nodes)
+    })
+    .await?;
+    let mut closed = window.close(store);
+    let hash = newest_revision_hash(store)?;
+    if hash == old_hash {
+        return Err(format!(
+            "the image change made no new revision (still {hash})"
+        ));
+    }
+    if check_pods(store, nodes, Some(&hash)).is_err() {
+        // The status ran ahead of the pods: the rollout is complete when they are.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match check_pods(store, nodes, Some(&hash)) {
+                Ok(()) => break,
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        closed = window.close(store);
+    }
+    let log = finish_recording(log, recorder, |l| {
+        l.deleting.len() >= nodes
+            && l.removed.len() >= nodes
+            && l.created.len() >= nodes
+            && l.bound.len() >= nodes
+            && l.running.len() >= nodes
+    })
+    .await;
+    let writes = window_writes(store, &closed);
+    Ok(RolledOut {
+        register: cluster.register,
+        initial,
+        window: closed,
+        rss_before,
+        writes,
+        log,
+    })
+}
+
+/// Waits until the store has taken no write for `quiet`, or `limit` has passed (the sim
+/// nodes' lease renewals never stop for long).
+async fn settle(store: &everynode_store::Store, quiet: Duration, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut last = store.current_revision();
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = store.current_revision();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `everynode up` beyond the API server: the controllers and the simulated nodes, all
 //! as ordinary API clients of the server (through its kubeconfig), and `everynode node
-//! add|remove`, which add and remove simulated nodes of a running cluster.
+//! add|remove|stop|start`, which add, remove, silence and revive simulated nodes of a
+//! running cluster.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,6 +60,12 @@ pub async fn start(
     sim_opts: SimOptions,
     grace: Duration,
 ) -> Result<(), String> {
+    // Renew Leases well within the grace period (a kubelet renews every quarter of its
+    // Lease's duration), so that a short grace does not make healthy nodes flap.
+    let sim_opts = SimOptions {
+        renew_interval: sim_opts.renew_interval.min(grace / 4),
+        ..sim_opts
+    };
     sim::register_many(&client, &initial_nodes(nodes), sim_opts.concurrency)
         .await
         .map_err(|e| format!("registering nodes: {e}"))?;
@@ -195,6 +202,20 @@ pub async fn remove_node(client: &kube::Client, name: &str) -> Result<(), String
             Ok(())
         }
         Err(kube::Error::Api(e)) if e.code == 404 => Err(format!("node {name:?} not found")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `everynode node stop|start`: silences a simulated node or brings it back.
+pub async fn stop_node(client: &kube::Client, name: &str, stop: bool) -> Result<(), String> {
+    match sim::set_stopped(client, name, stop).await {
+        Ok(()) => {
+            println!("node/{name} {}", if stop { "stopped" } else { "started" });
+            Ok(())
+        }
+        Err(sim::SimError::Kube(kube::Error::Api(e))) if e.code == 404 => {
+            Err(format!("node {name:?} not found"))
+        }
         Err(e) => Err(e.to_string()),
     }
 }

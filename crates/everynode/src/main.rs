@@ -266,6 +266,12 @@ pub enum NodeCmd {
     },
     /// Remove a node; the DaemonSet controller deletes its daemon pods.
     Remove { name: String },
+    /// Stop a simulated node as if its machine went silent: no more Lease renewals, node
+    /// status or pod updates (it turns NotReady after --node-monitor-grace-seconds).
+    Stop { name: String },
+    /// Start a stopped simulated node again: it renews its Lease, posts Ready and catches
+    /// up on the pods bound or deleted meanwhile.
+    Start { name: String },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -669,6 +675,8 @@ fn main() {
                         cluster::add_node(&client, &spec).await
                     }
                     NodeCmd::Remove { name } => cluster::remove_node(&client, &name).await,
+                    NodeCmd::Stop { name } => cluster::stop_node(&client, &name, true).await,
+                    NodeCmd::Start { name } => cluster::stop_node(&client, &name, false).await,
                 }
             }
             Cmd::Bench { which } => bench::run(which).await,

@@ -185,7 +185,7 @@ struct PodState {
 /// state of every pod after each event, with the worst moments remembered.
 struct PodWatch {
     child: Child,
-    events: mpsc::Receiver<Value>,
+    events: mpsc::Receiver<(Instant, Value)>,
     nodes: BTreeSet<String>,
     pods: BTreeMap<String, PodState>,
     /// Most nodes without a Ready, non-terminating pod at any one moment.
@@ -194,6 +194,18 @@ struct PodWatch {
     max_pods_per_node: usize,
     /// Most nodes with more than one non-terminating pod at any one moment.
     max_surging: usize,
+    /// Every pod the watch showed, by name, even once deleted: when it was first seen
+    /// Ready and first seen terminating (as the watch delivered it).
+    seen: BTreeMap<String, Seen>,
+}
+
+/// When the watch first showed a pod Ready and terminating.
+#[derive(Clone, Debug)]
+struct Seen {
+    hash: String,
+    node: String,
+    ready_at: Option<Instant>,
+    deleting_at: Option<Instant>,
 }
 
 /// The node a daemon pod is for: its `nodeName`, or before it is bound the node its
@@ -236,7 +248,8 @@ impl PodWatch {
                 serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<Value>();
             for event in stream {
                 let Ok(event) = event else { break };
-                if tx.send(event).is_err() {
+                // Stamped on arrival: the test thread may be busy with kubectl.
+                if tx.send((Instant::now(), event)).is_err() {
                     break;
                 }
             }
@@ -249,10 +262,11 @@ impl PodWatch {
             max_unavailable: 0,
             max_pods_per_node: 0,
             max_surging: 0,
+            seen: BTreeMap::new(),
         }
     }
 
-    fn apply(&mut self, event: &Value) {
+    fn apply(&mut self, at: Instant, event: &Value) {
         let pod = &event["object"];
         let Some(name) = pod["metadata"]["name"].as_str() else {
             return;
@@ -268,19 +282,31 @@ impl PodWatch {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            self.pods.insert(
-                name.to_string(),
-                PodState {
-                    node: target_node(pod),
-                    hash: pod["metadata"]["labels"]["controller-revision-hash"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                    ready,
-                    deleting: !pod["metadata"]["deletionTimestamp"].is_null(),
-                    reason,
-                },
-            );
+            let state = PodState {
+                node: target_node(pod),
+                hash: pod["metadata"]["labels"]["controller-revision-hash"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                ready,
+                deleting: !pod["metadata"]["deletionTimestamp"].is_null(),
+                reason,
+            };
+            let now = at;
+            let seen = self.seen.entry(name.to_string()).or_insert_with(|| Seen {
+                hash: state.hash.clone(),
+                node: state.node.clone(),
+                ready_at: None,
+                deleting_at: None,
+            });
+            seen.node.clone_from(&state.node);
+            if state.ready && !state.deleting {
+                seen.ready_at.get_or_insert(now);
+            }
+            if state.deleting {
+                seen.deleting_at.get_or_insert(now);
+            }
+            self.pods.insert(name.to_string(), state);
         }
     }
 
@@ -335,8 +361,8 @@ impl PodWatch {
         while !done(self) {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(event) => {
-                    self.apply(&event);
+                Ok((at, event)) => {
+                    self.apply(at, &event);
                     self.record();
                 }
                 Err(_) => panic!(
@@ -355,8 +381,8 @@ impl PodWatch {
             if left.is_zero() {
                 return;
             }
-            if let Ok(event) = self.events.recv_timeout(left) {
-                self.apply(&event);
+            if let Ok((at, event)) = self.events.recv_timeout(left) {
+                self.apply(at, &event);
                 self.record();
             }
         }
@@ -1000,5 +1026,354 @@ fn a_node_without_room_leaves_the_rollout_waiting_with_failed_scheduling() {
     assert!(
         out.contains("Waiting for daemon set \"room\" rollout to finish"),
         "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// minReadySeconds
+// ---------------------------------------------------------------------------------------
+
+/// The DaemonSet's `(numberReady, numberAvailable, updatedNumberScheduled)`, and how many
+/// of its live pods had, when the status was read, been Ready for more than `min_ready`
+/// seconds by their Ready condition's time. The server runs on this host, so its clock is
+/// this one: the status may never count more pods available than that.
+fn availability(s: &Server, name: &str, min_ready: i64) -> (i64, i64, i64, usize) {
+    let st = s.json(&["get", "ds", name])["status"].clone();
+    let now = jiff::Timestamp::now();
+    let v = s.json(&["get", "pods", "-l", &format!("app={name}")]);
+    let long_ready = v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .filter_map(|p| {
+                    p["status"]["conditions"]
+                        .as_array()?
+                        .iter()
+                        .find(|c| c["type"] == "Ready" && c["status"] == "True")?
+                        ["lastTransitionTime"]
+                        .as_str()?
+                        .parse::<jiff::Timestamp>()
+                        .ok()
+                })
+                .filter(|since| since.as_millisecond() + min_ready * 1000 < now.as_millisecond())
+                .count()
+        })
+        .unwrap_or(0);
+    (
+        num(&st, "numberReady"),
+        num(&st, "numberAvailable"),
+        num(&st, "updatedNumberScheduled"),
+        long_ready,
+    )
+}
+
+/// `kubectl rollout status --watch=false`: the one-line verdict, without waiting.
+fn rollout_verdict(s: &Server, name: &str) -> String {
+    s.ok(&["rollout", "status", &format!("ds/{name}"), "--watch=false"])
+}
+
+/// Polls until all 3 pods of `name` are updated and available, checking on the way that
+/// none counted as available before it had been Ready for `min_ready` seconds, and
+/// returns `kubectl rollout status`'s verdict from a moment when all were updated and
+/// Ready but not all available yet.
+fn await_availability(s: &Server, name: &str, min_ready: i64) -> String {
+    let mut lagging = None;
+    wait_for(LIMIT, "every pod updated and available", || {
+        let (ready, available, updated, long_ready) = availability(s, name, min_ready);
+        assert!(
+            usize::try_from(available).unwrap_or(0) <= long_ready,
+            "{available} pods counted available, but only {long_ready} have been Ready for {min_ready}s"
+        );
+        if (ready, updated) == (3, 3) && available < 3 && lagging.is_none() {
+            let verdict = rollout_verdict(s, name);
+            if verdict.contains("updated pods are available") {
+                lagging = Some(verdict);
+            }
+        }
+        (available == 3 && updated == 3).then_some(())
+    });
+    lagging.expect("a moment with every pod Ready but not every pod available")
+}
+
+#[test]
+fn min_ready_seconds_delays_availability_and_holds_the_next_node() {
+    const MIN_READY: i64 = 5;
+    let s = Server::up(3);
+    apply(
+        &s,
+        &daemonset(
+            "mr",
+            "busybox:v1",
+            &rolling("1", "0"),
+            &format!("  minReadySeconds: {MIN_READY}"),
+        ),
+    );
+    // Every pod is Ready, but none counts as available until it has been Ready for
+    // minReadySeconds; `kubectl rollout status` waits on availability meanwhile.
+    let verdict = await_availability(&s, "mr", MIN_READY);
+    assert!(
+        verdict.contains("Waiting for daemon set \"mr\" rollout to finish:")
+            && verdict.contains("of 3 updated pods are available"),
+        "{verdict}"
+    );
+    rollout_done(&s, "mr");
+
+    // The rolling update (maxUnavailable 1) moves to the next node only once the
+    // previous node's new pod is available, i.e. Ready for minReadySeconds.
+    let mut w = watch_settled(&s, "mr", 1);
+    let old_hash = revision_hash(&s, "mr", 1);
+    write(&s, &["set", "image", "ds/mr", "c=busybox:v2"]);
+    let new_hash = revision_hash(&s, "mr", 2);
+    w.until("every pod on revision 2", |w| w.settled_on(&new_hash));
+    assert_eq!(w.max_unavailable, 1, "one node at a time");
+    assert_eq!(w.max_pods_per_node, 1);
+    let mut ready: Vec<Instant> = w
+        .seen
+        .values()
+        .filter(|p| p.hash == new_hash)
+        .filter_map(|p| p.ready_at)
+        .collect();
+    let mut deleted: Vec<Instant> = w
+        .seen
+        .values()
+        .filter(|p| p.hash == old_hash)
+        .filter_map(|p| p.deleting_at)
+        .collect();
+    ready.sort();
+    deleted.sort();
+    assert_eq!((ready.len(), deleted.len()), (3, 3), "{:#?}", w.seen);
+    // Availability may come up to a second early (the Ready time has whole seconds);
+    // another second of slack covers the watch's delivery.
+    let min_gap = Duration::from_secs(MIN_READY.unsigned_abs() - 2);
+    for k in 1..3 {
+        let gap = deleted[k].saturating_duration_since(ready[k - 1]);
+        assert!(
+            gap >= min_gap,
+            "old pod {k} was deleted {gap:?} after the previous new pod was Ready"
+        );
+    }
+    // The last new pod is Ready but not yet available: the status and `rollout status`
+    // say so until minReadySeconds have passed.
+    let verdict = await_availability(&s, "mr", MIN_READY);
+    assert!(
+        verdict.contains("2 of 3 updated pods are available"),
+        "{verdict}"
+    );
+    rollout_done(&s, "mr");
+}
+
+// ---------------------------------------------------------------------------------------
+// A node that goes silent mid-rollout (README: "Nodes that are NotReady or unreachable
+// during a rollout")
+// ---------------------------------------------------------------------------------------
+
+/// Like [`daemonset`] but with no tolerations of its own: only the automatic daemon
+/// ones, so it leaves a node tainted `unreachable:NoSchedule` (and the master).
+fn intolerant_daemonset(name: &str, image: &str, extra: &str) -> String {
+    daemonset(name, image, &rolling("1", "0"), extra)
+        .replace("      tolerations:\n      - operator: Exists\n", "")
+}
+
+fn node_ready(s: &Server, node: &str) -> String {
+    s.ok(&[
+        "get",
+        "node",
+        node,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ])
+    .trim()
+    .to_string()
+}
+
+/// A pod as `(name, controller-revision-hash, terminating)`.
+type PodBrief = (String, String, bool);
+
+/// Every pod of `app` on `node` (live or terminating).
+fn pods_on(s: &Server, app: &str, node: &str) -> Vec<PodBrief> {
+    let selector = format!("app={app}");
+    let v = s.json(&["get", "pods", "-l", &selector]);
+    v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|p| target_node(p) == node)
+                .map(|p| {
+                    (
+                        p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                        p["metadata"]["labels"]["controller-revision-hash"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        !p["metadata"]["deletionTimestamp"].is_null(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_node_going_silent_mid_rollout_does_not_hold_the_rollout_hostage() {
+    let s = Server::start_with(&[
+        "up",
+        "--nodes",
+        "5",
+        "--ready-delay-ms",
+        "100",
+        "--node-monitor-grace-seconds",
+        "2",
+    ]);
+    // minReadySeconds paces the rollouts (maxUnavailable 1) so that a node can go silent
+    // while they run. `open` tolerates everything, so it also runs on the master and a
+    // silent node stays desired; `plain` has only the automatic daemon tolerations, so
+    // the unreachable NoSchedule taint takes a silent node out of its desired set.
+    let extra = "  minReadySeconds: 4";
+    apply(
+        &s,
+        &daemonset("open", "busybox:v1", &rolling("1", "0"), extra),
+    );
+    apply(&s, &intolerant_daemonset("plain", "busybox:v1", extra));
+    rollout_done(&s, "open");
+    rollout_done(&s, "plain");
+    let workers = ["node1", "node2", "node3", "node4"];
+    assert_eq!(pods(&s, "open").len(), 5);
+    assert_eq!(pods(&s, "plain").len(), 4);
+    let old = (revision_hash(&s, "open", 1), revision_hash(&s, "plain", 1));
+
+    let mut w = watch_settled(&s, "open", 1);
+    write(&s, &["set", "image", "ds/open", "c=busybox:v2"]);
+    write(&s, &["set", "image", "ds/plain", "c=busybox:v2"]);
+    let new = (revision_hash(&s, "open", 2), revision_hash(&s, "plain", 2));
+    // Mid-rollout: the first node has its new pod; a worker that still runs the old
+    // revision of both goes silent.
+    w.until("the first new pod", |w| {
+        w.live().any(|p| p.hash == new.0 && p.ready)
+    });
+    let silent = workers
+        .iter()
+        .find(|n| {
+            let n: &str = n;
+            let untouched = |app: &str, hash: &str| {
+                let on = pods_on(&s, app, n);
+                on.len() == 1 && on[0].1 == hash && !on[0].2
+            };
+            untouched("open", &old.0) && untouched("plain", &old.1)
+        })
+        .expect("a worker the rollouts have not reached yet")
+        .to_string();
+    let o = s.everynode(&["node", "stop", &silent]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("node/{silent} stopped")
+    );
+    wait_for(LIMIT, "the silent node to turn Unknown", || {
+        (node_ready(&s, &silent) == "Unknown").then_some(())
+    });
+    // `plain` no longer wants the tainted node (status counts as on Kubernetes); once
+    // the controller has seen that, the silent node's pods are off-limits to the rollout.
+    status_until(
+        &s,
+        "plain",
+        "the silent node to leave plain's desired set",
+        |st| num(st, "desiredNumberScheduled") == 3,
+    );
+    let frozen: Vec<(&str, Vec<PodBrief>)> = ["open", "plain"]
+        .into_iter()
+        .map(|app| (app, pods_on(&s, app, &silent)))
+        .collect();
+
+    // Both rollouts go on over the healthy nodes; neither waits for the silent one.
+    rollout_done(&s, "plain");
+    let st = status_until(&s, "plain", "plain done on the healthy nodes", |st| {
+        num(st, "updatedNumberScheduled") == 3 && num(st, "numberAvailable") == 3
+    });
+    assert_eq!(num(&st, "numberMisscheduled"), 1, "{st}");
+    status_until(&s, "open", "open updated on every healthy node", |st| {
+        num(st, "updatedNumberScheduled") == 4 && num(st, "desiredNumberScheduled") == 5
+    });
+    for (app, new_hash, old_hash) in [("open", &new.0, &old.0), ("plain", &new.1, &old.1)] {
+        for (node, (_, hash, _)) in pods(&s, app) {
+            let want = if node == silent { old_hash } else { new_hash };
+            assert_eq!(&hash, want, "{app} on {node}");
+        }
+        // The silent node got nothing new (its pods, whatever their state, are old).
+        let on = pods_on(&s, app, &silent);
+        assert!(on.iter().all(|(_, h, _)| h == old_hash), "{app}: {on:?}");
+    }
+    // The rollout deleted nothing on the silent node once it was known to be unready.
+    for (app, before) in &frozen {
+        let now = pods_on(&s, app, &silent);
+        for (name, _, terminating) in before {
+            if !terminating {
+                assert!(
+                    now.iter().any(|(n, _, t)| n == name && !t),
+                    "{app}: {name} was deleted on the silent node: {now:?}"
+                );
+            }
+        }
+    }
+    // `open` still wants the silent node, so `kubectl rollout status` keeps waiting.
+    let verdict = rollout_verdict(&s, "open");
+    assert!(
+        verdict.contains("Waiting for daemon set \"open\" rollout to finish: 4 out of 5 new pods have been updated"),
+        "{verdict}"
+    );
+    let o = s.kubectl(&["rollout", "status", "ds/open", "--timeout=2s"]);
+    assert!(
+        !o.status.success(),
+        "open cannot finish without the silent node"
+    );
+
+    // Back online, the node is updated like any other.
+    let o = s.everynode(&["node", "start", &silent]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for(LIMIT, "the node to be Ready again", || {
+        (node_ready(&s, &silent) == "True").then_some(())
+    });
+    rollout_done(&s, "open");
+    rollout_done(&s, "plain");
+    for (app, new_hash, count) in [("open", &new.0, 5), ("plain", &new.1, 4)] {
+        let st = status_until(&s, app, "every pod updated and available", |st| {
+            num(st, "updatedNumberScheduled") == count && num(st, "numberAvailable") == count
+        });
+        assert_eq!(num(&st, "desiredNumberScheduled"), count, "{app}: {st}");
+        let pods = pods(&s, app);
+        assert_eq!(pods.len() as i64, count, "{app}: {pods:?}");
+        assert!(
+            pods.values().all(|(_, h, _)| h == new_hash),
+            "{app}: {pods:?}"
+        );
+        assert!(
+            pods_on(&s, app, &silent)
+                .iter()
+                .all(|(_, h, t)| h == new_hash && !t)
+        );
+    }
+}
+
+#[test]
+fn node_stop_and_start_need_a_simulated_node() {
+    let s = Server::up(2);
+    let o = s.everynode(&["node", "stop", "ghost"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("node \"ghost\" not found"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A node without the sim runtime behind it cannot be stopped by everynode.
+    let o = s.apply_yaml("apiVersion: v1\nkind: Node\nmetadata:\n  name: real\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = s.everynode(&["node", "stop", "real"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a simulated node"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }

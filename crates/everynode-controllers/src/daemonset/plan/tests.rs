@@ -2564,3 +2564,595 @@ fn unready_nodes_neither_block_nor_join_the_rolling_update() {
         assert_eq!(creates(&plan), names(&case.creates), "{}", case.name);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Rolling update budgets, and whole rollouts pass by pass (update_test.go:
+// TestGetUnavailableNumbers, TestDaemonSetUpdatesPods, ...WithMaxSurge,
+// ...WhenNewPosIsNotReady, ...AllOldPodsNotReadyMaxSurge)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn budgets_table() {
+    let pct = |s: &str| Some(IntOrString::String(s.to_string()));
+    let int = |i: i32| Some(IntOrString::Int(i));
+    struct Case {
+        name: &'static str,
+        /// `None`: no `rollingUpdate` at all.
+        rolling: Option<(Option<IntOrString>, Option<IntOrString>)>,
+        desired: i64,
+        /// `(maxSurge, maxUnavailable)`.
+        want: (i64, i64),
+    }
+    let cases = [
+        Case {
+            name: "no nodes",
+            rolling: Some((int(0), int(0))),
+            desired: 0,
+            want: (0, 0),
+        },
+        Case {
+            name: "two nodes, maxUnavailable 1",
+            rolling: Some((int(1), int(0))),
+            desired: 2,
+            want: (0, 1),
+        },
+        Case {
+            name: "maxUnavailable 50% of 2",
+            rolling: Some((pct("50%"), int(0))),
+            desired: 2,
+            want: (0, 1),
+        },
+        Case {
+            name: "maxSurge 50% of 2",
+            rolling: Some((int(0), pct("50%"))),
+            desired: 2,
+            want: (1, 0),
+        },
+        Case {
+            name: "maxSurge 100% of 2",
+            rolling: Some((int(0), pct("100%"))),
+            desired: 2,
+            want: (2, 0),
+        },
+        Case {
+            name: "10% of 5,000 nodes",
+            rolling: Some((pct("10%"), int(0))),
+            desired: 5000,
+            want: (0, 500),
+        },
+        Case {
+            name: "percentages round up: 10% of 5,001",
+            rolling: Some((pct("10%"), int(0))),
+            desired: 5001,
+            want: (0, 501),
+        },
+        Case {
+            name: "percentages round up: 33% of 10",
+            rolling: Some((pct("33%"), int(0))),
+            desired: 10,
+            want: (0, 4),
+        },
+        Case {
+            name: "percentages round up: 1% of 5",
+            rolling: Some((pct("1%"), int(0))),
+            desired: 5,
+            want: (0, 1),
+        },
+        Case {
+            name: "both zero: one unavailable after all",
+            rolling: Some((int(0), int(0))),
+            desired: 3,
+            want: (0, 1),
+        },
+        Case {
+            name: "0% of a small fleet is zero: one unavailable",
+            rolling: Some((pct("0%"), pct("0%"))),
+            desired: 3,
+            want: (0, 1),
+        },
+        Case {
+            name: "no rollingUpdate: Kubernetes' defaults",
+            rolling: None,
+            desired: 3,
+            want: (0, 1),
+        },
+        Case {
+            name: "maxUnavailable absent: 1",
+            rolling: Some((None, int(0))),
+            desired: 3,
+            want: (0, 1),
+        },
+        Case {
+            name: "maxUnavailable and maxSurge both set",
+            rolling: Some((int(2), int(1))),
+            desired: 5,
+            want: (1, 2),
+        },
+        Case {
+            name: "a malformed percentage counts as zero",
+            rolling: Some((pct("x%"), int(1))),
+            desired: 5,
+            want: (1, 0),
+        },
+    ];
+    for case in cases {
+        let mut spec = ds().spec.unwrap_or_default();
+        let strategy = spec
+            .update_strategy
+            .get_or_insert_with(DaemonSetUpdateStrategy::default);
+        strategy.rolling_update =
+            case.rolling
+                .map(|(max_unavailable, max_surge)| RollingUpdateDaemonSet {
+                    max_unavailable,
+                    max_surge,
+                });
+        assert_eq!(budgets(&spec, case.desired), case.want, "{}", case.name);
+    }
+}
+
+#[test]
+fn percentages_are_of_the_nodes_that_should_run() {
+    // 50% of 4 qualifying nodes is 2, whatever the two nodes that do not qualify hold.
+    let ds = v2()
+        .node_selector("disk", "ssd")
+        .rolling(IntOrString::String("50%".to_string()), IntOrString::Int(0));
+    let mut w = updated_world(ds, 4);
+    for n in w.nodes.iter_mut() {
+        *n = n.clone().label("disk", "ssd");
+    }
+    w.nodes.push(node("n5"));
+    w.nodes.push(node("n6"));
+    let plan = w.plan();
+    assert_eq!(deletes(&plan), names(&["fluentd-n1", "fluentd-n2"]));
+    assert_eq!(status_counts(&plan).0, 4);
+}
+
+#[test]
+fn min_ready_seconds_decides_availability_in_the_rolling_update() {
+    struct Case {
+        name: &'static str,
+        surge: i32,
+        /// n1's new pod has been Ready since this many seconds before now.
+        ready_for: i64,
+        deletes: Vec<&'static str>,
+        creates: Vec<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "new pod Ready 5 s of 10: still unavailable, it uses the budget",
+            surge: 0,
+            ready_for: 5,
+            deletes: vec![],
+            creates: vec![],
+        },
+        Case {
+            name: "new pod Ready exactly 10 s: not yet (strictly after)",
+            surge: 0,
+            ready_for: 10,
+            deletes: vec![],
+            creates: vec![],
+        },
+        Case {
+            name: "new pod Ready 11 s: available, the next node goes",
+            surge: 0,
+            ready_for: 11,
+            deletes: vec!["fluentd-n2"],
+            creates: vec![],
+        },
+        Case {
+            name: "surge: the old pod stays beside a new one that is not available",
+            surge: 1,
+            ready_for: 5,
+            deletes: vec![],
+            creates: vec![],
+        },
+        Case {
+            name: "surge: the new pod is available, the old one goes",
+            surge: 1,
+            ready_for: 11,
+            deletes: vec!["fluentd-n1"],
+            creates: vec![],
+        },
+    ];
+    for case in cases {
+        let ds = v2().min_ready(10).rolling(
+            IntOrString::Int(i32::from(case.surge == 0)),
+            IntOrString::Int(case.surge),
+        );
+        let mut w = updated_world(ds.clone(), 3);
+        let new_n1 = pod_on(&ds, "n1")
+            .named("new-n1")
+            .created(NOW - 20)
+            .ready_since(NOW - case.ready_for);
+        if case.surge == 0 {
+            w.pods[0] = new_n1;
+        } else {
+            w.pods.push(new_n1);
+        }
+        let plan = w.plan();
+        assert_eq!(deletes(&plan), names(&case.deletes), "{}", case.name);
+        assert_eq!(creates(&plan), names(&case.creates), "{}", case.name);
+        // A pod waiting for minReadySeconds is Ready but not available in the status.
+        let (_, _, ready, available, ..) = status_counts(&plan);
+        // (With surge the status counts n1's oldest pod, the available old one.)
+        let waiting = i32::from(case.surge == 0 && case.ready_for <= 10);
+        assert_eq!(ready - available, waiting, "{}", case.name);
+    }
+}
+
+/// A change to the world before a given pass: `(pass, change)`.
+type Change = (i64, fn(&mut World));
+
+/// A rollout played pass by pass, one second apart, the way the cluster answers the
+/// plan: a deleted pod is terminating until the next pass and gone at it (its kubelet
+/// confirms), a created pod is bound at once and not Ready until the next pass.
+struct Rollout {
+    w: World,
+    pass: i64,
+    created: usize,
+    /// Per pass, after the plan was carried out: nodes that should run a pod but have
+    /// no available one that is not terminating, and the most pods on one node.
+    unavailable: Vec<usize>,
+    most_per_node: Vec<usize>,
+    surging: Vec<usize>,
+}
+
+impl Rollout {
+    fn new(w: World) -> Rollout {
+        Rollout {
+            w,
+            pass: 0,
+            created: 0,
+            unavailable: Vec::new(),
+            most_per_node: Vec::new(),
+            surging: Vec::new(),
+        }
+    }
+
+    fn min_ready(&self) -> i32 {
+        self.w
+            .ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn should_run(&self, node: &Node) -> bool {
+        node_should_run_daemon_pod(node, &self.w.ds).should_run
+    }
+
+    fn on(&self, node: &str) -> Vec<&Pod> {
+        self.w
+            .pods
+            .iter()
+            .filter(|p| daemon_pod_target_node(p).as_deref() == Some(node))
+            .collect()
+    }
+
+    /// One pass: the cluster's answers to the previous pass, the plan, its actions.
+    fn step(&mut self) {
+        self.pass += 1;
+        let now = NOW + self.pass;
+        self.w.now = at(now);
+        self.w.pods.retain(|p| !is_deleting(&p.metadata));
+        for p in self.w.pods.iter_mut() {
+            if !is_pod_ready(p) {
+                *p = p.clone().ready_since(now);
+            }
+        }
+        let plan = self.w.plan();
+        for name in deletes(&plan) {
+            if let Some(p) = self
+                .w
+                .pods
+                .iter_mut()
+                .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+            {
+                *p = p.clone().deleting();
+            }
+        }
+        for node in creates(&plan) {
+            self.created += 1;
+            let pod = pod_on(&self.w.ds, &node)
+                .named(&format!("new-{node}-{}", self.created))
+                .created(now)
+                .not_ready();
+            self.w.pods.push(pod);
+        }
+        let min_ready = self.min_ready();
+        let (mut unavailable, mut most, mut surging) = (0, 0, 0);
+        for node in &self.w.nodes {
+            let name = opt_str(&node.metadata.name);
+            let pods = self.on(name);
+            let available = pods
+                .iter()
+                .any(|p| !is_deleting(&p.metadata) && is_pod_available(p, min_ready, self.w.now));
+            if self.should_run(node) && !available {
+                unavailable += 1;
+            }
+            most = most.max(pods.len());
+            surging += usize::from(pods.len() > 1);
+        }
+        self.unavailable.push(unavailable);
+        self.most_per_node.push(most);
+        self.surging.push(surging);
+    }
+
+    /// Every node that should run a pod runs exactly one, of the current revision and
+    /// available; the others run none.
+    fn done(&self) -> bool {
+        let hash = hash_of(&self.w.ds);
+        let min_ready = self.min_ready();
+        self.w.nodes.iter().all(|node| {
+            let pods = self.on(opt_str(&node.metadata.name));
+            if !self.should_run(node) {
+                return pods.is_empty();
+            }
+            pods.len() == 1
+                && hash_label(&pods[0].metadata) == Some(hash.as_str())
+                && !is_deleting(&pods[0].metadata)
+                && is_pod_available(pods[0], min_ready, self.w.now)
+        })
+    }
+
+    /// Passes until done (at most 100), with `change` applied to the world before the
+    /// pass of that number.
+    fn run(mut self, change: Option<Change>) -> Rollout {
+        while !self.done() {
+            assert!(
+                self.pass < 100,
+                "no end after 100 passes: {:#?}",
+                self.w.pods
+            );
+            if let Some((at_pass, change)) = change
+                && at_pass == self.pass + 1
+            {
+                change(&mut self.w);
+            }
+            self.step();
+        }
+        self
+    }
+
+    fn max(series: &[usize]) -> usize {
+        series.iter().copied().max().unwrap_or(0)
+    }
+}
+
+#[test]
+fn whole_rollouts_pass_by_pass() {
+    let pct = |s: &str| IntOrString::String(s.to_string());
+    struct Case {
+        name: &'static str,
+        nodes: usize,
+        max_unavailable: IntOrString,
+        max_surge: IntOrString,
+        min_ready: i32,
+        /// (most nodes unavailable, most pods on a node, most nodes surging, passes).
+        want: (usize, usize, usize, i64),
+    }
+    let cases = [
+        Case {
+            // Delete, (gone) create, (Ready) next delete: two passes per node.
+            name: "maxUnavailable 1 on 5 nodes: one node at a time",
+            nodes: 5,
+            max_unavailable: IntOrString::Int(1),
+            max_surge: IntOrString::Int(0),
+            min_ready: 0,
+            want: (1, 1, 0, 11),
+        },
+        Case {
+            name: "maxUnavailable 2 on 5 nodes: 2, 2, 1",
+            nodes: 5,
+            max_unavailable: IntOrString::Int(2),
+            max_surge: IntOrString::Int(0),
+            min_ready: 0,
+            want: (2, 1, 0, 7),
+        },
+        Case {
+            name: "maxUnavailable 40% of 5 rounds up to 2",
+            nodes: 5,
+            max_unavailable: pct("40%"),
+            max_surge: IntOrString::Int(0),
+            min_ready: 0,
+            want: (2, 1, 0, 7),
+        },
+        Case {
+            name: "maxUnavailable 10% of 20: two at a time",
+            nodes: 20,
+            max_unavailable: pct("10%"),
+            max_surge: IntOrString::Int(0),
+            min_ready: 0,
+            want: (2, 1, 0, 21),
+        },
+        Case {
+            name: "maxUnavailable 100%: every node at once",
+            nodes: 5,
+            max_unavailable: pct("100%"),
+            max_surge: IntOrString::Int(0),
+            min_ready: 0,
+            want: (5, 1, 0, 3),
+        },
+        Case {
+            // Surge, (Ready) delete the old one, (gone) surge the next: two passes per
+            // node, as manage's delete holds the rolling update back for a pass.
+            name: "maxSurge 1: no node unavailable, one extra pod at a time",
+            nodes: 5,
+            max_unavailable: IntOrString::Int(0),
+            max_surge: IntOrString::Int(1),
+            min_ready: 0,
+            want: (0, 2, 1, 11),
+        },
+        Case {
+            name: "maxSurge 40% of 5: two extra pods at a time",
+            nodes: 5,
+            max_unavailable: IntOrString::Int(0),
+            max_surge: pct("40%"),
+            min_ready: 0,
+            want: (0, 2, 2, 7),
+        },
+        Case {
+            // Each new pod must have been Ready for more than 3 s before the next node
+            // goes: six passes per node instead of two.
+            name: "minReadySeconds 3 holds each node back",
+            nodes: 3,
+            max_unavailable: IntOrString::Int(1),
+            max_surge: IntOrString::Int(0),
+            min_ready: 3,
+            want: (1, 1, 0, 19),
+        },
+    ];
+    for case in cases {
+        let ds = v2()
+            .min_ready(case.min_ready)
+            .rolling(case.max_unavailable, case.max_surge);
+        let r = Rollout::new(updated_world(ds, case.nodes)).run(None);
+        let got = (
+            Rollout::max(&r.unavailable),
+            Rollout::max(&r.most_per_node),
+            Rollout::max(&r.surging),
+            r.pass,
+        );
+        assert_eq!(got, case.want, "{}", case.name);
+        assert_eq!(r.created, case.nodes, "{}: one new pod per node", case.name);
+    }
+}
+
+fn ssd(name: &str) -> Node {
+    node(name).label("disk", "ssd")
+}
+
+#[test]
+fn nodes_that_stop_qualifying_mid_rollout() {
+    struct Case {
+        name: &'static str,
+        change: fn(&mut World),
+        /// Where n5 ends: `Some(true)` a new pod, `Some(false)` no pod.
+        n5_runs: bool,
+        want_passes: i64,
+    }
+    let cases = [
+        Case {
+            name: "n5 tainted NoExecute: manage deletes its pod at once, nothing replaces it",
+            change: |w| w.nodes[4] = ssd("n5").taint("dedicated", "NoExecute"),
+            n5_runs: false,
+            want_passes: 10,
+        },
+        Case {
+            name: "n5 no longer matches the node selector: likewise",
+            change: |w| w.nodes[4] = node("n5").label("disk", "hdd"),
+            n5_runs: false,
+            want_passes: 10,
+        },
+        Case {
+            // Kubernetes' rolling update visits every node with pods: the old pod of a
+            // node that may keep it (NoSchedule) is deleted within the budget like the
+            // others, and not replaced.
+            name: "n5 tainted NoSchedule: its old pod goes in its turn, nothing replaces it",
+            change: |w| w.nodes[4] = ssd("n5").taint("dedicated", "NoSchedule"),
+            n5_runs: false,
+            want_passes: 10,
+        },
+        Case {
+            name: "n5 cordoned: daemon pods ignore unschedulable, it is updated",
+            change: |w| w.nodes[4] = ssd("n5").unschedulable(),
+            n5_runs: true,
+            want_passes: 11,
+        },
+        Case {
+            name: "n5 deleted (its pod with it): the rollout ends on the other four",
+            change: |w| {
+                w.nodes.truncate(4);
+                w.pods
+                    .retain(|p| daemon_pod_target_node(p).as_deref() != Some("n5"));
+            },
+            n5_runs: false,
+            want_passes: 9,
+        },
+    ];
+    for case in cases {
+        // maxUnavailable 1 over 5 nodes labelled disk=ssd, which the DaemonSet selects;
+        // the change lands after the first node is done.
+        let ds = v2()
+            .node_selector("disk", "ssd")
+            .rolling(IntOrString::Int(1), IntOrString::Int(0));
+        let mut w = updated_world(ds, 5);
+        for (i, n) in w.nodes.iter_mut().enumerate() {
+            *n = ssd(&format!("n{}", i + 1));
+        }
+        let r = Rollout::new(w).run(Some((3, case.change)));
+        assert_eq!(Rollout::max(&r.unavailable), 1, "{}", case.name);
+        assert_eq!(Rollout::max(&r.most_per_node), 1, "{}", case.name);
+        let n5 = r.on("n5");
+        assert_eq!(!n5.is_empty(), case.n5_runs, "{}: {n5:#?}", case.name);
+        assert_eq!(r.pass, case.want_passes, "{}", case.name);
+        let status = r.w.plan().status.unwrap_or_default();
+        let desired = if case.n5_runs { 5 } else { 4 };
+        assert_eq!(status.desired_number_scheduled, desired, "{}", case.name);
+        assert_eq!(
+            status.updated_number_scheduled,
+            Some(desired),
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn a_node_that_goes_silent_mid_rollout_is_left_out_until_it_is_back() {
+    // everynode, not Kubernetes: once n5's Ready turns Unknown the rollout neither
+    // deletes its pod nor counts it, and finishes the other four; n5 is updated when it
+    // is Ready again.
+    let ds = v2()
+        .toleration("node.kubernetes.io/unreachable", "NoSchedule")
+        .rolling(IntOrString::Int(1), IntOrString::Int(0));
+    let mut r = Rollout::new(updated_world(ds, 5));
+    r.w.nodes[4] = with_ready(node("n5"), "Unknown");
+    let old_n5 = r.on("n5")[0].metadata.name.clone();
+    for _ in 0..20 {
+        r.step();
+    }
+    let on_n5: Vec<_> = r.on("n5").iter().map(|p| p.metadata.name.clone()).collect();
+    assert_eq!(on_n5, vec![old_n5], "n5 keeps its old pod");
+    assert!(!is_deleting(&r.on("n5")[0].metadata));
+    let hash = hash_of(&r.w.ds);
+    for n in ["n1", "n2", "n3", "n4"] {
+        let pods = r.on(n);
+        assert_eq!(pods.len(), 1, "{n}");
+        assert_eq!(hash_label(&pods[0].metadata), Some(hash.as_str()), "{n}");
+    }
+    assert!(!r.done());
+    r.w.nodes[4] = with_ready(node("n5"), "True");
+    let r = r.run(None);
+    assert!(r.done());
+    assert_eq!(Rollout::max(&r.unavailable), 1);
+}
+
+#[test]
+fn surge_replaces_every_unready_old_pod_at_once() {
+    // Old pods that are not available are replaced outside the surge budget; once the
+    // new pods exist, manage deletes the unready old ones without waiting.
+    let ds = v2().rolling(IntOrString::Int(0), IntOrString::Int(3));
+    let mut w = updated_world(ds.clone(), 5);
+    for p in w.pods.iter_mut() {
+        *p = p.clone().not_ready();
+    }
+    let plan = w.plan();
+    assert_eq!(creates(&plan), names(&["n1", "n2", "n3", "n4", "n5"]));
+    assert!(deletes(&plan).is_empty());
+
+    for i in 1..=5 {
+        let node = format!("n{i}");
+        w.pods.push(
+            pod_on(&ds, &node)
+                .named(&format!("new-{node}"))
+                .created(NOW)
+                .not_ready(),
+        );
+    }
+    let plan = w.plan();
+    assert!(creates(&plan).is_empty());
+    assert_eq!(deletes(&plan).len(), 5);
+    assert!(deletes(&plan).iter().all(|p| p.starts_with("fluentd-")));
+}

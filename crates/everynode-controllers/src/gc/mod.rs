@@ -70,6 +70,9 @@ fn to_object(api_version: &str, kind: &str, o: &DynamicObject) -> Option<Object>
 type Snapshot = Arc<Mutex<BTreeMap<String, Object>>>;
 
 /// Runs the collector until the task is dropped.
+/// How often the collector looks again without a change.
+const RESYNC: Duration = Duration::from_secs(30);
+
 pub async fn run(client: kube::Client) {
     let snapshot: Snapshot = Arc::default();
     let changed = Arc::new(Notify::new());
@@ -116,8 +119,13 @@ pub async fn run(client: kube::Client) {
                     }
                     Ok(watcher::Event::Apply(o)) => {
                         if let Some(obj) = to_object(&api_version, kind, &o) {
+                            // Lease renewals and status updates leave what the collector
+                            // judges (owners, deletion, finalizers, node) as it was: no pass.
+                            let relevant = snap.get(&obj.id.uid) != Some(&obj);
                             snap.insert(obj.id.uid.clone(), obj);
-                            changed.notify_one();
+                            if relevant {
+                                changed.notify_one();
+                            }
                         }
                     }
                     Ok(watcher::Event::Delete(o)) => {
@@ -139,7 +147,12 @@ pub async fn run(client: kube::Client) {
             ready.notified().await;
         }
         loop {
-            changed.notified().await;
+            // A pass on every relevant change, and a periodic one that retries what
+            // failed before (a delete refused by a busy server) without waiting for one.
+            tokio::select! {
+                _ = changed.notified() => {}
+                _ = tokio::time::sleep(RESYNC) => {}
+            }
             // Debounce: let a burst of changes (a DaemonSet's pods going) settle into one pass.
             tokio::time::sleep(Duration::from_millis(100)).await;
             let objects: Vec<Object> = snapshot

@@ -264,6 +264,18 @@ fn sim_index(node: &Node) -> Option<u32> {
     ann.get(SIM_INDEX_ANNOTATION)?.parse().ok()
 }
 
+/// Slices of the renewal interval over which Lease renewals are spread.
+const LEASE_SLICES: u32 = 20;
+
+/// The slice of the renewal interval in which `node` renews its Lease.
+fn lease_slice(node: &str) -> u32 {
+    // FNV-1a: stable across runs and platforms, and enough to spread names evenly.
+    let h = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    u32::try_from(h % u64::from(LEASE_SLICES)).unwrap_or(0)
+}
+
 /// Registers a simulated node: creates its Node (with the lowest free index) and Lease.
 /// An existing node of that name is left as it is. Returns the node's index.
 pub async fn register(client: &kube::Client, spec: &SimNodeSpec) -> Result<u32, SimError> {
@@ -517,16 +529,24 @@ impl Fleet {
         }
     }
 
+    /// Renews every node's Lease once per interval, spread evenly over it: the interval
+    /// is cut into [`LEASE_SLICES`] slices and each node renews in the slice its name
+    /// hashes to, so 5,000 nodes write 250 Leases every half second instead of 5,000 at
+    /// once every 10 s (a burst that stalls everything else writing meanwhile).
     async fn renew_leases(&self) {
-        let mut tick = tokio::time::interval(self.opts.renew_interval);
+        let slice = (self.opts.renew_interval / LEASE_SLICES).max(Duration::from_millis(1));
+        let mut tick = tokio::time::interval(slice);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut turn: u32 = 0;
         loop {
             tick.tick().await;
+            let this = turn;
+            turn = (turn + 1) % LEASE_SLICES;
             let nodes: Vec<(String, String)> = self
                 .state()
                 .nodes
                 .iter()
-                .filter(|(_, n)| !n.stopped)
+                .filter(|(name, n)| !n.stopped && lease_slice(name) == this)
                 .map(|(name, n)| (name.clone(), n.uid.clone()))
                 .collect();
             futures::stream::iter(nodes)
@@ -903,6 +923,21 @@ mod tests {
             Some("non-existent")
         );
         assert_eq!(image_tag("app:v1@sha256:abc"), Some("v1"));
+    }
+
+    #[test]
+    fn lease_renewals_spread_evenly_over_the_slices() {
+        let mut per_slice = vec![0usize; LEASE_SLICES as usize];
+        for i in 1..=5000 {
+            per_slice[lease_slice(&format!("node{i:05}")) as usize] += 1;
+        }
+        let even = 5000 / LEASE_SLICES as usize;
+        for (slice, n) in per_slice.iter().enumerate() {
+            assert!(
+                n.abs_diff(even) <= even / 4,
+                "slice {slice} has {n} of 5000 nodes: {per_slice:?}"
+            );
+        }
     }
 
     #[test]

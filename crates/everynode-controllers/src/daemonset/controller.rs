@@ -27,6 +27,8 @@ const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(60);
 const WORKERS: usize = 4;
 /// Concurrent API calls within one batch of creates or deletes.
 const BURST: usize = 64;
+/// The most creates (or deletes) one pass may issue, however well earlier passes went.
+const MAX_BURST: usize = 16_384;
 
 type Key = ObjectRef<DaemonSet>;
 
@@ -34,8 +36,8 @@ type Key = ObjectRef<DaemonSet>;
 struct Expectation {
     /// Pod names created and not yet in the cache.
     creates: HashSet<String>,
-    /// Pod uids deleted and still in the cache without a deletionTimestamp.
-    deletes: HashSet<String>,
+    /// Pods (name, uid) deleted and still in the cache without a deletionTimestamp.
+    deletes: HashSet<(String, String)>,
     since: Option<Instant>,
 }
 
@@ -48,6 +50,10 @@ struct Ctl {
     expectations: Mutex<HashMap<Key, Expectation>>,
     /// Failed-pod back-off per (DaemonSet, node): next delay.
     backoff: Mutex<FailedPodBackoff>,
+    /// Per DaemonSet, the creates and deletes the next pass may issue: Kubernetes'
+    /// 250 at first, doubled after each pass that used all of it without a failure,
+    /// back to 250 after a failure.
+    bursts: Mutex<HashMap<Key, usize>>,
     events: Recorder,
 }
 
@@ -75,6 +81,7 @@ pub async fn run(client: kube::Client) {
         revisions,
         expectations: Mutex::default(),
         backoff: Mutex::new(FailedPodBackoff::default()),
+        bursts: Mutex::default(),
         events: Recorder::new(client, "daemonset-controller"),
     });
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new();
@@ -206,10 +213,12 @@ impl Ctl {
         exp.creates
             .retain(|name| self.pods.get(&ObjectRef::new(name).within(&ns)).is_none());
         let pods = &self.pods;
-        exp.deletes.retain(|uid| {
-            pods.state().iter().any(|p| {
-                p.metadata.uid.as_deref() == Some(uid) && p.metadata.deletion_timestamp.is_none()
-            })
+        exp.deletes.retain(|(name, uid)| {
+            pods.get(&ObjectRef::new(name).within(&ns))
+                .is_some_and(|p| {
+                    p.metadata.uid.as_deref() == Some(uid)
+                        && p.metadata.deletion_timestamp.is_none()
+                })
         });
         let done = (exp.creates.is_empty() && exp.deletes.is_empty())
             || exp
@@ -224,8 +233,13 @@ impl Ctl {
     async fn sync(&self, key: &Key) -> Result<Option<Duration>, kube::Error> {
         let Some(ds) = self.daemonsets.get(key) else {
             self.expectations().remove(key);
+            lock(&self.bursts).remove(key);
             return Ok(None);
         };
+        let burst = lock(&self.bursts)
+            .get(key)
+            .copied()
+            .unwrap_or(plan::BURST_REPLICAS);
         let satisfied = self.satisfied(key);
         let ns = key.namespace.clone().unwrap_or_default();
         let nodes = self.nodes.state();
@@ -258,8 +272,15 @@ impl Ctl {
                 // As in Kubernetes, the garbage collector force-deletes pods bound to
                 // nodes that are gone.
                 delete_pods_on_missing_nodes: false,
+                burst,
             })
         };
+        // Whether this pass used its whole burst (the next may do more).
+        let used_burst = plan.actions.iter().any(|a| match a {
+            Action::CreatePods { node_names, .. } => node_names.len() >= burst,
+            Action::DeletePods { pods } => pods.len() >= burst,
+            _ => false,
+        });
         let ds_api: Api<DaemonSet> = Api::namespaced(self.client.clone(), &ns);
         let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let rev_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
@@ -368,7 +389,7 @@ impl Ctl {
                     type_,
                     reason,
                     message,
-                } => self.events.record(&*ds, type_, reason, &message).await,
+                } => self.events.record(&*ds, type_, reason, &message),
             }
         }
         if let Some(status) = plan.status {
@@ -379,6 +400,14 @@ impl Ctl {
                     .await
                     .map(|_| ()),
             )?;
+        }
+        {
+            let mut bursts = lock(&self.bursts);
+            if retry_soon {
+                bursts.remove(key);
+            } else if used_burst {
+                bursts.insert(key.clone(), burst.saturating_mul(2).min(MAX_BURST));
+            }
         }
         if retry_soon {
             requeue =
@@ -423,14 +452,12 @@ impl Ctl {
                             .or_default()
                             .creates
                             .insert(name.clone());
-                        self.events
-                            .record(
-                                ctx.ds,
-                                "Normal",
-                                "SuccessfulCreate",
-                                &format!("Created pod: {name}"),
-                            )
-                            .await;
+                        self.events.record(
+                            ctx.ds,
+                            "Normal",
+                            "SuccessfulCreate",
+                            &format!("Created pod: {name}"),
+                        );
                     }
                     Err((node, e)) => {
                         failed = true;
@@ -439,14 +466,12 @@ impl Ctl {
                             kube::Error::Api(s) => s.message.clone(),
                             other => other.to_string(),
                         };
-                        self.events
-                            .record(
-                                ctx.ds,
-                                "Warning",
-                                "FailedCreate",
-                                &format!("Error creating: {msg}"),
-                            )
-                            .await;
+                        self.events.record(
+                            ctx.ds,
+                            "Warning",
+                            "FailedCreate",
+                            &format!("Error creating: {msg}"),
+                        );
                     }
                 }
             }
@@ -493,31 +518,31 @@ impl Ctl {
                         .entry(key.clone())
                         .or_default()
                         .deletes
-                        .insert(uid);
-                    self.events
-                        .record(
-                            ds,
-                            "Normal",
-                            "SuccessfulDelete",
-                            &format!("Deleted pod: {name}"),
-                        )
-                        .await;
+                        .insert((name.clone(), uid));
+                    self.events.record(
+                        ds,
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {name}"),
+                    );
                 }
                 Err(e) => {
                     failed = true;
-                    self.events
-                        .record(
-                            ds,
-                            "Warning",
-                            "FailedDelete",
-                            &format!("Error deleting: {e}"),
-                        )
-                        .await;
+                    self.events.record(
+                        ds,
+                        "Warning",
+                        "FailedDelete",
+                        &format!("Error deleting: {e}"),
+                    );
                 }
             }
         }
         failed
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What every create of one `CreatePods` action shares.

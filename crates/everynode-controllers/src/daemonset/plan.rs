@@ -141,6 +141,10 @@ pub struct Observed<'a> {
     /// the pod garbage collector (false, the faithful default); a cluster without one
     /// (everynode's own control plane) sets this so they do not linger.
     pub delete_pods_on_missing_nodes: bool,
+    /// At most this many creates and this many deletes in this pass. Kubernetes uses
+    /// [`BURST_REPLICAS`] on every pass; everynode's loop starts there and raises it
+    /// after passes whose writes all succeeded (slow start across passes).
+    pub burst: usize,
 }
 
 /// One thing for the loop to do. Listed in execution order within a [`Plan`].
@@ -187,7 +191,7 @@ pub enum Action {
     AdvanceFailedPodBackoff { key: String },
     /// Create one pod per node from [`pod_for_node`]`(ds, &template, node, &hash,
     /// template_generation)`, in [`slow_start_batches`]; stop at the first batch with a
-    /// failure. At most [`BURST_REPLICAS`] nodes.
+    /// failure. At most [`Observed::burst`] nodes.
     CreatePods {
         node_names: Vec<String>,
         /// `spec.template` as observed (without per-node affinity or daemon tolerations).
@@ -198,7 +202,7 @@ pub enum Action {
         template_generation: Option<i64>,
     },
     /// Delete these pods `(name, uid)` concurrently, with empty DeleteOptions (the uid may
-    /// be sent as a precondition); NotFound is not an error. At most [`BURST_REPLICAS`].
+    /// be sent as a precondition); NotFound is not an error. At most [`Observed::burst`].
     DeletePods { pods: Vec<(String, String)> },
     /// Record an event on the DaemonSet (§15).
     Event {
@@ -891,10 +895,10 @@ pub fn plan(obs: &Observed<'_>) -> Plan {
         }
         requeue = min_some(requeue, work.requeue);
         out.actions.append(&mut work.before);
-        work.creates.truncate(BURST_REPLICAS);
-        work.stable_creates
-            .truncate(BURST_REPLICAS - work.creates.len());
-        work.deletes.truncate(BURST_REPLICAS);
+        let burst = obs.burst.max(1);
+        work.creates.truncate(burst);
+        work.stable_creates.truncate(burst - work.creates.len());
+        work.deletes.truncate(burst);
         if !work.creates.is_empty() {
             out.actions.push(Action::CreatePods {
                 node_names: work.creates,

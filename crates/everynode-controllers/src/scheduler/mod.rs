@@ -306,7 +306,7 @@ impl Scheduler {
                     Ok(_) => {
                         lock(&self.waiting).remove(&uid);
                         let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                        self.events.pod(&pod, "Normal", "Scheduled", &msg).await;
+                        self.events.pod(&pod, "Normal", "Scheduled", &msg);
                         None
                     }
                     Err(e) => {
@@ -335,8 +335,7 @@ impl Scheduler {
                         tracing::debug!(pod = %name, error = %e, "recording PodScheduled=False");
                     }
                     self.events
-                        .pod(&pod, "Warning", "FailedScheduling", &message)
-                        .await;
+                        .pod(&pod, "Warning", "FailedScheduling", &message);
                 }
                 // Node and pod changes retry it; this is the slow safety net.
                 Some(Duration::from_secs(30))

@@ -374,6 +374,7 @@ struct World {
     expectations_satisfied: bool,
     backoff: FailedPodBackoff,
     delete_pods_on_missing_nodes: bool,
+    burst: usize,
 }
 
 /// A world where `ds` already has its current revision (revision 1), so that passes
@@ -389,6 +390,7 @@ fn world(ds: DaemonSet, nodes: Vec<Node>, pods: Vec<Pod>) -> World {
         expectations_satisfied: true,
         backoff: FailedPodBackoff::default(),
         delete_pods_on_missing_nodes: false,
+        burst: BURST_REPLICAS,
     }
 }
 
@@ -406,6 +408,7 @@ impl World {
             expectations_satisfied: self.expectations_satisfied,
             failed_pod_backoff: &self.backoff,
             delete_pods_on_missing_nodes: self.delete_pods_on_missing_nodes,
+            burst: self.burst,
         })
     }
 }
@@ -945,6 +948,15 @@ fn creates_and_deletes_are_capped_per_pass() {
     let pods: Vec<Pod> = (1..=260).map(|i| pod_on(&ds, &format!("n{i}"))).collect();
     let plan = world(ds, nodes(260), pods).plan();
     assert_eq!(deletes(&plan).len(), BURST_REPLICAS);
+}
+
+#[test]
+fn the_loop_may_raise_the_burst() {
+    let mut w = world(ds(), nodes(300), vec![]);
+    w.burst = 1000;
+    assert_eq!(creates(&w.plan()).len(), 300);
+    w.burst = 7;
+    assert_eq!(creates(&w.plan()).len(), 7);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ fn to_object(api_version: &str, kind: &str, o: &DynamicObject) -> Option<Object>
 }
 
 /// uid → object, for every watched kind.
-type Snapshot = Arc<Mutex<BTreeMap<String, Object>>>;
+type Snapshot = Arc<Mutex<BTreeMap<String, Arc<Object>>>>;
 
 /// Runs the collector until the task is dropped.
 /// How often the collector looks again without a change.
@@ -103,7 +103,7 @@ pub async fn run(client: kube::Client) {
                             if let Some(seen) = relist.as_mut() {
                                 seen.insert(obj.id.uid.clone());
                             }
-                            snap.insert(obj.id.uid.clone(), obj);
+                            snap.insert(obj.id.uid.clone(), Arc::new(obj));
                         }
                     }
                     Ok(watcher::Event::InitDone) => {
@@ -121,9 +121,9 @@ pub async fn run(client: kube::Client) {
                         if let Some(obj) = to_object(&api_version, kind, &o) {
                             // Lease renewals and status updates leave what the collector
                             // judges (owners, deletion, finalizers, node) as it was: no pass.
-                            let relevant = snap.get(&obj.id.uid) != Some(&obj);
-                            snap.insert(obj.id.uid.clone(), obj);
+                            let relevant = snap.get(&obj.id.uid).is_none_or(|o| **o != obj);
                             if relevant {
+                                snap.insert(obj.id.uid.clone(), Arc::new(obj));
                                 changed.notify_one();
                             }
                         }
@@ -155,7 +155,7 @@ pub async fn run(client: kube::Client) {
             }
             // Debounce: let a burst of changes (a DaemonSet's pods going) settle into one pass.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let objects: Vec<Object> = snapshot
+            let objects: Vec<Arc<Object>> = snapshot
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .values()

@@ -10,6 +10,7 @@
 //! Only references to kinds the collector watches are judged: an owner of a kind it
 //! cannot see is assumed to exist, so nothing is deleted by mistake.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 
 /// Finalizer Kubernetes uses for orphaning deletes.
@@ -69,14 +70,18 @@ fn group(api_version: &str) -> &str {
 
 /// Decides every action for the snapshot. `watched_kinds` are (group, kind) pairs whose
 /// objects are all in `objects`.
-pub fn plan(objects: &[Object], watched_kinds: &HashSet<(String, String)>) -> Vec<Action> {
-    let by_uid: HashMap<&str, &Object> = objects.iter().map(|o| (o.id.uid.as_str(), o)).collect();
+pub fn plan<O: Borrow<Object>>(
+    objects: &[O],
+    watched_kinds: &HashSet<(String, String)>,
+) -> Vec<Action> {
+    let objects: Vec<&Object> = objects.iter().map(Borrow::borrow).collect();
+    let by_uid: HashMap<&str, &Object> = objects.iter().map(|o| (o.id.uid.as_str(), *o)).collect();
     let judged =
         |r: &OwnerRef| watched_kinds.contains(&(group(&r.api_version).to_string(), r.kind.clone()));
     let mut actions = Vec::new();
     // Dependents of owners being deleted, by owner uid.
     let mut dependents: HashMap<&str, Vec<&Object>> = HashMap::new();
-    for o in objects {
+    for &o in &objects {
         for r in &o.owners {
             dependents.entry(r.uid.as_str()).or_default().push(o);
         }
@@ -86,7 +91,7 @@ pub fn plan(objects: &[Object], watched_kinds: &HashSet<(String, String)>) -> Ve
         .filter(|o| o.id.kind == "Node")
         .map(|o| o.id.name.as_str())
         .collect();
-    for o in objects {
+    for &o in &objects {
         // 0. Pods on nodes that are gone.
         if o.id.kind == "Pod"
             && o.node_name

@@ -22,6 +22,9 @@ use crate::events::Recorder;
 use crate::runtime::{Change, WorkQueue, cache};
 use plan::{Decision, NodeUsage};
 
+/// Pods being placed (and bound) at once.
+const BINDERS: usize = 64;
+
 /// The scheduler name pods ask for by default.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
@@ -121,7 +124,9 @@ pub async fn run(client: kube::Client) {
             futures::future::ready(())
         })
     };
-    let workers = futures::future::join_all((0..4).map(|_| {
+    // Deciding is quick; binding waits for a durable write. Like kube-scheduler, which
+    // binds asynchronously, keep many bindings in flight.
+    let workers = futures::future::join_all((0..BINDERS).map(|_| {
         let (sched, queue) = (sched.clone(), queue.clone());
         async move {
             // Placing pods before both caches have listed would ignore what nodes hold.
@@ -139,6 +144,14 @@ pub async fn run(client: kube::Client) {
         }
     }));
     tokio::join!(feed_nodes, feed_pods, workers);
+}
+
+/// Counts a pod on the node it is about to be bound to, so the next pod sees its
+/// requests at once.
+fn assume(usage: &mut Usage, decision: &Decision, uid: &str, spec: &PodSpec) {
+    if let Decision::Bind(node) = decision {
+        usage.add(uid.to_string(), node.clone(), spec.clone());
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -240,7 +253,9 @@ impl Scheduler {
         }
     }
 
-    fn decide(&self, pod: &Pod, spec: &PodSpec) -> Decision {
+    /// Decides where `pod` goes and, when it fits somewhere, assumes it there at once
+    /// (under the same lock, so concurrent placements never share the last room).
+    fn decide(&self, pod: &Pod, spec: &PodSpec, uid: &str) -> Decision {
         let total = lock(&self.node_names).len();
         match plan::pinned_nodes(spec) {
             Some(names) => {
@@ -249,14 +264,18 @@ impl Scheduler {
                     .filter_map(|n| self.nodes.get(&ObjectRef::new(n)))
                     .collect();
                 let refs: Vec<&Node> = candidates.iter().map(|n| n.as_ref()).collect();
-                let usage = lock(&self.usage);
-                plan::schedule_among(pod, &refs, total.max(refs.len()), &usage.by_node)
+                let mut usage = lock(&self.usage);
+                let d = plan::schedule_among(pod, &refs, total.max(refs.len()), &usage.by_node);
+                assume(&mut usage, &d, uid, spec);
+                d
             }
             None => {
                 let nodes = self.nodes.state();
                 let refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
-                let usage = lock(&self.usage);
-                plan::schedule(pod, &refs, &usage.by_node)
+                let mut usage = lock(&self.usage);
+                let d = plan::schedule(pod, &refs, &usage.by_node);
+                assume(&mut usage, &d, uid, spec);
+                d
             }
         }
     }
@@ -273,7 +292,7 @@ impl Scheduler {
             return None;
         }
         let spec = pod.spec.clone().unwrap_or_default();
-        let decision = self.decide(&pod, &spec);
+        let decision = self.decide(&pod, &spec, &uid);
         let ns = pod
             .metadata
             .namespace
@@ -283,8 +302,6 @@ impl Scheduler {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         match decision {
             Decision::Bind(node) => {
-                // Assume the binding, so the next pod sees this one's requests at once.
-                lock(&self.usage).add(uid.clone(), node.clone(), spec);
                 let binding = Binding {
                     metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                         name: Some(name.clone()),

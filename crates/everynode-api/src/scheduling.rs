@@ -305,6 +305,15 @@ pub fn node_should_run_daemon_pod(node: &Node, ds: &DaemonSet) -> ShouldRun {
         return ShouldRun::NO;
     }
 
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default();
+    if taints.is_empty() {
+        // Nothing to tolerate (the common case, and a pass looks at every node).
+        return ShouldRun::YES;
+    }
     // Only the tolerations of the simulated pod matter from here on.
     let mut simulated = PodSpec {
         tolerations: template.tolerations.clone(),
@@ -313,11 +322,6 @@ pub fn node_should_run_daemon_pod(node: &Node, ds: &DaemonSet) -> ShouldRun {
     };
     add_daemon_tolerations(&mut simulated);
     let tolerations = simulated.tolerations.as_deref().unwrap_or_default();
-    let taints = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or_default();
 
     let blocking =
         |t: &Taint| t.effect == TAINT_EFFECT_NO_SCHEDULE || t.effect == TAINT_EFFECT_NO_EXECUTE;

@@ -176,4 +176,33 @@ mod tests {
         assert_eq!(q.next().await, "b");
         assert_eq!(q.next().await, "a");
     }
+
+    #[tokio::test]
+    async fn workers_sharing_one_task_all_take_keys() {
+        // 64 workers in one join_all (as the controllers run them): each holds its key
+        // at a barrier that opens only when all 64 hold one, so the test finishes only
+        // if every worker was woken for the keys that arrived while it waited.
+        const N: usize = 64;
+        let q: Arc<WorkQueue<usize>> = WorkQueue::new();
+        let barrier = Arc::new(tokio::sync::Barrier::new(N));
+        let workers = futures::future::join_all((0..N).map(|_| {
+            let (q, barrier) = (q.clone(), barrier.clone());
+            async move {
+                let k = q.next().await;
+                barrier.wait().await;
+                q.done(&k);
+            }
+        }));
+        let feed = async {
+            tokio::task::yield_now().await;
+            for i in 0..N {
+                q.add(i);
+            }
+        };
+        let all = tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::join!(workers, feed)
+        })
+        .await;
+        assert!(all.is_ok(), "{} keys were never taken", q.len());
+    }
 }

@@ -934,6 +934,7 @@ fn newest_revision_hash(store: &everynode_store::Store) -> Result<String, String
 struct Converged {
     register: Duration,
     timeline: PodTimeline,
+    log: PodLog,
     window: Closed,
     /// Resident memory with the nodes registered, just before the DaemonSet.
     rss_before: u64,
@@ -973,6 +974,24 @@ async fn converge(
             "rss_before_bytes": m.rss_before,
         });
         let out = merged(out, floor.json(secs, w.api_writes));
+        let buckets = (w.elapsed.as_secs_f64() / TIMELINE_BUCKET.as_secs_f64()).ceil() as usize + 1;
+        let writes_of = |resource: &str| {
+            histogram(
+                m.log.other.get(resource).into_iter().flatten().copied(),
+                buckets,
+            )
+        };
+        let out = merged(
+            out,
+            json!({ "timeline": {
+                "bucket_ms": TIMELINE_BUCKET.as_millis() as u64,
+                "created": histogram(m.log.created.iter().copied(), buckets),
+                "bound": histogram(m.log.bound.iter().copied(), buckets),
+                "running": histogram(m.log.running.iter().map(|e| e.0), buckets),
+                "lease_writes": writes_of("leases"), "event_writes": writes_of("events"),
+                "daemonset_writes": writes_of("daemonsets"),
+            }}),
+        );
         let out = merged(
             out,
             json!({
@@ -1074,6 +1093,7 @@ async fn measure_converge(
     Ok(Converged {
         register: cluster.register,
         timeline,
+        log,
         window: closed,
         rss_before,
         writes,

@@ -151,8 +151,11 @@ pub async fn run(client: kube::Client) {
             futures::future::ready(())
         })
     };
-    let workers = futures::future::join_all((0..WORKERS).map(|_| {
-        let (ctl, queue) = (ctl.clone(), queue.clone());
+    // Wait for the caches once, before the workers start: a store's readiness wakes only
+    // the last of several waiters (kube-runtime's DelayedInit), so workers that each
+    // waited would mostly never start.
+    let ready = {
+        let ctl = ctl.clone();
         async move {
             // Syncing before every cache has listed would see nodes without their pods
             // and create duplicates.
@@ -162,6 +165,11 @@ pub async fn run(client: kube::Client) {
                 ctl.pods.wait_until_ready(),
                 ctl.revisions.wait_until_ready()
             );
+        }
+    };
+    let workers = futures::future::join_all((0..WORKERS).map(|_| {
+        let (ctl, queue) = (ctl.clone(), queue.clone());
+        async move {
             loop {
                 let key = queue.next().await;
                 let mut cost = Duration::ZERO;
@@ -187,6 +195,10 @@ pub async fn run(client: kube::Client) {
             }
         }
     }));
+    let workers = async move {
+        ready.await;
+        workers.await;
+    };
     tokio::join!(feed_ds, feed_nodes, feed_pods, feed_revs, workers);
 }
 

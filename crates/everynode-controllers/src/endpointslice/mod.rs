@@ -137,8 +137,11 @@ pub async fn run(client: kube::Client) {
             futures::future::ready(())
         })
     };
-    let workers = futures::future::join_all((0..WORKERS).map(|_| {
-        let (ctl, queue) = (ctl.clone(), queue.clone());
+    // Wait for the caches once, before the workers start: a store's readiness wakes only
+    // the last of several waiters (kube-runtime's DelayedInit), so workers that each
+    // waited would mostly never start.
+    let ready = {
+        let ctl = ctl.clone();
         async move {
             // Planning before every cache has listed would drop endpoints of pods not
             // loaded yet.
@@ -148,6 +151,11 @@ pub async fn run(client: kube::Client) {
                 ctl.slices.wait_until_ready(),
                 ctl.endpoints.wait_until_ready()
             );
+        }
+    };
+    let workers = futures::future::join_all((0..WORKERS).map(|_| {
+        let (ctl, queue) = (ctl.clone(), queue.clone());
+        async move {
             loop {
                 let k = queue.next().await;
                 match ctl.sync(&k).await {
@@ -162,6 +170,10 @@ pub async fn run(client: kube::Client) {
             }
         }
     }));
+    let workers = async move {
+        ready.await;
+        workers.await;
+    };
     tokio::join!(
         feed_services,
         feed_pods,

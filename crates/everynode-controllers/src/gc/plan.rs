@@ -76,14 +76,27 @@ pub fn plan<O: Borrow<Object>>(
 ) -> Vec<Action> {
     let objects: Vec<&Object> = objects.iter().map(Borrow::borrow).collect();
     let by_uid: HashMap<&str, &Object> = objects.iter().map(|o| (o.id.uid.as_str(), *o)).collect();
-    let judged =
-        |r: &OwnerRef| watched_kinds.contains(&(group(&r.api_version).to_string(), r.kind.clone()));
+    let watched: HashSet<(&str, &str)> = watched_kinds
+        .iter()
+        .map(|(g, k)| (g.as_str(), k.as_str()))
+        .collect();
+    let judged = |r: &OwnerRef| watched.contains(&(group(&r.api_version), r.kind.as_str()));
     let mut actions = Vec::new();
-    // Dependents of owners being deleted, by owner uid.
+    // Dependents of owners being deleted (the only ones whose dependents matter), by
+    // owner uid.
+    let deleting: HashSet<&str> = objects
+        .iter()
+        .filter(|o| o.deleting)
+        .map(|o| o.id.uid.as_str())
+        .collect();
     let mut dependents: HashMap<&str, Vec<&Object>> = HashMap::new();
-    for &o in &objects {
-        for r in &o.owners {
-            dependents.entry(r.uid.as_str()).or_default().push(o);
+    if !deleting.is_empty() {
+        for &o in &objects {
+            for r in &o.owners {
+                if deleting.contains(r.uid.as_str()) {
+                    dependents.entry(r.uid.as_str()).or_default().push(o);
+                }
+            }
         }
     }
     let nodes: HashSet<&str> = objects
@@ -105,7 +118,7 @@ pub fn plan<O: Borrow<Object>>(
         let gone: Vec<&OwnerRef> = o
             .owners
             .iter()
-            .filter(|r| judged(r) && !by_uid.contains_key(r.uid.as_str()))
+            .filter(|r| !by_uid.contains_key(r.uid.as_str()) && judged(r))
             .collect();
         if !gone.is_empty() && !o.deleting {
             if gone.len() == o.owners.len() {

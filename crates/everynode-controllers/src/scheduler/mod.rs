@@ -126,14 +126,22 @@ pub async fn run(client: kube::Client) {
     };
     // Deciding is quick; binding waits for a durable write. Like kube-scheduler, which
     // binds asynchronously, keep many bindings in flight.
-    let workers = futures::future::join_all((0..BINDERS).map(|_| {
-        let (sched, queue) = (sched.clone(), queue.clone());
+    // Wait for the caches once, before the workers start: a store's readiness wakes only
+    // the last of several waiters (kube-runtime's DelayedInit), so workers that each
+    // waited would mostly never start.
+    let ready = {
+        let sched = sched.clone();
         async move {
             // Placing pods before both caches have listed would ignore what nodes hold.
             let _ = tokio::join!(
                 sched.nodes.wait_until_ready(),
                 sched.pods.wait_until_ready()
             );
+        }
+    };
+    let workers = futures::future::join_all((0..BINDERS).map(|_| {
+        let (sched, queue) = (sched.clone(), queue.clone());
+        async move {
             loop {
                 let key = queue.next().await;
                 if let Some(retry) = sched.schedule_one(&key).await {
@@ -143,6 +151,10 @@ pub async fn run(client: kube::Client) {
             }
         }
     }));
+    let workers = async move {
+        ready.await;
+        workers.await;
+    };
     tokio::join!(feed_nodes, feed_pods, workers);
 }
 

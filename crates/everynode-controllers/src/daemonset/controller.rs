@@ -61,6 +61,9 @@ struct Ctl {
     /// 250 at first, doubled after each pass that used all of it without a failure,
     /// back to 250 after a failure.
     bursts: Mutex<HashMap<Key, usize>>,
+    /// DaemonSets whose last pass with creates or deletes had no failure: their creates
+    /// skip slow start.
+    trusted: Mutex<HashSet<Key>>,
     events: Recorder,
 }
 
@@ -89,6 +92,7 @@ pub async fn run(client: kube::Client) {
         expectations: Mutex::default(),
         backoff: Mutex::new(FailedPodBackoff::default()),
         bursts: Mutex::default(),
+        trusted: Mutex::default(),
         events: Recorder::new(client, "daemonset-controller"),
     });
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new();
@@ -265,12 +269,14 @@ impl Ctl {
         let Some(ds) = self.daemonsets.get(key) else {
             self.expectations().remove(key);
             lock(&self.bursts).remove(key);
+            lock(&self.trusted).remove(key);
             return Ok(None);
         };
         let burst = lock(&self.bursts)
             .get(key)
             .copied()
             .unwrap_or(plan::BURST_REPLICAS);
+        let trusted = lock(&self.trusted).contains(key);
         let decide_start = Instant::now();
         let satisfied = self.satisfied(key);
         let ns = key.namespace.clone().unwrap_or_default();
@@ -308,6 +314,10 @@ impl Ctl {
             })
         };
         *cost = decide_start.elapsed();
+        let acted = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreatePods { .. } | Action::DeletePods { .. }));
         // Whether this pass used its whole burst (the next may do more).
         let used_burst = plan.actions.iter().any(|a| match a {
             Action::CreatePods { node_names, .. } => node_names.len() >= burst,
@@ -413,7 +423,7 @@ impl Ctl {
                         hash: &hash,
                         generation: template_generation,
                     };
-                    retry_soon |= self.create_pods(key, &ctx, &node_names).await;
+                    retry_soon |= self.create_pods(key, &ctx, &node_names, trusted).await;
                 }
                 Action::DeletePods { pods } => {
                     retry_soon |= self.delete_pods(key, &ds, &pod_api, &pods).await
@@ -436,10 +446,17 @@ impl Ctl {
         }
         {
             let mut bursts = lock(&self.bursts);
+            let mut trusted = lock(&self.trusted);
             if retry_soon {
                 bursts.remove(key);
-            } else if used_burst {
-                bursts.insert(key.clone(), burst.saturating_mul(2).min(MAX_BURST));
+                trusted.remove(key);
+            } else {
+                if acted {
+                    trusted.insert(key.clone());
+                }
+                if used_burst {
+                    bursts.insert(key.clone(), burst.saturating_mul(2).min(MAX_BURST));
+                }
             }
         }
         if retry_soon {
@@ -450,16 +467,34 @@ impl Ctl {
     }
 
     /// Creates pods in slow-start batches (1, 2, 4, ...), stopping at a failing batch.
-    /// Returns true when something failed (retry soon).
-    async fn create_pods(&self, key: &Key, ctx: &CreateContext<'_>, nodes: &[String]) -> bool {
+    /// A DaemonSet whose last pass went through without a failure (`trusted`) skips the
+    /// batches: its creates stream out [`BURST`] at a time, and none is issued after the
+    /// first failure. Returns true when something failed (retry soon).
+    async fn create_pods(
+        &self,
+        key: &Key,
+        ctx: &CreateContext<'_>,
+        nodes: &[String],
+        trusted: bool,
+    ) -> bool {
         self.expectations().entry(key.clone()).or_default().since = Some(Instant::now());
+        let batches = if trusted {
+            vec![nodes.len()]
+        } else {
+            plan::slow_start_batches(nodes.len())
+        };
+        let failed = std::sync::atomic::AtomicBool::new(false);
         let mut start = 0;
-        for batch in plan::slow_start_batches(nodes.len()) {
+        for batch in batches {
             let chunk = &nodes[start.min(nodes.len())..(start + batch).min(nodes.len())];
             start += batch;
-            let results: Vec<Result<Pod, (String, kube::Error)>> =
-                futures::stream::iter(chunk.iter().cloned())
-                    .map(|node| async move {
+            futures::stream::iter(chunk.iter().cloned())
+                .map(|node| {
+                    let failed = &failed;
+                    async move {
+                        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                            return None;
+                        }
                         let pod = plan::pod_for_node(
                             ctx.ds,
                             ctx.template,
@@ -467,48 +502,20 @@ impl Ctl {
                             ctx.hash,
                             ctx.generation,
                         );
-                        ctx.api
-                            .create(&PostParams::default(), &pod)
-                            .await
-                            .map_err(|e| (node, e))
-                    })
-                    .buffer_unordered(BURST)
-                    .collect()
-                    .await;
-            let mut failed = false;
-            for r in results {
-                match r {
-                    Ok(pod) => {
-                        let name = pod.metadata.name.clone().unwrap_or_default();
-                        self.expectations()
-                            .entry(key.clone())
-                            .or_default()
-                            .creates
-                            .insert(name.clone());
-                        self.events.record(
-                            ctx.ds,
-                            "Normal",
-                            "SuccessfulCreate",
-                            &format!("Created pod: {name}"),
-                        );
+                        let r = ctx.api.create(&PostParams::default(), &pod).await;
+                        if r.is_err() {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Some(r.map_err(|e| (node, e)))
                     }
-                    Err((node, e)) => {
-                        failed = true;
-                        tracing::debug!(%node, error = %e, "creating a daemon pod");
-                        let msg = match &e {
-                            kube::Error::Api(s) => s.message.clone(),
-                            other => other.to_string(),
-                        };
-                        self.events.record(
-                            ctx.ds,
-                            "Warning",
-                            "FailedCreate",
-                            &format!("Error creating: {msg}"),
-                        );
-                    }
-                }
-            }
-            if failed {
+                })
+                .buffer_unordered(BURST)
+                .for_each(|r| {
+                    self.created(key, ctx.ds, r);
+                    futures::future::ready(())
+                })
+                .await;
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
                 return true;
             }
             if start >= nodes.len() {
@@ -516,6 +523,40 @@ impl Ctl {
             }
         }
         false
+    }
+
+    /// Notes the outcome of one create (expectation and event).
+    fn created(&self, key: &Key, ds: &DaemonSet, r: Option<Result<Pod, (String, kube::Error)>>) {
+        match r {
+            None => {}
+            Some(Ok(pod)) => {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                self.expectations()
+                    .entry(key.clone())
+                    .or_default()
+                    .creates
+                    .insert(name.clone());
+                self.events.record(
+                    ds,
+                    "Normal",
+                    "SuccessfulCreate",
+                    &format!("Created pod: {name}"),
+                );
+            }
+            Some(Err((node, e))) => {
+                tracing::debug!(%node, error = %e, "creating a daemon pod");
+                let msg = match &e {
+                    kube::Error::Api(s) => s.message.clone(),
+                    other => other.to_string(),
+                };
+                self.events.record(
+                    ds,
+                    "Warning",
+                    "FailedCreate",
+                    &format!("Error creating: {msg}"),
+                );
+            }
+        }
     }
 
     /// Deletes pods; returns true when a delete failed.

@@ -1,7 +1,7 @@
 //! The redb file: its tables, loading it on open, and committing batches into it.
 //! `DESIGN.md` (next to `Cargo.toml`) describes the layout and the crash story.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,6 +168,10 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
         .max(1);
     let mut history = VecDeque::new();
     let mut expected = revision;
+    // Put events do not repeat their value (`codec`): it is the key's `kv` row while
+    // the key is unchanged, else the `prev` of the key's next event. Walking newest
+    // first, `newer_prev` holds, per key, the prev of the newest event seen so far.
+    let mut newer_prev: HashMap<String, Option<KeyValue>> = HashMap::new();
     for entry in log
         .range(keep_from..=revision)
         .map_err(|e| storage(path, e))?
@@ -179,7 +183,29 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
             tracing::warn!(path = %path.display(), rev, expected, "gap in the stored event history; keeping the part after it");
             break;
         }
-        let event = codec::decode(rev, bytes.value()).map_err(|detail| corrupt(path, detail))?;
+        let codec::Decoded {
+            mut event,
+            value_in_state,
+        } = codec::decode(rev, bytes.value()).map_err(|detail| corrupt(path, detail))?;
+        if value_in_state {
+            let from = match newer_prev.get(event.kv.key.as_str()) {
+                Some(prev) => prev.as_ref(),
+                None => map.get(event.kv.key.as_str()).map(|kv| &**kv),
+            };
+            match from {
+                Some(kv) if kv.mod_revision == rev => event.kv.value = kv.value.clone(),
+                _ => {
+                    return Err(corrupt(
+                        path,
+                        format!(
+                            "event {rev}: the value of {:?} is neither in the state nor in a later event",
+                            event.kv.key
+                        ),
+                    ));
+                }
+            }
+        }
+        newer_prev.insert(event.kv.key.clone(), event.prev.clone());
         history.push_front(Arc::new(event));
         expected = rev.saturating_sub(1);
     }

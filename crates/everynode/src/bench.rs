@@ -146,7 +146,12 @@ pub struct ChildServer {
 impl ChildServer {
     pub async fn start() -> Result<ChildServer, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // `EVERYNODE_BENCH_SERVER` runs another build as the server (A/B comparisons
+        // of servers with the same client).
+        let exe = match std::env::var_os("EVERYNODE_BENCH_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None => std::env::current_exe().map_err(|e| e.to_string())?,
+        };
         let child = tokio::process::Command::new(exe)
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())

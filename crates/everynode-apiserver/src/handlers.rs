@@ -193,9 +193,14 @@ fn health(st: &ServerState, check: &str, query: Option<&str>) -> Response {
 }
 
 fn metrics(st: &ServerState) -> Response {
+    let stats = st.registry.store.stats();
     let body = format!(
-        "# HELP everynode_store_revision The current store revision.\n# TYPE everynode_store_revision gauge\neverynode_store_revision {}\n",
-        st.registry.store.current_revision()
+        "# HELP everynode_store_revision The current store revision.\n# TYPE everynode_store_revision gauge\neverynode_store_revision {}\n\
+         # HELP everynode_store_commits_total Durable store commits (group-committed batches).\n# TYPE everynode_store_commits_total counter\neverynode_store_commits_total {}\n\
+         # HELP everynode_store_committed_writes_total Writes those commits carried.\n# TYPE everynode_store_committed_writes_total counter\neverynode_store_committed_writes_total {}\n",
+        st.registry.store.current_revision(),
+        stats.commits,
+        stats.writes,
     );
     (
         StatusCode::OK,

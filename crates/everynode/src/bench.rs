@@ -192,6 +192,23 @@ impl ChildServer {
     }
 }
 
+/// The server's (durable commits, writes they carried) from `/metrics`.
+async fn store_commits(c: &kube::Client) -> Option<(u64, u64)> {
+    let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
+    let text = c.request_text(req).await.ok()?;
+    let counter = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((
+        counter("everynode_store_commits_total")?,
+        counter("everynode_store_committed_writes_total")?,
+    ))
+}
+
 pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
@@ -221,6 +238,7 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
     let mut server = ChildServer::start().await?;
     let pid = server.pid().ok_or("the server exited early")?;
     let c = client(&server.kubeconfig).await?;
+    let commits0 = store_commits(&c).await;
     let server_stat = format!("/proc/{pid}/stat");
     let (server_cpu0, bench_cpu0) = (cpu_time_of(&server_stat), process_cpu_time());
     // The clients send pre-encoded bodies and check each answer for its status (201)
@@ -265,6 +283,11 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
         _ => 0.0,
     };
     let server_cpu = cpu_secs(server_cpu0, cpu_time_of(&server_stat));
+    // Mean writes per durable commit during the creates (the floor commits 16 at a time).
+    let mean_batch = match (commits0, store_commits(&c).await) {
+        (Some((c0, w0)), Some((c1, w1))) if c1 > c0 => (w1 - w0) as f64 / (c1 - c0) as f64,
+        _ => 0.0,
+    };
     let client_cpu = cpu_secs(bench_cpu0, process_cpu_time());
     let rss = peak_rss(pid).unwrap_or(0);
     let _ = server.child.kill().await;
@@ -282,6 +305,7 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
                 "peak_rss_bytes": rss, "floor_seconds": floor.as_secs_f64(), "floor_rate": floor_rate,
                 "ratio_to_floor": elapsed.as_secs_f64() / floor.as_secs_f64(),
                 "server_cpu_seconds": server_cpu, "client_cpu_seconds": client_cpu,
+                "mean_commit_batch": mean_batch,
             })
         );
     } else {
@@ -296,7 +320,7 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
             rss / (1 << 20)
         );
         println!(
-            "  CPU during the creates: server {server_cpu:.2} s, clients (this process) {client_cpu:.2} s"
+            "  CPU during the creates: server {server_cpu:.2} s, clients (this process) {client_cpu:.2} s; {mean_batch:.1} writes per commit"
         );
         println!(
             "  floor (raw redb, batches of {clients}): {:.2} s = {floor_rate:.0} writes/s; ratio {:.2}x",

@@ -73,16 +73,26 @@ const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 // ---------------------------------------------------------------------------------------
 // Field paths and error shorthands
 
+// Field paths are built for every field validated, error or not: plain pushes, not
+// `format!`.
 fn child(path: &str, name: &str) -> String {
     if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
+        return name.to_string();
     }
+    let mut s = String::with_capacity(path.len() + 1 + name.len());
+    s.push_str(path);
+    s.push('.');
+    s.push_str(name);
+    s
 }
 
 fn idx(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
+    let mut s = String::with_capacity(path.len() + 6);
+    s.push_str(path);
+    s.push('[');
+    let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{i}"));
+    s.push(']');
+    s
 }
 
 fn key(path: &str, k: &str) -> String {
@@ -2029,22 +2039,25 @@ fn container_common(c: &Container, vols: &BTreeMap<&str, &Volume>, path: &str) -
         &child(path, "terminationMessagePolicy"),
         &["File", "FallbackToLogsOnError"],
     ));
-    errs.extend(container_ports(
-        c.ports.as_deref().unwrap_or(&[]),
-        &child(path, "ports"),
-    ));
-    errs.extend(env(c.env.as_deref().unwrap_or(&[]), &child(path, "env")));
-    errs.extend(env_from(
-        c.env_from.as_deref().unwrap_or(&[]),
-        &child(path, "envFrom"),
-    ));
+    // (Empty lists have nothing to check: skip building their paths.)
+    if let Some(ports) = c.ports.as_deref().filter(|l| !l.is_empty()) {
+        errs.extend(container_ports(ports, &child(path, "ports")));
+    }
+    if let Some(list) = c.env.as_deref().filter(|l| !l.is_empty()) {
+        errs.extend(env(list, &child(path, "env")));
+    }
+    if let Some(list) = c.env_from.as_deref().filter(|l| !l.is_empty()) {
+        errs.extend(env_from(list, &child(path, "envFrom")));
+    }
     let privileged = c.security_context.as_ref().and_then(|sc| sc.privileged) == Some(true);
-    errs.extend(volume_mounts(
-        c.volume_mounts.as_deref().unwrap_or(&[]),
-        vols,
-        privileged,
-        &child(path, "volumeMounts"),
-    ));
+    if let Some(mounts) = c.volume_mounts.as_deref().filter(|l| !l.is_empty()) {
+        errs.extend(volume_mounts(
+            mounts,
+            vols,
+            privileged,
+            &child(path, "volumeMounts"),
+        ));
+    }
     errs.extend(one_of(
         &c.image_pull_policy,
         &child(path, "imagePullPolicy"),
@@ -3242,8 +3255,15 @@ fn dns_config(spec: &PodSpec, path: &str) -> Errs {
 
 /// Pod create validation (`ValidatePodCreate`).
 pub fn validate_pod(p: &Pod) -> Errs {
-    let spec = p.spec.clone().unwrap_or_default();
-    let mut errs = pod_metadata_and_spec(&p.metadata, &spec);
+    let empty;
+    let spec = match &p.spec {
+        Some(s) => s,
+        None => {
+            empty = PodSpec::default();
+            &empty
+        }
+    };
+    let mut errs = pod_metadata_and_spec(&p.metadata, spec);
     if spec
         .ephemeral_containers
         .as_ref()

@@ -16,7 +16,7 @@ use crate::auth::{self, User};
 use crate::error::{ApiError, ApiResult, success_status};
 use crate::list::{self, Filter};
 use crate::patch::{self, PatchType};
-use crate::registry::{DeleteOptions, Part, WriteOptions, name_of};
+use crate::registry::{Created, DeleteOptions, Part, WriteOptions, name_of};
 use crate::request::{
     self, Output, Route, Target, decode_body, media_type, negotiate, parse_query,
 };
@@ -26,7 +26,10 @@ use crate::{discovery, openapi};
 use crate::{namespaces, watch};
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut body = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut body, v).is_err() {
+        body.clear();
+    }
     (
         code,
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -190,9 +193,14 @@ fn health(st: &ServerState, check: &str, query: Option<&str>) -> Response {
 }
 
 fn metrics(st: &ServerState) -> Response {
+    let stats = st.registry.store.stats();
     let body = format!(
-        "# HELP everynode_store_revision The current store revision.\n# TYPE everynode_store_revision gauge\neverynode_store_revision {}\n",
-        st.registry.store.current_revision()
+        "# HELP everynode_store_revision The current store revision.\n# TYPE everynode_store_revision gauge\neverynode_store_revision {}\n\
+         # HELP everynode_store_commits_total Durable store commits (group-committed batches).\n# TYPE everynode_store_commits_total counter\neverynode_store_commits_total {}\n\
+         # HELP everynode_store_committed_writes_total Writes those commits carried.\n# TYPE everynode_store_committed_writes_total counter\neverynode_store_committed_writes_total {}\n",
+        st.registry.store.current_revision(),
+        stats.commits,
+        stats.writes,
     );
     (
         StatusCode::OK,
@@ -454,7 +462,7 @@ async fn resource(
                 crate::strategy::set_csr_requestor(&mut obj, user);
             }
             let created = reg
-                .create(
+                .create_encoded(
                     res,
                     ns,
                     obj,
@@ -463,10 +471,22 @@ async fn resource(
                     },
                 )
                 .await?;
-            Ok(with_warnings(
-                respond_object(res, &created, output, StatusCode::CREATED, include),
-                &warnings,
-            ))
+            let response = match (output, created) {
+                (Output::Json, Created::Json(json)) => (
+                    StatusCode::CREATED,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    json,
+                )
+                    .into_response(),
+                (_, created) => respond_object(
+                    res,
+                    &created.into_value()?,
+                    output,
+                    StatusCode::CREATED,
+                    include,
+                ),
+            };
+            Ok(with_warnings(response, &warnings))
         }
         (Method::POST, Some(n), Some("binding")) => {
             let b = decode_body(&media, &read_body(body).await?)?;

@@ -162,6 +162,12 @@ pub fn decode_at(res: &ResourceInfo, bytes: &[u8], rev: u64) -> ApiResult<Value>
 }
 
 fn encode(res: &ResourceInfo, obj: &Value) -> ApiResult<bytes::Bytes> {
+    if res.strategy != Strategy::EventV1 && obj.pointer("/metadata/resourceVersion").is_none() {
+        // Already in its stored form: no copy needed.
+        return serde_json::to_vec(obj)
+            .map(bytes::Bytes::from)
+            .map_err(|e| ApiError::internal(e.to_string()));
+    }
     let mut stored = strategy::to_storage(res, obj.clone());
     if let Some(m) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
@@ -169,6 +175,63 @@ fn encode(res: &ResourceInfo, obj: &Value) -> ApiResult<bytes::Bytes> {
     serde_json::to_vec(&stored)
         .map(bytes::Bytes::from)
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A created object: its JSON (the API form), or the object itself.
+pub enum Created {
+    Json(bytes::Bytes),
+    Object(Value),
+}
+
+impl Created {
+    pub fn into_value(self) -> ApiResult<Value> {
+        match self {
+            Created::Object(v) => Ok(v),
+            Created::Json(b) => serde_json::from_slice(&b)
+                .map_err(|e| ApiError::internal(format!("encoding the created object: {e}"))),
+        }
+    }
+}
+
+/// Encodes an object that is in its stored form (no resourceVersion) and returns, with
+/// the bytes, the offset just inside the opening brace of its top-level `metadata`
+/// (when that is a non-empty object), where [`with_resource_version`] puts the
+/// resourceVersion for the API form.
+fn encode_marked(obj: &Value) -> ApiResult<(bytes::Bytes, Option<usize>)> {
+    let internal = |e: serde_json::Error| ApiError::internal(e.to_string());
+    let Value::Object(map) = obj else {
+        return Ok((serde_json::to_vec(obj).map_err(internal)?.into(), None));
+    };
+    let mut out = Vec::with_capacity(2048);
+    let mut mark = None;
+    out.push(b'{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).map_err(internal)?;
+        out.push(b':');
+        if key == "metadata" && value.as_object().is_some_and(|m| !m.is_empty()) {
+            mark = Some(out.len() + 1);
+        }
+        serde_json::to_writer(&mut out, value).map_err(internal)?;
+    }
+    out.push(b'}');
+    // The store keeps these bytes for the object's lifetime: no spare capacity.
+    out.shrink_to_fit();
+    Ok((out.into(), mark))
+}
+
+/// The stored bytes of an object with `"resourceVersion":"<rv>"` put in as the first
+/// field of its metadata, at `at` from [`encode_marked`].
+fn with_resource_version(stored: &[u8], at: usize, rv: &str) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(stored.len() + rv.len() + 24);
+    out.extend_from_slice(&stored[..at]);
+    out.extend_from_slice(b"\"resourceVersion\":\"");
+    out.extend_from_slice(rv.as_bytes());
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(&stored[at..]);
+    out.into()
 }
 
 fn storage_error(e: WriteError) -> ApiError {
@@ -300,13 +363,23 @@ impl Registry {
     /// NamespaceLifecycle admission: the namespace must exist and not be terminating.
     fn check_namespace(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
         let nsres = resources::namespaces();
+        // Reads only `metadata.deletionTimestamp` (every create into a namespace asks).
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            metadata: MetaProbe,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct MetaProbe {
+            #[serde(default, rename = "deletionTimestamp")]
+            deletion_timestamp: Option<serde::de::IgnoredAny>,
+        }
         match self.store.get(&nsres.key(None, ns)) {
             None => Err(ApiError::namespace_not_found(ns)),
             Some(kv) => {
-                let v = decode(nsres, &kv)?;
-                if v.pointer("/metadata/deletionTimestamp")
-                    .is_some_and(|t| !t.is_null())
-                {
+                let probe: Probe = serde_json::from_slice(&kv.value)
+                    .map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?;
+                if probe.metadata.deletion_timestamp.is_some() {
                     Err(ApiError::namespace_terminating(res, name, ns))
                 } else {
                     Ok(())
@@ -315,14 +388,15 @@ impl Registry {
         }
     }
 
-    /// Admission for a new object: type, namespace, defaults, create-time resets, validation.
-    pub fn admit_create(
+    /// Admission for a new object: type, namespace, defaults, create-time resets,
+    /// validation. Returns the admitted object and the validation errors (empty: valid).
+    fn admit_create(
         &self,
         res: &ResourceInfo,
         ns: Option<&str>,
-        obj: &mut Value,
-    ) -> ApiResult<()> {
-        crate::request::check_type(res, obj)?;
+        mut obj: Value,
+    ) -> ApiResult<(strategy::Admitted, Vec<everynode_api::field::FieldError>)> {
+        crate::request::check_type(res, &mut obj)?;
         if obj
             .pointer("/metadata/resourceVersion")
             .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
@@ -331,12 +405,16 @@ impl Registry {
                 "resourceVersion should not be set on objects to be created",
             ));
         }
-        clear_system_fields(obj);
+        clear_system_fields(&mut obj);
+        // An empty one may be sent; the stored form has none.
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
         if res.namespaced {
             let ns = ns.ok_or_else(|| {
                 ApiError::bad_request("a namespace is required to create this object")
             })?;
-            match meta_str(obj, "namespace") {
+            match meta_str(&obj, "namespace") {
                 None | Some("") => obj["metadata"]["namespace"] = json!(ns),
                 Some(n) if n == ns => {}
                 Some(_) => {
@@ -348,9 +426,7 @@ impl Registry {
         } else if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("namespace");
         }
-        strategy::normalize_and_default(res, obj)?;
-        strategy::prepare_create(res, obj);
-        Ok(())
+        strategy::admit_create(res, obj)
     }
 
     /// Creates an object (admission included). Returns the stored object.
@@ -358,49 +434,82 @@ impl Registry {
         &self,
         res: &ResourceInfo,
         ns: Option<&str>,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        self.admit_create(res, ns, &mut obj)?;
+        self.create_encoded(res, ns, obj, opts).await?.into_value()
+    }
+
+    /// [`Registry::create`], returning the created object as its JSON when that could
+    /// be made from the stored bytes (the stored form is the API form, so the answer is
+    /// the stored bytes with the resourceVersion put in, not a second encoding).
+    pub async fn create_encoded(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Created> {
         let generate = match meta_str(&obj, "name") {
             Some(n) if !n.is_empty() => None,
             _ => meta_str(&obj, "generateName")
                 .filter(|g| !g.is_empty())
-                .map(str::to_string),
+                .map(|g| g.chars().take(58).collect::<String>()),
         };
+        // A generated name is chosen before admission, so the object is admitted and
+        // validated once: another random suffix (same alphabet, same length) after an
+        // AlreadyExists cannot change its validity.
+        if let Some(base) = &generate {
+            obj["metadata"]["name"] = json!(format!("{base}{}", random_suffix(5)));
+        }
+        let (mut obj, errs) = self.admit_create(res, ns, obj)?;
+        let mut name = obj.name().to_string();
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(res, &name, &errs));
+        }
+        if res.namespaced
+            && let Some(ns) = ns
+        {
+            self.check_namespace(res, ns, &name)?;
+        }
         let attempts = if generate.is_some() { 8 } else { 1 };
-        let mut last_name = String::new();
-        for _ in 0..attempts {
-            if let Some(prefix) = &generate {
-                let base: String = prefix.chars().take(58).collect();
-                last_name = format!("{base}{}", random_suffix(5));
-                obj["metadata"]["name"] = json!(last_name);
-            }
-            let errs = strategy::validate_create(res, &obj)?;
-            let name = name_of(&obj).to_string();
-            if !errs.is_empty() {
-                return Err(ApiError::invalid(res, &name, &errs));
-            }
-            if res.namespaced
-                && let Some(ns) = ns
+        for attempt in 0..attempts {
+            if attempt > 0
+                && let Some(base) = &generate
             {
-                self.check_namespace(res, ns, &name)?;
+                name = format!("{base}{}", random_suffix(5));
+                obj.set_name(&name);
             }
-            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
-            obj["metadata"]["creationTimestamp"] = json!(format_time(now()));
-            let alloc = if Self::is_service(res) {
-                Some(self.services.create(&mut obj)?)
-            } else {
-                None
+            obj.set_created(uuid::Uuid::new_v4().to_string(), now());
+            let alloc = match &mut obj {
+                strategy::Admitted::Json(v) if Self::is_service(res) => {
+                    Some(self.services.create(v)?)
+                }
+                _ => None,
             };
             if opts.dry_run {
                 if let Some(a) = alloc {
                     self.services.rollback(a);
                 }
-                return Ok(obj);
+                return Ok(Created::Object(obj.into_value()?));
             }
             let key = res.key(ns, &name);
-            let result = match encode(res, &obj) {
+            let mut metadata_at = None;
+            let encoded = match &obj {
+                strategy::Admitted::Json(v) if res.strategy == Strategy::EventV1 => encode(res, v),
+                strategy::Admitted::Json(v) => encode_marked(v).map(|(bytes, at)| {
+                    metadata_at = at;
+                    bytes
+                }),
+                strategy::Admitted::Pod(p) => strategy::encode_pod_marked(p)
+                    .map(|(mut bytes, at)| {
+                        metadata_at = at;
+                        bytes.shrink_to_fit();
+                        bytes::Bytes::from(bytes)
+                    })
+                    .map_err(|e| ApiError::internal(e.to_string())),
+            };
+            let result = match encoded {
                 Ok(bytes) => self.store.create(&key, bytes).await,
                 Err(e) => {
                     if let Some(a) = alloc {
@@ -417,15 +526,20 @@ impl Registry {
             }
             match result {
                 Ok(kv) => {
-                    obj["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
-                    return Ok(obj);
+                    let rv = kv.mod_revision.to_string();
+                    if let Some(at) = metadata_at {
+                        return Ok(Created::Json(with_resource_version(&kv.value, at, &rv)));
+                    }
+                    let mut v = obj.into_value()?;
+                    v["metadata"]["resourceVersion"] = json!(rv);
+                    return Ok(Created::Object(v));
                 }
                 Err(WriteError::AlreadyExists) if generate.is_some() => continue,
                 Err(WriteError::AlreadyExists) => return Err(ApiError::already_exists(res, &name)),
                 Err(e) => return Err(storage_error(e)),
             }
         }
-        Err(ApiError::generate_name_exhausted(res, &last_name))
+        Err(ApiError::generate_name_exhausted(res, &name))
     }
 
     /// The retrying read-modify-write every update and patch goes through. `mutate`
@@ -791,4 +905,55 @@ fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
         })
         .unwrap_or(30);
     if g < 0 { 1 } else { g }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "p", "namespace": "default", "labels": { "app": "x" } },
+            "spec": { "containers": [{ "name": "c", "image": "i",
+                "resources": { "requests": { "cpu": "10m" } } }] }
+        })
+    }
+
+    /// The answer made from the stored bytes is the stored object plus its
+    /// resourceVersion, for the typed (pod) and the JSON encodings alike.
+    #[test]
+    fn answer_is_stored_bytes_with_resource_version() {
+        let pods = resources::lookup("", "v1", "pods").unwrap();
+        let cms = resources::lookup("", "v1", "configmaps").unwrap();
+        let cm = json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "data": { "k": "\"metadata\":{" }, "metadata": { "name": "c", "namespace": "default" } });
+        for (res, obj) in [(pods, pod()), (cms, cm)] {
+            let (admitted, errs) = strategy::admit_create(res, obj).unwrap();
+            assert!(errs.is_empty(), "{errs:?}");
+            let (bytes, at) = match &admitted {
+                strategy::Admitted::Pod(p) => strategy::encode_pod_marked(p).unwrap(),
+                strategy::Admitted::Json(v) => {
+                    let (b, at) = encode_marked(v).unwrap();
+                    (b.to_vec(), at)
+                }
+            };
+            let expected = admitted.into_value().unwrap();
+            let stored: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(stored, expected, "{}", res.kind);
+            let answer: Value =
+                serde_json::from_slice(&with_resource_version(&bytes, at.unwrap(), "42")).unwrap();
+            let mut want = expected.clone();
+            want["metadata"]["resourceVersion"] = json!("42");
+            assert_eq!(answer, want, "{}", res.kind);
+        }
+    }
+
+    #[test]
+    fn no_mark_without_metadata() {
+        let (_, at) = encode_marked(&json!({ "kind": "X", "metadata": {} })).unwrap();
+        assert_eq!(at, None);
+        let (_, at) = encode_marked(&json!({ "kind": "X" })).unwrap();
+        assert_eq!(at, None);
+    }
 }

@@ -31,13 +31,24 @@ fn untyped<T: Serialize>(t: &T) -> ApiResult<Value> {
     serde_json::to_value(t).map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// Like [`typed`], but moves the strings and maps out of `v` instead of copying them
+/// (`v` is left `null`; the caller writes the result back).
+fn typed_owned<T: DeserializeOwned>(res: &ResourceInfo, v: &mut Value) -> ApiResult<T> {
+    T::deserialize(std::mem::take(v)).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            res.kind, res.version, res.kind, e
+        ))
+    })
+}
+
 /// Runs `f` on the typed form of `v` and writes the result back.
 fn edit<T: DeserializeOwned + Serialize>(
     res: &ResourceInfo,
     v: &mut Value,
     f: impl FnOnce(&mut T),
 ) -> ApiResult<()> {
-    let mut t: T = typed(res, v)?;
+    let mut t: T = typed_owned(res, v)?;
     f(&mut t);
     *v = untyped(&t)?;
     Ok(())
@@ -121,7 +132,160 @@ fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
     }
 }
 
-pub fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> {
+/// Create admission of an object that already carries its final name (a generated
+/// name's random suffix does not change its validity): type errors become 400s, unknown
+/// fields are pruned, defaults and create-time resets are applied, and the result is
+/// validated. Returns the validation errors (empty: valid).
+///
+/// Pods, the kind created most, take one typed pass: decoded once, defaulted, given
+/// their create-time resets (default tolerations, initial status) and validated in
+/// their typed form, then encoded once. Other kinds are normalised and reset in JSON
+/// form and validated after.
+pub fn admit_create(res: &ResourceInfo, mut v: Value) -> ApiResult<(Admitted, Vec<FieldError>)> {
+    if res.strategy == Strategy::Pod {
+        let mut pod: Pod = typed_owned(res, &mut v)?;
+        defaults::default_pod(&mut pod);
+        prepare_pod_create(&mut pod, res.has_generation);
+        drop_empty_meta_typed(&mut pod.metadata);
+        let errs = validation::validate_pod(&pod);
+        return Ok((Admitted::Pod(Box::new(pod)), errs));
+    }
+    normalize_and_default(res, &mut v)?;
+    prepare_create(res, &mut v);
+    let errs = validate_create(res, &v)?;
+    Ok((Admitted::Json(v), errs))
+}
+
+/// An admitted new object: in JSON form, or (pods) still in the typed form admission
+/// used, which is encoded straight to the stored bytes.
+pub enum Admitted {
+    Json(Value),
+    Pod(Box<Pod>),
+}
+
+impl Admitted {
+    pub fn name(&self) -> &str {
+        match self {
+            Admitted::Json(v) => v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            Admitted::Pod(p) => p.metadata.name.as_deref().unwrap_or(""),
+        }
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        match self {
+            Admitted::Json(v) => v["metadata"]["name"] = json!(name),
+            Admitted::Pod(p) => p.metadata.name = Some(name.to_string()),
+        }
+    }
+
+    /// Sets the uid and creationTimestamp a create gives every object.
+    pub fn set_created(&mut self, uid: String, created: jiff::Timestamp) {
+        match self {
+            Admitted::Json(v) => {
+                v["metadata"]["uid"] = json!(uid);
+                v["metadata"]["creationTimestamp"] = json!(crate::registry::format_time(created));
+            }
+            Admitted::Pod(p) => {
+                p.metadata.uid = Some(uid);
+                // `Time` encodes with second precision, as `format_time` does.
+                p.metadata.creation_timestamp = Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created),
+                );
+            }
+        }
+    }
+
+    pub fn into_value(self) -> ApiResult<Value> {
+        match self {
+            Admitted::Json(v) => Ok(v),
+            Admitted::Pod(p) => {
+                let mut v = untyped(&p)?;
+                drop_empty_meta(&mut v);
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// [`drop_empty_meta`] on the typed form.
+fn drop_empty_meta_typed(m: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    if m.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        m.labels = None;
+    }
+    if m.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+        m.annotations = None;
+    }
+    if m.owner_references.as_ref().is_some_and(|o| o.is_empty()) {
+        m.owner_references = None;
+    }
+    if m.finalizers.as_ref().is_some_and(|f| f.is_empty()) {
+        m.finalizers = None;
+    }
+    if m.managed_fields.as_ref().is_some_and(|f| f.is_empty()) {
+        m.managed_fields = None;
+    }
+}
+
+/// Encodes a pod as `serde_json::to_vec(pod)` would (apiVersion, kind, metadata, spec,
+/// status: the fields of `Pod`), returning with the bytes the offset just inside the
+/// opening brace of `metadata` (see `registry::encode_marked`).
+pub fn encode_pod_marked(pod: &Pod) -> serde_json::Result<(Vec<u8>, Option<usize>)> {
+    let mut out = Vec::with_capacity(2048);
+    out.extend_from_slice(br#"{"apiVersion":"v1","kind":"Pod","metadata":"#);
+    let at = out.len() + 1;
+    serde_json::to_writer(&mut out, &pod.metadata)?;
+    let mark = (out.get(at - 1) == Some(&b'{') && out.get(at) != Some(&b'}')).then_some(at);
+    if let Some(spec) = &pod.spec {
+        out.extend_from_slice(br#","spec":"#);
+        serde_json::to_writer(&mut out, spec)?;
+    }
+    if let Some(status) = &pod.status {
+        out.extend_from_slice(br#","status":"#);
+        serde_json::to_writer(&mut out, status)?;
+    }
+    out.push(b'}');
+    Ok((out, mark))
+}
+
+/// A new pod's create-time resets in typed form (what [`prepare_create`] does in JSON
+/// form for other kinds): the default not-ready/unreachable tolerations, the initial
+/// status with its QoS class, and the generation.
+fn prepare_pod_create(pod: &mut Pod, has_generation: bool) {
+    use k8s_openapi::api::core::v1::{PodStatus, Toleration};
+    if let Some(spec) = pod.spec.as_mut() {
+        let missing: Vec<&str> = DEFAULT_TOLERATED
+            .into_iter()
+            .filter(|key| !tolerates_no_execute(spec.tolerations.as_deref().unwrap_or(&[]), key))
+            .collect();
+        if !missing.is_empty() {
+            let list = spec.tolerations.get_or_insert_with(Vec::new);
+            list.extend(missing.into_iter().map(|key| Toleration {
+                key: Some(key.to_string()),
+                operator: Some("Exists".into()),
+                effect: Some("NoExecute".into()),
+                toleration_seconds: Some(DEFAULT_TOLERATION_SECONDS),
+                ..Toleration::default()
+            }));
+        }
+    }
+    let qos = pod
+        .spec
+        .as_ref()
+        .map_or("BestEffort", defaults::pod_qos_class);
+    pod.status = Some(PodStatus {
+        phase: Some("Pending".into()),
+        qos_class: Some(qos.into()),
+        ..PodStatus::default()
+    });
+    if has_generation {
+        pod.metadata.generation = Some(1);
+    }
+}
+
+fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> {
     Ok(match res.strategy {
         Strategy::DaemonSet => validation::validate_daemonset(&typed(res, v)?),
         Strategy::ControllerRevision => validation::validate_controller_revision(&typed(res, v)?),
@@ -218,90 +382,45 @@ pub fn validate_status_update(
 }
 
 /// The status a freshly created object starts with (status is not writable on create).
-fn initial_status(res: &ResourceInfo, obj: &Value) -> Option<Value> {
+fn initial_status(res: &ResourceInfo) -> Option<Value> {
     match res.strategy {
         Strategy::DaemonSet => Some(json!({
             "currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0
         })),
-        Strategy::Pod => {
-            // QoS depends only on the containers' resources: decode just those.
-            let resources_only = |list: &str| -> Value {
-                let items = obj
-                    .pointer(&format!("/spec/{list}"))
-                    .and_then(Value::as_array);
-                Value::Array(
-                    items
-                        .map(|cs| {
-                            cs.iter()
-                                .map(|c| json!({ "name": c["name"], "resources": c["resources"] }))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                )
-            };
-            let spec: Option<k8s_openapi::api::core::v1::PodSpec> = serde_json::from_value(json!({
-                "containers": resources_only("containers"),
-                "initContainers": resources_only("initContainers"),
-            }))
-            .ok();
-            let qos = spec
-                .as_ref()
-                .map(defaults::pod_qos_class)
-                .unwrap_or("BestEffort");
-            Some(json!({ "phase": "Pending", "qosClass": qos }))
-        }
         Strategy::Namespace => Some(json!({ "phase": "Active" })),
         Strategy::Service => Some(json!({ "loadBalancer": {} })),
         _ => None,
     }
 }
 
-/// Create-time resets: status, generation, the DaemonSet template generation.
 /// Kubernetes' DefaultTolerationSeconds admission: a pod that does not tolerate the
 /// not-ready / unreachable NoExecute taints gets tolerations for 300 s, so a node that
 /// drops out briefly does not lose its pods at once.
-fn add_default_toleration_seconds(obj: &mut Value) {
-    use everynode_api::scheduling::{
-        TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE, toleration_tolerates_taint,
+const DEFAULT_TOLERATED: [&str; 2] = [
+    everynode_api::scheduling::TAINT_NODE_NOT_READY,
+    everynode_api::scheduling::TAINT_NODE_UNREACHABLE,
+];
+const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// Whether `list` tolerates the NoExecute taint `key`.
+fn tolerates_no_execute(list: &[k8s_openapi::api::core::v1::Toleration], key: &str) -> bool {
+    let taint = k8s_openapi::api::core::v1::Taint {
+        key: key.to_string(),
+        effect: "NoExecute".into(),
+        ..Default::default()
     };
-    use k8s_openapi::api::core::v1::{Taint, Toleration};
-    let existing: Vec<Toleration> = obj
-        .pointer("/spec/tolerations")
-        .and_then(|t| serde_json::from_value(t.clone()).ok())
-        .unwrap_or_default();
-    let mut added = Vec::new();
-    for key in [TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE] {
-        let taint = Taint {
-            key: key.to_string(),
-            effect: "NoExecute".into(),
-            ..Taint::default()
-        };
-        if !existing
-            .iter()
-            .any(|t| toleration_tolerates_taint(t, &taint))
-        {
-            added.push(json!({ "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 }));
-        }
-    }
-    if added.is_empty() {
-        return;
-    }
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        let list = spec.entry("tolerations").or_insert_with(|| json!([]));
-        if let Some(a) = list.as_array_mut() {
-            a.extend(added);
-        } else {
-            *list = Value::Array(added);
-        }
-    }
+    list.iter()
+        .any(|t| everynode_api::scheduling::toleration_tolerates_taint(t, &taint))
 }
 
-pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
+/// Create-time resets: status, generation, the DaemonSet template generation.
+fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
     if res.strategy == Strategy::Pod {
-        add_default_toleration_seconds(obj);
+        // Pods get theirs in [`admit_create`]'s typed pass (`prepare_pod_create`).
+        return;
     }
     if res.has_subresource("status") && res.strategy != Strategy::Node {
-        match initial_status(res, obj) {
+        match initial_status(res) {
             Some(s) => obj["status"] = s,
             None => {
                 if let Some(m) = obj.as_object_mut() {

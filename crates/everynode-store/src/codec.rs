@@ -12,15 +12,25 @@
 //! The event's revision is the table key and `kv.mod_revision` always equals it, so
 //! neither is stored again. A Delete's value is its prev's value, so bit 2 keeps deletes
 //! from storing the object twice.
+//!
+//! Format 2 (what [`encode`] writes) adds flag bit 3, "value in state": a Put's value is
+//! not repeated in its event, because it is written to the `kv` table in the same
+//! transaction and stays findable: while the key is unchanged the `kv` row (whose
+//! `mod_revision` is the event's revision) holds it, and once the key is written again
+//! that later event — always inside the retained history, which runs up to the current
+//! revision — carries it as its `prev`. [`decode`] leaves such a value empty and reports
+//! it; `redb_backend::load` fills it in. Format 1 records (bit 3 never set) still decode.
 
 use bytes::Bytes;
 
 use crate::{Event, EventKind, KeyValue, Revision};
 
-const FORMAT: u8 = 1;
+const FORMAT_1: u8 = 1;
+const FORMAT: u8 = 2;
 const DELETE: u8 = 1;
 const HAS_PREV: u8 = 1 << 1;
 const VALUE_IS_PREV: u8 = 1 << 2;
+const VALUE_IN_STATE: u8 = 1 << 3;
 
 pub(crate) fn encode(event: &Event) -> Vec<u8> {
     let kv = &event.kv;
@@ -28,21 +38,27 @@ pub(crate) fn encode(event: &Event) -> Vec<u8> {
     if event.kind == EventKind::Delete {
         flags |= DELETE;
     }
-    let value_is_prev = event.prev.as_ref().is_some_and(|p| p.value == kv.value);
+    let value_is_prev =
+        event.kind == EventKind::Delete && event.prev.as_ref().is_some_and(|p| p.value == kv.value);
+    let value_in_state = event.kind == EventKind::Put;
     if event.prev.is_some() {
         flags |= HAS_PREV;
     }
     if value_is_prev {
         flags |= VALUE_IS_PREV;
     }
+    if value_in_state {
+        flags |= VALUE_IN_STATE;
+    }
+    let own_value = !value_is_prev && !value_in_state;
     let prev_len = event.prev.as_ref().map_or(0, |p| 24 + p.value.len());
-    let value_len = if value_is_prev { 0 } else { 8 + kv.value.len() };
+    let value_len = if own_value { 8 + kv.value.len() } else { 0 };
     let mut buf = Vec::with_capacity(2 + 8 + 8 + kv.key.len() + value_len + prev_len);
     buf.push(FORMAT);
     buf.push(flags);
     buf.extend_from_slice(&kv.create_revision.to_le_bytes());
     put_bytes(&mut buf, kv.key.as_bytes());
-    if !value_is_prev {
+    if own_value {
         put_bytes(&mut buf, &kv.value);
     }
     if let Some(prev) = &event.prev {
@@ -58,19 +74,35 @@ fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
+/// An event as decoded: when `value_in_state` is set, `event.kv.value` is empty and the
+/// caller must fill it in (see the module comment).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Decoded {
+    pub event: Event,
+    pub value_in_state: bool,
+}
+
 /// Decodes the event stored under `revision`. Errors describe what is malformed; the
 /// caller turns them into `OpenError::Corrupt`.
-pub(crate) fn decode(revision: Revision, bytes: &[u8]) -> Result<Event, String> {
+pub(crate) fn decode(revision: Revision, bytes: &[u8]) -> Result<Decoded, String> {
     let mut r = Reader { bytes };
     let format = r.u8()?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_1 {
         return Err(format!("event {revision}: unknown format {format}"));
     }
     let flags = r.u8()?;
+    let value_in_state = flags & VALUE_IN_STATE != 0;
+    if value_in_state && (format == FORMAT_1 || flags & (DELETE | VALUE_IS_PREV) != 0) {
+        return Err(format!(
+            "event {revision}: flags {flags:#x} do not go together"
+        ));
+    }
     let create_revision = r.u64()?;
     let key = String::from_utf8(r.bytes()?.to_vec())
         .map_err(|_| format!("event {revision}: key is not UTF-8"))?;
-    let own_value = if flags & VALUE_IS_PREV == 0 {
+    let own_value = if value_in_state {
+        Some(Bytes::new())
+    } else if flags & VALUE_IS_PREV == 0 {
         Some(Bytes::copy_from_slice(r.bytes()?))
     } else {
         None
@@ -104,16 +136,19 @@ pub(crate) fn decode(revision: Revision, bytes: &[u8]) -> Result<Event, String> 
     } else {
         EventKind::Put
     };
-    Ok(Event {
-        revision,
-        kind,
-        kv: KeyValue {
-            key,
-            value,
-            create_revision,
-            mod_revision: revision,
+    Ok(Decoded {
+        event: Event {
+            revision,
+            kind,
+            kv: KeyValue {
+                key,
+                value,
+                create_revision,
+                mod_revision: revision,
+            },
+            prev,
         },
-        prev,
+        value_in_state,
     })
 }
 
@@ -198,9 +233,41 @@ mod tests {
             },
         ];
         for event in events {
-            let decoded = decode(event.revision, &encode(&event));
-            assert_eq!(decoded, Ok(event));
+            let decoded = decode(event.revision, &encode(&event)).unwrap();
+            // A Put's value is not stored in its event (it is in the state table).
+            assert_eq!(decoded.value_in_state, event.kind == EventKind::Put);
+            let mut expected = event.clone();
+            if decoded.value_in_state {
+                expected.kv.value = Bytes::new();
+            }
+            assert_eq!(decoded.event, expected);
         }
+    }
+
+    /// Records written by format 1 (every value stored) still decode.
+    #[test]
+    fn decodes_format_1() {
+        let mut bytes = vec![FORMAT_1, HAS_PREV];
+        bytes.extend_from_slice(&3u64.to_le_bytes());
+        put_bytes(&mut bytes, b"/a");
+        put_bytes(&mut bytes, b"two");
+        bytes.extend_from_slice(&3u64.to_le_bytes());
+        bytes.extend_from_slice(&3u64.to_le_bytes());
+        put_bytes(&mut bytes, b"one");
+        let decoded = decode(4, &bytes).unwrap();
+        assert!(!decoded.value_in_state);
+        assert_eq!(
+            decoded.event,
+            Event {
+                revision: 4,
+                kind: EventKind::Put,
+                kv: kv("/a", "two", 3, 4),
+                prev: Some(kv("/a", "one", 3, 3)),
+            }
+        );
+        // Format 1 never had bit 3.
+        bytes[1] |= VALUE_IN_STATE;
+        assert!(decode(4, &bytes).is_err());
     }
 
     #[test]
@@ -212,6 +279,7 @@ mod tests {
             prev: Some(kv("/k", "old", 2, 8)),
         };
         let bytes = encode(&event);
+        // (A Put's record ends with its prev; every shorter prefix is truncated.)
         for cut in 0..bytes.len() {
             assert!(decode(9, &bytes[..cut]).is_err(), "cut at {cut}");
         }

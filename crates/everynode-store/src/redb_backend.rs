@@ -1,7 +1,7 @@
 //! The redb file: its tables, loading it on open, and committing batches into it.
 //! `DESIGN.md` (next to `Cargo.toml`) describes the layout and the crash story.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,8 @@ use crate::{Event, EventKind, KeyValue, OpenError, Revision, codec};
 const KV: TableDefinition<&str, (u64, u64, &[u8])> = TableDefinition::new("kv");
 /// Watch history: revision → encoded event (see `codec`), the last `history_events`.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-/// Bookkeeping: `"revision"` → the revision of the last committed write.
+/// Bookkeeping: `"revision"` → the revision of the last committed write, as files
+/// written before the revision was read from `events` kept it; no longer updated.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const META_REVISION: &str = "revision";
 
@@ -31,9 +32,9 @@ pub(crate) struct RedbBackend {
 
 impl Backend for RedbBackend {
     fn commit(&mut self, events: &[Arc<Event>], keep_from: Revision) -> Result<(), String> {
-        let Some(last) = events.last() else {
+        if events.is_empty() {
             return Ok(());
-        };
+        }
         let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
         // Immediate is redb's default; set it anyway because the store's promise ("Ok
         // means durable") rests on it.
@@ -42,7 +43,6 @@ impl Backend for RedbBackend {
         {
             let mut kv = txn.open_table(KV).map_err(|e| e.to_string())?;
             let mut log = txn.open_table(EVENTS).map_err(|e| e.to_string())?;
-            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
             for event in events {
                 let k = &event.kv;
                 match event.kind {
@@ -64,9 +64,9 @@ impl Backend for RedbBackend {
                 log.retain_in(self.events_from..keep_from, |_, _| false)
                     .map_err(|e| e.to_string())?;
             }
-            meta.insert(META_REVISION, last.revision)
-                .map_err(|e| e.to_string())?;
         }
+        // The revision is the last event's (the history always keeps at least that
+        // one), so no third table is written per commit.
         txn.commit().map_err(|e| e.to_string())?;
         self.events_from = self.events_from.max(keep_from);
         Ok(())
@@ -117,10 +117,28 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
 
     let txn = db.begin_read().map_err(|e| storage(path, e))?;
     let meta = txn.open_table(META).map_err(|e| storage(path, e))?;
-    let revision = meta
+    // Files written before the revision was taken from the events table kept it in
+    // `meta` too (equal to the last event); newer commits leave `meta` behind.
+    let meta_revision = meta
         .get(META_REVISION)
         .map_err(|e| storage(path, e))?
         .map_or(0, |g| g.value());
+    let last_event = txn
+        .open_table(EVENTS)
+        .map_err(|e| storage(path, e))?
+        .last()
+        .map_err(|e| storage(path, e))?
+        .map(|(rev, _)| rev.value());
+    let revision = match last_event {
+        Some(last) if last < meta_revision => {
+            return Err(corrupt(
+                path,
+                format!("last event {last} is older than the stored revision {meta_revision}"),
+            ));
+        }
+        Some(last) => last,
+        None => meta_revision,
+    };
 
     let mut map = Map::new();
     let kv = txn.open_table(KV).map_err(|e| storage(path, e))?;
@@ -150,17 +168,6 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
         Some((first, _)) => first.value(),
         None => revision + 1,
     };
-    if let Some((last, _)) = log.last().map_err(|e| storage(path, e))?
-        && last.value() != revision
-    {
-        return Err(corrupt(
-            path,
-            format!(
-                "last event {} is not the stored revision {revision}",
-                last.value()
-            ),
-        ));
-    }
     // Load the newest `history_events`, newest first, stopping at a gap: the ring must
     // be contiguous, and a gap could only come from a damaged file.
     let keep_from = (revision + 1)
@@ -168,6 +175,10 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
         .max(1);
     let mut history = VecDeque::new();
     let mut expected = revision;
+    // Put events do not repeat their value (`codec`): it is the key's `kv` row while
+    // the key is unchanged, else the `prev` of the key's next event. Walking newest
+    // first, `newer_prev` holds, per key, the prev of the newest event seen so far.
+    let mut newer_prev: HashMap<String, Option<KeyValue>> = HashMap::new();
     for entry in log
         .range(keep_from..=revision)
         .map_err(|e| storage(path, e))?
@@ -179,7 +190,29 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
             tracing::warn!(path = %path.display(), rev, expected, "gap in the stored event history; keeping the part after it");
             break;
         }
-        let event = codec::decode(rev, bytes.value()).map_err(|detail| corrupt(path, detail))?;
+        let codec::Decoded {
+            mut event,
+            value_in_state,
+        } = codec::decode(rev, bytes.value()).map_err(|detail| corrupt(path, detail))?;
+        if value_in_state {
+            let from = match newer_prev.get(event.kv.key.as_str()) {
+                Some(prev) => prev.as_ref(),
+                None => map.get(event.kv.key.as_str()).map(|kv| &**kv),
+            };
+            match from {
+                Some(kv) if kv.mod_revision == rev => event.kv.value = kv.value.clone(),
+                _ => {
+                    return Err(corrupt(
+                        path,
+                        format!(
+                            "event {rev}: the value of {:?} is neither in the state nor in a later event",
+                            event.kv.key
+                        ),
+                    ));
+                }
+            }
+        }
+        newer_prev.insert(event.kv.key.clone(), event.prev.clone());
         history.push_front(Arc::new(event));
         expected = rev.saturating_sub(1);
     }

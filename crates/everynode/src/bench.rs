@@ -146,7 +146,12 @@ pub struct ChildServer {
 impl ChildServer {
     pub async fn start() -> Result<ChildServer, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // `EVERYNODE_BENCH_SERVER` runs another build as the server (A/B comparisons
+        // of servers with the same client).
+        let exe = match std::env::var_os("EVERYNODE_BENCH_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None => std::env::current_exe().map_err(|e| e.to_string())?,
+        };
         let child = tokio::process::Command::new(exe)
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
@@ -187,6 +192,23 @@ impl ChildServer {
     }
 }
 
+/// The server's (durable commits, writes they carried) from `/metrics`.
+async fn store_commits(c: &kube::Client) -> Option<(u64, u64)> {
+    let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
+    let text = c.request_text(req).await.ok()?;
+    let counter = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((
+        counter("everynode_store_commits_total")?,
+        counter("everynode_store_committed_writes_total")?,
+    ))
+}
+
 pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
@@ -216,21 +238,37 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
     let mut server = ChildServer::start().await?;
     let pid = server.pid().ok_or("the server exited early")?;
     let c = client(&server.kubeconfig).await?;
+    let commits0 = store_commits(&c).await;
+    let server_stat = format!("/proc/{pid}/stat");
+    let (server_cpu0, bench_cpu0) = (cpu_time_of(&server_stat), process_cpu_time());
+    // The clients send pre-encoded bodies and check each answer for its status (201)
+    // and a resourceVersion, without decoding it: the bench measures the server, and the
+    // clients share its two cores.
+    let mut bodies: Vec<Vec<(usize, Vec<u8>)>> = vec![Vec::new(); clients];
+    for i in 0..creates {
+        let body = serde_json::to_vec(&pod(i)).map_err(|e| e.to_string())?;
+        bodies[i % clients].push((i, body));
+    }
+    let pods = kube::core::Request::new("/api/v1/namespaces/default/pods");
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..clients {
-        let api: Api<Pod> = Api::namespaced(c.clone(), "default");
+    for mine in bodies {
+        let (c, pods) = (c.clone(), pods.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut i = w;
-            while i < creates {
-                let p: Pod = serde_json::from_value(pod(i)).map_err(|e| e.to_string())?;
+            let mut lat = Vec::with_capacity(mine.len());
+            for (i, body) in mine {
+                let req = pods
+                    .create(&PostParams::default(), body)
+                    .map_err(|e| format!("create {i}: {e}"))?;
                 let t = Instant::now();
-                api.create(&PostParams::default(), &p)
+                let answer = c
+                    .request_text(req)
                     .await
                     .map_err(|e| format!("create {i}: {e}"))?;
                 lat.push(t.elapsed());
-                i += clients;
+                if !answer.contains("\"resourceVersion\"") {
+                    return Err(format!("create {i}: the answer is not an object: {answer}"));
+                }
             }
             Ok::<_, String>(lat)
         }));
@@ -240,6 +278,17 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
         lat.extend(t.await.map_err(|e| e.to_string())??);
     }
     let elapsed = start.elapsed();
+    let cpu_secs = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
+        (Some(b), Some(a)) => a.saturating_sub(b).as_secs_f64(),
+        _ => 0.0,
+    };
+    let server_cpu = cpu_secs(server_cpu0, cpu_time_of(&server_stat));
+    // Mean writes per durable commit during the creates (the floor commits 16 at a time).
+    let mean_batch = match (commits0, store_commits(&c).await) {
+        (Some((c0, w0)), Some((c1, w1))) if c1 > c0 => (w1 - w0) as f64 / (c1 - c0) as f64,
+        _ => 0.0,
+    };
+    let client_cpu = cpu_secs(bench_cpu0, process_cpu_time());
     let rss = peak_rss(pid).unwrap_or(0);
     let _ = server.child.kill().await;
     lat.sort();
@@ -255,6 +304,8 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
                 "p50_ms": p50.as_secs_f64() * 1e3, "p99_ms": p99.as_secs_f64() * 1e3,
                 "peak_rss_bytes": rss, "floor_seconds": floor.as_secs_f64(), "floor_rate": floor_rate,
                 "ratio_to_floor": elapsed.as_secs_f64() / floor.as_secs_f64(),
+                "server_cpu_seconds": server_cpu, "client_cpu_seconds": client_cpu,
+                "mean_commit_batch": mean_batch,
             })
         );
     } else {
@@ -267,6 +318,9 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
             p50.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3,
             rss / (1 << 20)
+        );
+        println!(
+            "  CPU during the creates: server {server_cpu:.2} s, clients (this process) {client_cpu:.2} s; {mean_batch:.1} writes per commit"
         );
         println!(
             "  floor (raw redb, batches of {clients}): {:.2} s = {floor_rate:.0} writes/s; ratio {:.2}x",
@@ -320,7 +374,12 @@ fn bench_daemonset(update_strategy: Option<serde_json::Value>) -> serde_json::Va
 /// CPU time (user + system, all threads) this process has used so far. `/proc` counts it
 /// in USER_HZ ticks, which Linux fixes at 100 per second in its userspace ABI.
 fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_time_of("/proc/self/stat")
+}
+
+/// CPU time (user + system, all threads) of the process whose `/proc/PID/stat` is `path`.
+fn cpu_time_of(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Field 2, the command name, may hold spaces and parentheses: skip past its last ')'.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let mut fields = rest.split_whitespace();

@@ -266,6 +266,8 @@ fn sim_index(node: &Node) -> Option<u32> {
 
 /// Slices of the renewal interval over which Lease renewals are spread.
 const LEASE_SLICES: u32 = 20;
+/// Lease renewals of one slice in flight at once.
+const LEASE_CONCURRENCY: usize = 512;
 
 /// The slice of the renewal interval in which `node` renews its Lease.
 fn lease_slice(node: &str) -> u32 {
@@ -555,7 +557,9 @@ impl Fleet {
                         tracing::debug!(node = %name, error = %e, "sim fleet: lease renewal");
                     }
                 })
-                .buffer_unordered(self.opts.concurrency.max(1))
+                // A slice's renewals all at once (up to a bound): the store commits them
+                // in a few group commits instead of one per handful.
+                .buffer_unordered(self.opts.concurrency.max(LEASE_CONCURRENCY))
                 .collect::<()>()
                 .await;
         }

@@ -29,7 +29,8 @@ fn environ(pid: i32) -> String {
 }
 
 /// A DaemonSet whose container writes `NODE COUNTER` to HOST/NODE.count, and the same
-/// with the marker to stdout, every 200 ms. Its readiness probe wants HOST/ready-NODE.
+/// with the marker to stdout, every 200 ms. Its readiness probe wants HOST/ready-NODE or
+/// HOST/ready-NODE-VERSION.
 fn counter_ds(name: &str, marker: &str, host: &Path, version: &str, extra_script: &str) -> String {
     let host = host.display();
     format!(
@@ -58,7 +59,7 @@ spec:
         - name: VERSION
           value: "{version}"
         readinessProbe:
-          exec: {{command: ["sh", "-c", "test -f {host}/ready-$NODE"]}}
+          exec: {{command: ["sh", "-c", "test -f {host}/ready-$NODE || test -f {host}/ready-$NODE-$VERSION"]}}
           periodSeconds: 1
         volumeMounts: [{{name: host, mountPath: {host}}}]
       volumes:
@@ -362,7 +363,7 @@ fn rolling_update_replaces_the_processes_one_node_at_a_time() {
     let host = tempfile::tempdir().expect("tempdir");
     let marker = format!("mk-roll-{}", std::process::id());
     for node in ["node1", "node2"] {
-        std::fs::write(host.path().join(format!("ready-{node}")), "").expect("ready");
+        std::fs::write(host.path().join(format!("ready-{node}-v1")), "").expect("ready");
     }
     apply(&s, &counter_ds("counter", &marker, host.path(), "v1", ""));
     wait_running(&s, "counter", host.path(), &marker);
@@ -371,13 +372,11 @@ fn rolling_update_replaces_the_processes_one_node_at_a_time() {
     for pid in &old {
         assert!(environ(*pid).contains("VERSION=v1\n"));
     }
+    // v2's pods stay unready until their files exist, so the rollout must hold with
+    // one node on each version (maxUnavailable 1) until the test lets it go on.
     apply(&s, &counter_ds("counter", &marker, host.path(), "v2", ""));
-    // While it rolls, at least one node always runs a process, and never two old ones
-    // are gone with no new one started (maxUnavailable 1).
-    let deadline = Instant::now() + LIMIT;
     let mut min_running = usize::MAX;
-    let mut saw_mixed = false;
-    loop {
+    let mut sample = || {
         let now = leaders(&marker);
         min_running = min_running.min(now.len());
         let new = now
@@ -385,17 +384,33 @@ fn rolling_update_replaces_the_processes_one_node_at_a_time() {
             .filter(|p| environ(p.pid).contains("VERSION=v2\n"))
             .count();
         let old_left = now.iter().filter(|p| old.contains(&p.pid)).count();
-        saw_mixed |= new == 1 && old_left == 1;
-        if new == 2 && now.len() == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "rollout did not finish: {now:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        saw_mixed,
-        "one node ran the new process while the other still ran the old one"
+        (new, old_left, now)
+    };
+    wait_for(LIMIT, "one node on v2 while the other runs v1", || {
+        let (new, old_left, _) = sample();
+        (new == 1 && old_left == 1).then_some(())
+    });
+    // The controller has seen the unready v2 pod, and still keeps the v1 one.
+    s.eventually(
+        "the status to show one updated, unavailable pod",
+        &["get", "ds", "counter", "-o", "json"],
+        |out| {
+            let ds: Value = serde_json::from_str(out).unwrap_or_default();
+            let st = &ds["status"];
+            st["observedGeneration"] == 2
+                && st["updatedNumberScheduled"] == 1
+                && st["numberUnavailable"] == 1
+        },
     );
+    let (new, old_left, now) = sample();
+    assert_eq!((new, old_left), (1, 1), "the rollout holds: {now:?}");
+    for node in ["node1", "node2"] {
+        std::fs::write(host.path().join(format!("ready-{node}-v2")), "").expect("ready");
+    }
+    wait_for(LIMIT, "both nodes on v2", || {
+        let (new, _, now) = sample();
+        (new == 2 && now.len() == 2).then_some(())
+    });
     assert!(min_running >= 1, "a node always keeps its daemon");
     s.ok(&["rollout", "status", "ds/counter", "--timeout=90s"]);
     let now: Vec<i32> = leaders(&marker).iter().map(|p| p.pid).collect();

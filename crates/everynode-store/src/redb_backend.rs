@@ -95,13 +95,22 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> OpenError {
     }
 }
 
+/// redb's page cache. Reads never reach redb after the load (they are served from the
+/// in-memory state), so the cache only has to hold the B-tree pages that commits
+/// rewrite; redb's default (1 GiB) let it grow with the file and dominate the RSS of
+/// large clusters.
+const CACHE_BYTES: usize = 64 << 20;
+
 fn open_db(path: &Path) -> Result<Database, OpenError> {
-    Database::create(path).map_err(|err| match err {
-        DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
-            path: path.to_path_buf(),
-        },
-        other => storage(path, other),
-    })
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|err| match err {
+            DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
+                path: path.to_path_buf(),
+            },
+            other => storage(path, other),
+        })
 }
 
 /// Opens (creating if missing) the file, makes sure the tables exist, and loads the

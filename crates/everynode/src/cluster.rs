@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use everynode_agent::sim::{self, Fleet, SimNodeSpec, SimOptions};
+use everynode_controllers::runtime::Informers;
 use k8s_openapi::api::core::v1::{Node, Taint};
 use kube::api::{Api, DeleteParams};
 
@@ -70,15 +71,17 @@ pub async fn start(
         .await
         .map_err(|e| format!("registering nodes: {e}"))?;
     tokio::spawn(Fleet::new(client.clone(), sim_opts).run());
-    tokio::spawn(everynode_controllers::scheduler::run(client.clone()));
+    // One watch and one copy of each pod and node for all the controllers.
+    let informers = Informers::new(client.clone());
+    tokio::spawn(everynode_controllers::scheduler::run(informers.clone()));
     tokio::spawn(everynode_controllers::daemonset::controller::run(
-        client.clone(),
+        informers.clone(),
     ));
     tokio::spawn(everynode_controllers::nodelifecycle::run(
-        client.clone(),
+        informers.clone(),
         grace,
     ));
-    tokio::spawn(everynode_controllers::endpointslice::run(client.clone()));
+    tokio::spawn(everynode_controllers::endpointslice::run(informers));
     tokio::spawn(everynode_controllers::gc::run(client));
     Ok(())
 }

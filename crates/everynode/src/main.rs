@@ -645,9 +645,10 @@ fn main() {
                     "everynode DaemonSet and EndpointSlice controllers running against {}",
                     kc.display()
                 );
+                let informers = everynode_controllers::runtime::Informers::new(client);
                 let controllers = futures::future::join(
-                    everynode_controllers::daemonset::controller::run(client.clone()),
-                    everynode_controllers::endpointslice::run(client),
+                    everynode_controllers::daemonset::controller::run(informers.clone()),
+                    everynode_controllers::endpointslice::run(informers),
                 );
                 tokio::select! {
                     _ = controllers => Ok(()),

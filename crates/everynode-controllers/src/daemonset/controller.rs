@@ -12,14 +12,14 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::json;
 
 use super::FailedPodBackoff;
 use super::plan::{self, Action, Observed};
 use crate::events::Recorder;
-use crate::runtime::{Change, WorkQueue, cache};
+use crate::runtime::{Cache, Change, Informers, WorkQueue};
 
 /// How long unmet expectations may hold a DaemonSet back (Kubernetes: 5 minutes).
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,10 +50,10 @@ struct Expectation {
 
 struct Ctl {
     client: kube::Client,
-    daemonsets: Store<DaemonSet>,
-    nodes: Store<Node>,
-    pods: Store<Pod>,
-    revisions: Store<ControllerRevision>,
+    daemonsets: Cache<DaemonSet>,
+    nodes: Cache<Node>,
+    pods: Cache<Pod>,
+    revisions: Cache<ControllerRevision>,
     expectations: Mutex<HashMap<Key, Expectation>>,
     /// Failed-pod back-off per (DaemonSet, node): next delay.
     backoff: Mutex<FailedPodBackoff>,
@@ -77,12 +77,14 @@ fn controller_of(pod: &Pod) -> Option<(String, String)> {
 }
 
 /// Runs the DaemonSet controller until the task is dropped.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let cfg = watcher::Config::default;
-    let (daemonsets, ds_changes) = cache(Api::<DaemonSet>::all(client.clone()), cfg());
-    let (nodes, node_changes) = cache(Api::<Node>::all(client.clone()), cfg());
-    let (pods, pod_changes) = cache(Api::<Pod>::all(client.clone()), cfg());
-    let (revisions, rev_changes) = cache(Api::<ControllerRevision>::all(client.clone()), cfg());
+    let (daemonsets, ds_changes) = informers.cache(Api::<DaemonSet>::all(client.clone()), cfg());
+    let (nodes, node_changes) = informers.cache(Api::<Node>::all(client.clone()), cfg());
+    let (pods, pod_changes) = informers.cache(Api::<Pod>::all(client.clone()), cfg());
+    let (revisions, rev_changes) =
+        informers.cache(Api::<ControllerRevision>::all(client.clone()), cfg());
     let ctl = Arc::new(Ctl {
         client: client.clone(),
         daemonsets,
@@ -155,9 +157,9 @@ pub async fn run(client: kube::Client) {
             futures::future::ready(())
         })
     };
-    // Wait for the caches once, before the workers start: a store's readiness wakes only
-    // the last of several waiters (kube-runtime's DelayedInit), so workers that each
-    // waited would mostly never start.
+    // Wait for the caches once, before the workers start. (kube-runtime's own store
+    // readiness wakes only the last of several waiters; `Cache` wakes them all, but one
+    // wait is all the workers need.)
     let ready = {
         let ctl = ctl.clone();
         async move {

@@ -17,10 +17,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
-use crate::runtime::{Change, WorkQueue, cache};
+use crate::runtime::{Cache, Change, Informers, WorkQueue};
 use plan::{EndpointsAction, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY};
 
 const WORKERS: usize = 4;
@@ -44,10 +44,10 @@ type Written = (Instant, HashMap<String, Expect>);
 
 struct Ctl {
     client: kube::Client,
-    services: Store<Service>,
-    pods: Store<Pod>,
-    slices: Store<EndpointSlice>,
-    endpoints: Store<Endpoints>,
+    services: Cache<Service>,
+    pods: Cache<Pod>,
+    slices: Cache<EndpointSlice>,
+    endpoints: Cache<Endpoints>,
     /// Per Service: slice name → what the cache must show, and since when.
     written: Mutex<HashMap<Key, Written>>,
 }
@@ -61,12 +61,16 @@ fn key(ns: &str, name: &str) -> Key {
 }
 
 /// Runs the controller until the task is dropped.
-pub async fn run(client: kube::Client) {
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let (services, svc_changes) = cache(Api::<Service>::all(client.clone()), Default::default());
-    let (pods, pod_changes) = cache(Api::<Pod>::all(client.clone()), Default::default());
-    let (slices, slice_changes) = cache(Api::<EndpointSlice>::all(client.clone()), managed);
-    let (endpoints, ep_changes) = cache(Api::<Endpoints>::all(client.clone()), Default::default());
+    let (services, svc_changes) =
+        informers.cache(Api::<Service>::all(client.clone()), Default::default());
+    let (pods, pod_changes) = informers.cache(Api::<Pod>::all(client.clone()), Default::default());
+    let (slices, slice_changes) =
+        informers.cache(Api::<EndpointSlice>::all(client.clone()), managed);
+    let (endpoints, ep_changes) =
+        informers.cache(Api::<Endpoints>::all(client.clone()), Default::default());
     let ctl = Arc::new(Ctl {
         client,
         services,
@@ -137,9 +141,9 @@ pub async fn run(client: kube::Client) {
             futures::future::ready(())
         })
     };
-    // Wait for the caches once, before the workers start: a store's readiness wakes only
-    // the last of several waiters (kube-runtime's DelayedInit), so workers that each
-    // waited would mostly never start.
+    // Wait for the caches once, before the workers start. (kube-runtime's own store
+    // readiness wakes only the last of several waiters; `Cache` wakes them all, but one
+    // wait is all the workers need.)
     let ready = {
         let ctl = ctl.clone();
         async move {

@@ -14,12 +14,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod, PodSpec};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::json;
 
 use crate::events::Recorder;
-use crate::runtime::{Change, WorkQueue, cache};
+use crate::runtime::{Cache, Change, Informers, WorkQueue};
 use plan::{Decision, NodeUsage};
 
 /// Pods being placed (and bound) at once.
@@ -48,9 +48,12 @@ fn is_terminal(pod: &Pod) -> bool {
 }
 
 /// Runs the scheduler until the task is dropped.
-pub async fn run(client: kube::Client) {
-    let (nodes, node_changes) = cache(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let (pods, pod_changes) = cache(Api::<Pod>::all(client.clone()), watcher::Config::default());
+pub async fn run(informers: Informers) {
+    let client = informers.client().clone();
+    let (nodes, node_changes) =
+        informers.cache(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (pods, pod_changes) =
+        informers.cache(Api::<Pod>::all(client.clone()), watcher::Config::default());
     let queue: Arc<WorkQueue<ObjectRef<Pod>>> = WorkQueue::new();
     let sched = Arc::new(Scheduler {
         client: client.clone(),
@@ -126,9 +129,9 @@ pub async fn run(client: kube::Client) {
     };
     // Deciding is quick; binding waits for a durable write. Like kube-scheduler, which
     // binds asynchronously, keep many bindings in flight.
-    // Wait for the caches once, before the workers start: a store's readiness wakes only
-    // the last of several waiters (kube-runtime's DelayedInit), so workers that each
-    // waited would mostly never start.
+    // Wait for the caches once, before the workers start. (kube-runtime's own store
+    // readiness wakes only the last of several waiters; `Cache` wakes them all, but one
+    // wait is all the workers need.)
     let ready = {
         let sched = sched.clone();
         async move {
@@ -198,8 +201,8 @@ impl Usage {
 
 struct Scheduler {
     client: kube::Client,
-    nodes: Store<Node>,
-    pods: Store<Pod>,
+    nodes: Cache<Node>,
+    pods: Cache<Pod>,
     node_names: Mutex<HashSet<String>>,
     usage: Mutex<Usage>,
     /// Pods that did not fit, with the last reason reported (each new reason is

@@ -222,9 +222,102 @@ fn encode_marked(obj: &Value) -> ApiResult<(bytes::Bytes, Option<usize>)> {
     Ok((out.into(), mark))
 }
 
+/// Where [`with_resource_version`] can put the resourceVersion into stored bytes: just
+/// inside the brace of the top-level `metadata` object, when that object is not empty.
+/// A scan of the compact JSON the store holds, without decoding it; `None` when the
+/// bytes are not a JSON object with such a `metadata`.
+pub(crate) fn metadata_offset(b: &[u8]) -> Option<usize> {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    loop {
+        let key_start = i;
+        i = skip_string(b, i)?;
+        let is_metadata = b.get(key_start..i) == Some(b"\"metadata\"".as_slice());
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        if is_metadata {
+            if b.get(i) != Some(&b'{') || b.get(skip_ws(b, i + 1)) == Some(&b'}') {
+                return None;
+            }
+            return Some(i + 1);
+        }
+        i = skip_ws(b, skip_value(b, i)?);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the JSON string starting at `i`.
+fn skip_string(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    loop {
+        match b.get(j)? {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+}
+
+/// The index just past the JSON value starting at `i`.
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => skip_string(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match b.get(j)? {
+                    b'"' => {
+                        j = skip_string(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while b
+                .get(j)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+            {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
 /// The stored bytes of an object with `"resourceVersion":"<rv>"` put in as the first
-/// field of its metadata, at `at` from [`encode_marked`].
-fn with_resource_version(stored: &[u8], at: usize, rv: &str) -> bytes::Bytes {
+/// field of its metadata, at `at` from [`encode_marked`] or [`metadata_offset`].
+pub(crate) fn with_resource_version(stored: &[u8], at: usize, rv: &str) -> bytes::Bytes {
     let mut out = Vec::with_capacity(stored.len() + rv.len() + 24);
     out.extend_from_slice(&stored[..at]);
     out.extend_from_slice(b"\"resourceVersion\":\"");
@@ -955,5 +1048,95 @@ mod tests {
         assert_eq!(at, None);
         let (_, at) = encode_marked(&json!({ "kind": "X" })).unwrap();
         assert_eq!(at, None);
+    }
+
+    /// The scan finds the same place the encoder marked, wherever `metadata` sits and
+    /// whatever the strings before it hold.
+    #[test]
+    fn metadata_offset_finds_the_encoders_mark() {
+        for obj in [
+            pod(),
+            json!({ "kind": "X", "spec": { "template": { "metadata": { "name": "t" } } },
+                "metadata": { "name": "m" } }),
+            json!({ "a\"metadata\"": "\"metadata\":{\\", "b": [1, -2.5e3, true, null, {"x": []}],
+                "metadata": { "name": "m" }, "z": 1 }),
+            json!({ "kind": "X", "metadata": {} }),
+            json!({ "kind": "X" }),
+            json!({ "metadata": "not an object" }),
+            json!([1, 2]),
+        ] {
+            let (bytes, at) = encode_marked(&obj).unwrap();
+            assert_eq!(metadata_offset(&bytes), at, "{obj}");
+            // Whitespace between tokens is no obstacle either.
+            let pretty = serde_json::to_vec_pretty(&obj).unwrap();
+            let spliced =
+                metadata_offset(&pretty).map(|at| with_resource_version(&pretty, at, "7"));
+            if let Some(b) = spliced {
+                let v: Value = serde_json::from_slice(&b).unwrap();
+                assert_eq!(v["metadata"]["resourceVersion"], "7", "{obj}");
+            }
+        }
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{\"a\"",
+            b"{\"a\":",
+            b"{\"a\":\"x",
+            b"{\"a\":1,",
+        ] {
+            assert_eq!(metadata_offset(bad), None);
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::{Just, any, prop_assert, prop_assert_eq, prop_oneof, proptest};
+        use proptest::strategy::Strategy as Generator;
+
+        fn json_value() -> impl Generator<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                "[ -~\\\\\"{}\\[\\]]{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    proptest::collection::btree_map("[a-z\"{}:,]{0,8}", inner, 0..5)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn splice_matches_decoding(
+                before in proptest::collection::btree_map("[a-z\"{}]{1,6}", json_value(), 0..3),
+                meta in proptest::collection::btree_map("[a-z]{1,6}", json_value(), 1..4),
+                after in proptest::collection::btree_map("[a-z]{1,6}", json_value(), 0..3),
+            ) {
+                let mut m = serde_json::Map::new();
+                m.extend(before.into_iter().filter(|(k, _)| k != "metadata"));
+                m.insert("metadata".into(), Value::Object(meta.into_iter().collect()));
+                m.extend(after.into_iter().filter(|(k, _)| k != "metadata"));
+                let obj = Value::Object(m);
+                let bytes = serde_json::to_vec(&obj).unwrap();
+                let at = metadata_offset(&bytes);
+                prop_assert!(at.is_some());
+                let spliced: Value =
+                    serde_json::from_slice(&with_resource_version(&bytes, at.unwrap(), "9")).unwrap();
+                let mut want = obj.clone();
+                want["metadata"]["resourceVersion"] = json!("9");
+                prop_assert_eq!(spliced, want);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                if let Some(at) = metadata_offset(&bytes) {
+                    prop_assert!(at <= bytes.len());
+                }
+            }
+        }
     }
 }

@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::list::Filter;
-use crate::registry::{Registry, decode_at};
+use crate::registry::{Registry, decode_at, metadata_offset, with_resource_version};
 use crate::request::Output;
-use crate::resources::ResourceInfo;
+use crate::resources::{ResourceInfo, Strategy};
 use crate::tables::{self, IncludeObject};
 
 /// Settings shared by every watch a server serves.
@@ -93,46 +93,81 @@ fn expired_event(requested: Revision, oldest: Revision) -> Bytes {
     line(&json!({ "type": "ERROR", "object": status }))
 }
 
-/// One store event, decoded once and shared by every watcher of its resource: the
-/// new (or last) object, the previous one when a selector needs it, and the JSON lines
-/// for watchers that want plain objects. With five watchers of pods (scheduler,
-/// DaemonSet controller, garbage collector, node agents, EndpointSlices) this turns five
-/// parses and five serializations of every pod write into one of each.
+/// One store event, prepared once and shared by every watcher of its resource: the
+/// JSON lines for watchers that want plain objects, and, only when a watcher needs them
+/// (a selector, a table), the decoded object and its previous state. With five watchers
+/// of pods (scheduler, DaemonSet controller, garbage collector, node agents,
+/// EndpointSlices) this turns five encodings of every pod write into one; and since the
+/// stored bytes are the API form without its resourceVersion, the line is those bytes
+/// with the resourceVersion put in, with no decoding at all. Slots hold only the lines
+/// and references to the store's bytes, which keeps the cache small.
 pub struct Decoded {
     res: &'static ResourceInfo,
-    obj: Option<Value>,
-    prev: OnceLock<Option<Value>>,
+    revision: Revision,
+    value: Bytes,
+    prev: Option<(Bytes, Revision)>,
+    obj: OnceLock<Option<Value>>,
+    prev_obj: OnceLock<Option<Value>>,
     /// `ADDED`, `MODIFIED`, `DELETED` lines for `Output::Json`.
-    lines: [OnceLock<Bytes>; 3],
+    lines: [OnceLock<Option<Bytes>>; 3],
 }
 
 impl Decoded {
     fn new(res: &'static ResourceInfo, ev: &Event) -> Decoded {
         Decoded {
             res,
-            obj: decode_at(res, &ev.kv.value, ev.revision).ok(),
-            prev: OnceLock::new(),
+            revision: ev.revision,
+            value: ev.kv.value.clone(),
+            prev: ev.prev.as_ref().map(|p| (p.value.clone(), p.mod_revision)),
+            obj: OnceLock::new(),
+            prev_obj: OnceLock::new(),
             lines: Default::default(),
         }
     }
 
-    fn prev(&self, ev: &Event) -> Option<&Value> {
-        self.prev
+    /// The object in its API form (decoded on first use).
+    fn obj(&self) -> Option<&Value> {
+        self.obj
+            .get_or_init(|| decode_at(self.res, &self.value, self.revision).ok())
+            .as_ref()
+    }
+
+    fn prev(&self) -> Option<&Value> {
+        self.prev_obj
             .get_or_init(|| {
-                let p = ev.prev.as_ref()?;
-                decode_at(self.res, &p.value, p.mod_revision).ok()
+                let (value, rev) = self.prev.as_ref()?;
+                decode_at(self.res, value, *rev).ok()
             })
             .as_ref()
     }
 
-    fn json_line(&self, kind: &'static str, obj: &Value) -> Bytes {
+    fn json_line(&self, kind: &'static str) -> Option<Bytes> {
         let i = match kind {
             "ADDED" => 0,
             "MODIFIED" => 1,
             _ => 2,
         };
         self.lines[i]
-            .get_or_init(|| line(&json!({ "type": kind, "object": obj })))
+            .get_or_init(|| {
+                // The stored form is the API form, but for events.k8s.io's view of events.
+                let raw = (self.res.strategy != Strategy::EventV1)
+                    .then(|| metadata_offset(&self.value))
+                    .flatten();
+                match raw {
+                    Some(at) => {
+                        let obj =
+                            with_resource_version(&self.value, at, &self.revision.to_string());
+                        let mut b = Vec::with_capacity(obj.len() + 40);
+                        b.extend_from_slice(b"{\"type\":\"");
+                        b.extend_from_slice(kind.as_bytes());
+                        b.extend_from_slice(b"\",\"object\":");
+                        b.extend_from_slice(&obj);
+                        b.extend_from_slice(b"}\n");
+                        Some(Bytes::from(b))
+                    }
+                    None => Some(line(&json!({ "type": kind, "object": self.obj()? }))),
+                }
+            })
             .clone()
     }
 }
@@ -186,16 +221,19 @@ fn transition(
     ev: &Event,
 ) -> Option<(&'static str, Arc<Decoded>)> {
     let d = cache.get(res, ev);
-    let obj = d.obj.as_ref()?;
-    let everything = filter.is_everything();
-    let matches = |v: &Value| everything || filter.matches(res, v);
+    if filter.is_everything() {
+        let kind = match (ev.kind, &ev.prev) {
+            (EventKind::Put, None) => "ADDED",
+            (EventKind::Put, Some(_)) => "MODIFIED",
+            (EventKind::Delete, _) => "DELETED",
+        };
+        return Some((kind, d));
+    }
+    let matches = |v: &Value| filter.matches(res, v);
+    let obj = d.obj()?;
     let kind = match ev.kind {
         EventKind::Put => {
-            let was = match ev.prev {
-                None => false,
-                Some(_) if everything => true,
-                Some(_) => d.prev(ev).is_some_and(matches),
-            };
+            let was = ev.prev.is_some() && d.prev().is_some_and(matches);
             match (matches(obj), was) {
                 (true, true) => "MODIFIED",
                 (true, false) => "ADDED",
@@ -216,11 +254,10 @@ fn transition(
 impl Encoder {
     /// The line for an event from the shared decode: JSON watchers share one encoding.
     fn shared_event(&mut self, kind: &'static str, d: &Decoded) -> Option<Bytes> {
-        let obj = d.obj.as_ref()?;
-        Some(match self.output {
-            Output::Json => d.json_line(kind, obj),
-            _ => self.event(kind, obj),
-        })
+        match self.output {
+            Output::Json => d.json_line(kind),
+            _ => Some(self.event(kind, d.obj()?)),
+        }
     }
 }
 

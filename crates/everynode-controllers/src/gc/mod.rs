@@ -49,6 +49,7 @@ fn to_object(api_version: &str, kind: &str, o: &DynamicObject) -> Option<Object>
             .map(|r| OwnerRef {
                 api_version: r.api_version.clone(),
                 kind: r.kind.clone(),
+                name: r.name.clone(),
                 uid: r.uid.clone(),
                 block_owner_deletion: r.block_owner_deletion.unwrap_or(false),
             })
@@ -66,8 +67,48 @@ fn to_object(api_version: &str, kind: &str, o: &DynamicObject) -> Option<Object>
     })
 }
 
-/// uid → object, for every watched kind.
-type Snapshot = Arc<Mutex<BTreeMap<String, Arc<Object>>>>;
+/// Every watched object by uid, and the names of the nodes among them.
+#[derive(Default)]
+struct Objects {
+    by_uid: BTreeMap<String, Arc<Object>>,
+    nodes: HashSet<String>,
+}
+
+impl Objects {
+    fn insert(&mut self, obj: Object) {
+        if obj.id.kind == "Node" {
+            self.nodes.insert(obj.id.name.clone());
+        }
+        self.by_uid.insert(obj.id.uid.clone(), Arc::new(obj));
+    }
+
+    fn remove(&mut self, uid: &str) {
+        if let Some(o) = self.by_uid.remove(uid)
+            && o.id.kind == "Node"
+        {
+            self.nodes.remove(&o.id.name);
+        }
+    }
+
+    /// Whether this object, just stored, may call for an action: it is being deleted,
+    /// it names an owner the collector does not hold, or it is a pod bound to a node
+    /// that is not there. Other changes (a new pod of an existing DaemonSet, a status
+    /// update) leave every verdict of the last pass as it was, so they cost no pass.
+    fn calls_for_a_pass(&self, obj: &Object, watched: &HashSet<(String, String)>) -> bool {
+        obj.deleting
+            || obj.owners.iter().any(|r| {
+                !self.by_uid.contains_key(&r.uid)
+                    && watched.contains(&(plan::group(&r.api_version).to_string(), r.kind.clone()))
+            })
+            || (obj.id.kind == "Pod"
+                && obj
+                    .node_name
+                    .as_deref()
+                    .is_some_and(|n| !n.is_empty() && !self.nodes.contains(n)))
+    }
+}
+
+type Snapshot = Arc<Mutex<Objects>>;
 
 /// Runs the collector until the task is dropped.
 /// How often the collector looks again without a change.
@@ -83,6 +124,7 @@ pub async fn run(client: kube::Client) {
     let mut synced = Vec::new();
     let feeds = WATCHED.iter().map(|&(group, version, kind, plural)| {
         let (snapshot, changed, client) = (snapshot.clone(), changed.clone(), client.clone());
+        let watched = watched.clone();
         let ready = Arc::new(Notify::new());
         synced.push(ready.clone());
         async move {
@@ -103,16 +145,24 @@ pub async fn run(client: kube::Client) {
                             if let Some(seen) = relist.as_mut() {
                                 seen.insert(obj.id.uid.clone());
                             }
-                            snap.insert(obj.id.uid.clone(), Arc::new(obj));
+                            snap.insert(obj);
                         }
                     }
                     Ok(watcher::Event::InitDone) => {
                         if let Some(seen) = relist.take() {
-                            snap.retain(|uid, o| {
-                                o.id.kind != kind
-                                    || o.id.api_version != api_version
-                                    || seen.contains(uid)
-                            });
+                            let gone: Vec<String> = snap
+                                .by_uid
+                                .iter()
+                                .filter(|(uid, o)| {
+                                    o.id.kind == kind
+                                        && o.id.api_version == api_version
+                                        && !seen.contains(*uid)
+                                })
+                                .map(|(uid, _)| uid.clone())
+                                .collect();
+                            for uid in gone {
+                                snap.remove(&uid);
+                            }
                         }
                         ready.notify_one();
                         changed.notify_one();
@@ -120,11 +170,13 @@ pub async fn run(client: kube::Client) {
                     Ok(watcher::Event::Apply(o)) => {
                         if let Some(obj) = to_object(&api_version, kind, &o) {
                             // Lease renewals and status updates leave what the collector
-                            // judges (owners, deletion, finalizers, node) as it was: no pass.
-                            let relevant = snap.get(&obj.id.uid).is_none_or(|o| **o != obj);
-                            if relevant {
-                                snap.insert(obj.id.uid.clone(), Arc::new(obj));
-                                changed.notify_one();
+                            // judges (owners, deletion, finalizers, node) as it was.
+                            if snap.by_uid.get(&obj.id.uid).is_none_or(|o| **o != obj) {
+                                let pass = snap.calls_for_a_pass(&obj, &watched);
+                                snap.insert(obj);
+                                if pass {
+                                    changed.notify_one();
+                                }
                             }
                         }
                     }
@@ -158,6 +210,7 @@ pub async fn run(client: kube::Client) {
             let objects: Vec<Arc<Object>> = snapshot
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
+                .by_uid
                 .values()
                 .cloned()
                 .collect();
@@ -199,6 +252,60 @@ fn api_for(client: kube::Client, id: &ObjectId) -> Option<Api<DynamicObject>> {
     })
 }
 
+/// Whether the object `id` (as the server has it now) still has what the action found
+/// missing: for a force delete, the node the pod is bound to; for a delete, an owner.
+/// An object that is gone has nothing to keep it.
+async fn still_anchored(
+    client: &kube::Client,
+    api: &Api<DynamicObject>,
+    id: &ObjectId,
+    by_node: bool,
+) -> Result<bool, kube::Error> {
+    let Some(current) = api.get_opt(&id.name).await? else {
+        return Ok(false);
+    };
+    if current.metadata.uid.as_deref() != Some(id.uid.as_str()) {
+        return Ok(false);
+    }
+    if by_node {
+        let Some(node) = current
+            .data
+            .pointer("/spec/nodeName")
+            .and_then(|v| v.as_str())
+        else {
+            return Ok(false);
+        };
+        let nodes: Api<DynamicObject> =
+            Api::all_with(client.clone(), &resource("", "v1", "Node", "nodes"));
+        return Ok(!node.is_empty() && nodes.get_opt(node).await?.is_some());
+    }
+    for r in current.metadata.owner_references.iter().flatten() {
+        let owner = ObjectId {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            namespace: if r.kind == "Node" {
+                None
+            } else {
+                id.namespace.clone()
+            },
+            name: r.name.clone(),
+            uid: r.uid.clone(),
+        };
+        // Kinds the collector does not watch are assumed to exist, as in the plan.
+        let Some(owners) = api_for(client.clone(), &owner) else {
+            return Ok(true);
+        };
+        if owners
+            .get_opt(&r.name)
+            .await?
+            .is_some_and(|o| o.metadata.uid.as_deref() == Some(r.uid.as_str()))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 async fn act(client: kube::Client, action: Action) {
     let id = match &action {
         Action::Delete(id)
@@ -207,13 +314,31 @@ async fn act(client: kube::Client, action: Action) {
         | Action::RemoveOwners(id, _)
         | Action::RemoveFinalizer(id, _) => id.clone(),
     };
-    let Some(api) = api_for(client, &id) else {
+    let Some(api) = api_for(client.clone(), &id) else {
         return;
     };
     let pre = Preconditions {
         uid: Some(id.uid.clone()),
         resource_version: None,
     };
+    // The snapshot is fed by one watch per kind, so a new owner may not have reached it
+    // yet when its dependent has: look again at the server before deleting for an owner
+    // or a node that seems gone (Kubernetes' collector also verifies that an owner is
+    // really absent).
+    if matches!(action, Action::Delete(_) | Action::ForceDelete(_)) {
+        let by_node = matches!(action, Action::ForceDelete(_));
+        match still_anchored(&client, &api, &id, by_node).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::debug!(kind = %id.kind, name = %id.name, "owner or node exists after all");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(kind = %id.kind, name = %id.name, error = %e, "garbage collector check");
+                return;
+            }
+        }
+    }
     let result = match action {
         Action::ForceDelete(_) => {
             let dp = DeleteParams {
@@ -282,5 +407,68 @@ async fn act(client: kube::Client, action: Action) {
         Err(e) => {
             tracing::warn!(kind = %id.kind, name = %id.name, error = %e, "garbage collector action")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(kind: &str, name: &str, uid: &str, owner: Option<(&str, &str)>) -> Object {
+        Object {
+            id: ObjectId {
+                api_version: if kind == "DaemonSet" { "apps/v1" } else { "v1" }.into(),
+                kind: kind.into(),
+                namespace: (kind != "Node").then(|| "default".into()),
+                name: name.into(),
+                uid: uid.into(),
+            },
+            owners: owner
+                .map(|(kind, uid)| OwnerRef {
+                    api_version: if kind == "DaemonSet" { "apps/v1" } else { "v1" }.into(),
+                    kind: kind.into(),
+                    name: format!("owner-{uid}"),
+                    uid: uid.into(),
+                    block_owner_deletion: true,
+                })
+                .into_iter()
+                .collect(),
+            deleting: false,
+            finalizers: vec![],
+            node_name: None,
+        }
+    }
+
+    #[test]
+    fn only_changes_that_may_need_an_action_call_for_a_pass() {
+        let watched: HashSet<(String, String)> = WATCHED
+            .iter()
+            .map(|(g, _, k, _)| (g.to_string(), k.to_string()))
+            .collect();
+        let mut objects = Objects::default();
+        objects.insert(object("DaemonSet", "ds", "ds-1", None));
+        objects.insert(object("Node", "n1", "node-1", None));
+        // A new pod of a DaemonSet the collector holds, then bound to a node it holds.
+        let mut pod = object("Pod", "p", "pod-1", Some(("DaemonSet", "ds-1")));
+        assert!(!objects.calls_for_a_pass(&pod, &watched));
+        pod.node_name = Some("n1".into());
+        assert!(!objects.calls_for_a_pass(&pod, &watched));
+        // Bound to a node that is not there.
+        pod.node_name = Some("n2".into());
+        assert!(objects.calls_for_a_pass(&pod, &watched));
+        pod.node_name = Some("n1".into());
+        // Owned by something the collector does not hold (gone, or not seen yet).
+        let stray = object("Pod", "q", "pod-2", Some(("DaemonSet", "ds-0")));
+        assert!(objects.calls_for_a_pass(&stray, &watched));
+        // ... unless it is of a kind the collector does not watch.
+        let foreign = object("Pod", "r", "pod-3", Some(("Job", "job-1")));
+        assert!(!objects.calls_for_a_pass(&foreign, &watched));
+        // Being deleted.
+        pod.deleting = true;
+        assert!(objects.calls_for_a_pass(&pod, &watched));
+        // Removing a node forgets its name.
+        objects.remove("node-1");
+        pod.deleting = false;
+        assert!(objects.calls_for_a_pass(&pod, &watched));
     }
 }

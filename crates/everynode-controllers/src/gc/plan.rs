@@ -33,6 +33,7 @@ pub struct ObjectId {
 pub struct OwnerRef {
     pub api_version: String,
     pub kind: String,
+    pub name: String,
     pub uid: String,
     pub block_owner_deletion: bool,
 }
@@ -64,7 +65,8 @@ pub enum Action {
     ForceDelete(ObjectId),
 }
 
-fn group(api_version: &str) -> &str {
+/// The API group of an `apiVersion` (`""` for the core group).
+pub fn group(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(g, _)| g)
 }
 
@@ -192,6 +194,7 @@ mod tests {
                         "v1".into()
                     },
                     kind: kind.to_string(),
+                    name: format!("owner-{uid}"),
                     uid: uid.to_string(),
                     block_owner_deletion: *block,
                 })

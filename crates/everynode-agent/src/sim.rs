@@ -256,6 +256,15 @@ pub async fn set_stopped(client: &kube::Client, name: &str, stopped: bool) -> Re
     Ok(())
 }
 
+/// Patch parameters for the fleet's heartbeats and pod status writes: their fields are
+/// the fleet's own and known to be valid, so the server need not look for unknown ones.
+fn own_write() -> PatchParams {
+    PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Ignore),
+        ..PatchParams::default()
+    }
+}
+
 fn sim_index(node: &Node) -> Option<u32> {
     let ann = node.metadata.annotations.as_ref()?;
     if ann.get(RUNTIME_ANNOTATION).map(String::as_str) != Some("sim") {
@@ -568,10 +577,7 @@ impl Fleet {
     async fn renew_lease(&self, name: &str, node_uid: &str) -> Result<(), SimError> {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
         let patch = json!({ "spec": { "renewTime": micro_now() } });
-        match leases
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-        {
+        match leases.patch(name, &own_write(), &Patch::Merge(patch)).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => {
                 let lease: Lease = serde_json::from_value(json!({
@@ -822,7 +828,7 @@ impl Fleet {
     /// Writes a pod's status; false when the pod is gone (or the write failed).
     async fn patch_status(&self, api: &Api<Pod>, name: &str, status: Value) -> bool {
         match api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .patch_status(name, &own_write(), &Patch::Merge(status))
             .await
         {
             Ok(_) => true,

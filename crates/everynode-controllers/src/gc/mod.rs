@@ -4,11 +4,13 @@
 
 pub mod plan;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
     Preconditions, PropagationPolicy,
@@ -32,7 +34,57 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-fn to_object(api_version: &str, kind: &str, o: &DynamicObject) -> Option<Object> {
+/// What the collector reads of a watched object: its metadata and, for pods, the node.
+/// Decoding only these (serde skips the rest without building it) keeps the cost of a
+/// watch event low where it matters most: Lease renewals and pod status updates, which
+/// the collector sees and ignores by the thousand.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Watched {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<WatchedSpec>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+struct WatchedSpec {
+    #[serde(default, rename = "nodeName")]
+    node_name: Option<String>,
+}
+
+impl kube::Resource for Watched {
+    type DynamicType = ApiResource;
+    type Scope = kube::core::DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+fn to_object(api_version: &str, kind: &str, o: &Watched) -> Option<Object> {
     let m = &o.metadata;
     Some(Object {
         id: ObjectId {
@@ -57,12 +109,7 @@ fn to_object(api_version: &str, kind: &str, o: &DynamicObject) -> Option<Object>
         deleting: m.deletion_timestamp.is_some(),
         finalizers: m.finalizers.clone().unwrap_or_default(),
         node_name: (kind == "Pod")
-            .then(|| {
-                o.data
-                    .pointer("/spec/nodeName")
-                    .and_then(|v| v.as_str())
-                    .map(String::from)
-            })
+            .then(|| o.spec.as_ref().and_then(|s| s.node_name.clone()))
             .flatten(),
     })
 }
@@ -130,7 +177,7 @@ pub async fn run(client: kube::Client) {
         async move {
             let ar = resource(group, version, kind, plural);
             let api_version = ar.api_version.clone();
-            let api: Api<DynamicObject> = Api::all_with(client, &ar);
+            let api: Api<Watched> = Api::all_with(client, &ar);
             let mut events = watcher(api, watcher::Config::default())
                 .default_backoff()
                 .boxed();

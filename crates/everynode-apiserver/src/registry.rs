@@ -199,40 +199,11 @@ impl Created {
     }
 }
 
-/// Encodes an object that is in its stored form (no resourceVersion) and returns, with
-/// the bytes, the offset just inside the opening brace of its top-level `metadata`
-/// (when that is a non-empty object), where [`with_resource_version`] puts the
-/// resourceVersion for the API form.
-fn encode_marked(obj: &Value) -> ApiResult<(bytes::Bytes, Option<usize>)> {
-    let internal = |e: serde_json::Error| ApiError::internal(e.to_string());
-    let Value::Object(map) = obj else {
-        return Ok((serde_json::to_vec(obj).map_err(internal)?.into(), None));
-    };
-    let mut out = Vec::with_capacity(2048);
-    let mut mark = None;
-    out.push(b'{');
-    for (i, (key, value)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, key).map_err(internal)?;
-        out.push(b':');
-        if key == "metadata" && value.as_object().is_some_and(|m| !m.is_empty()) {
-            mark = Some(out.len() + 1);
-        }
-        serde_json::to_writer(&mut out, value).map_err(internal)?;
-    }
-    out.push(b'}');
-    // The store keeps these bytes for the object's lifetime: no spare capacity.
-    out.shrink_to_fit();
-    Ok((out.into(), mark))
-}
-
 /// Where [`with_resource_version`] can put the resourceVersion into stored bytes: just
 /// inside the brace of the top-level `metadata` object, when that object is not empty.
 /// A scan of the compact JSON the store holds, without decoding it; `None` when the
 /// bytes are not a JSON object with such a `metadata`.
-pub(crate) fn metadata_offset(b: &[u8]) -> Option<usize> {
+fn metadata_offset(b: &[u8]) -> Option<usize> {
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
@@ -321,9 +292,21 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// The API form of an object's stored bytes at revision `rev`, made without decoding
+/// them: the stored form is the API form without its resourceVersion, except for
+/// events.k8s.io's view of events. `None` where that does not hold or the bytes have no
+/// metadata to put it in; decode those instead ([`decode_at`]).
+pub(crate) fn api_bytes(res: &ResourceInfo, stored: &[u8], rev: u64) -> Option<bytes::Bytes> {
+    if res.strategy == Strategy::EventV1 {
+        return None;
+    }
+    let at = metadata_offset(stored)?;
+    Some(with_resource_version(stored, at, &rev.to_string()))
+}
+
 /// The stored bytes of an object with `"resourceVersion":"<rv>"` put in as the first
-/// field of its metadata, at `at` from [`encode_marked`] or [`metadata_offset`].
-pub(crate) fn with_resource_version(stored: &[u8], at: usize, rv: &str) -> bytes::Bytes {
+/// field of its metadata, at `at` from [`metadata_offset`].
+fn with_resource_version(stored: &[u8], at: usize, rv: &str) -> bytes::Bytes {
     let mut out = Vec::with_capacity(stored.len() + rv.len() + 24);
     out.extend_from_slice(&stored[..at]);
     out.extend_from_slice(b"\"resourceVersion\":\"");
@@ -593,16 +576,10 @@ impl Registry {
                 return Ok(Created::Object(obj.into_value()?));
             }
             let key = res.key(ns, &name);
-            let mut metadata_at = None;
             let encoded = match &obj {
-                strategy::Admitted::Json(v) if res.strategy == Strategy::EventV1 => encode(res, v),
-                strategy::Admitted::Json(v) => encode_marked(v).map(|(bytes, at)| {
-                    metadata_at = at;
-                    bytes
-                }),
-                strategy::Admitted::Pod(p) => strategy::encode_pod_marked(p)
-                    .map(|(mut bytes, at)| {
-                        metadata_at = at;
+                strategy::Admitted::Json(v) => encode(res, v),
+                strategy::Admitted::Pod(p) => strategy::encode_pod(p)
+                    .map(|mut bytes| {
                         bytes.shrink_to_fit();
                         bytes::Bytes::from(bytes)
                     })
@@ -625,12 +602,11 @@ impl Registry {
             }
             match result {
                 Ok(kv) => {
-                    let rv = kv.mod_revision.to_string();
-                    if let Some(at) = metadata_at {
-                        return Ok(Created::Json(with_resource_version(&kv.value, at, &rv)));
+                    if let Some(json) = api_bytes(res, &kv.value, kv.mod_revision) {
+                        return Ok(Created::Json(json));
                     }
                     let mut v = obj.into_value()?;
-                    v["metadata"]["resourceVersion"] = json!(rv);
+                    v["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
                     return Ok(Created::Object(v));
                 }
                 Err(WriteError::AlreadyExists) if generate.is_some() => continue,
@@ -1030,18 +1006,15 @@ mod tests {
         for (res, obj) in [(pods, pod()), (cms, cm)] {
             let (admitted, errs) = strategy::admit_create(res, obj).unwrap();
             assert!(errs.is_empty(), "{errs:?}");
-            let (bytes, at) = match &admitted {
-                strategy::Admitted::Pod(p) => strategy::encode_pod_marked(p).unwrap(),
-                strategy::Admitted::Json(v) => {
-                    let (b, at) = encode_marked(v).unwrap();
-                    (b.to_vec(), at)
-                }
+            let bytes = match &admitted {
+                strategy::Admitted::Pod(p) => strategy::encode_pod(p).unwrap(),
+                strategy::Admitted::Json(v) => encode(res, v).unwrap().to_vec(),
             };
             let expected = admitted.into_value().unwrap();
             let stored: Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(stored, expected, "{}", res.kind);
             let answer: Value =
-                serde_json::from_slice(&with_resource_version(&bytes, at.unwrap(), "42")).unwrap();
+                serde_json::from_slice(&api_bytes(res, &bytes, 42).unwrap()).unwrap();
             let mut want = expected.clone();
             want["metadata"]["resourceVersion"] = json!("42");
             assert_eq!(answer, want, "{}", res.kind);
@@ -1050,16 +1023,16 @@ mod tests {
 
     #[test]
     fn no_mark_without_metadata() {
-        let (_, at) = encode_marked(&json!({ "kind": "X", "metadata": {} })).unwrap();
+        let at = metadata_offset(br#"{"kind":"X","metadata":{}}"#);
         assert_eq!(at, None);
-        let (_, at) = encode_marked(&json!({ "kind": "X" })).unwrap();
+        let at = metadata_offset(br#"{"kind":"X"}"#);
         assert_eq!(at, None);
     }
 
     /// The scan finds the same place the encoder marked, wherever `metadata` sits and
     /// whatever the strings before it hold.
     #[test]
-    fn metadata_offset_finds_the_encoders_mark() {
+    fn metadata_offset_finds_the_top_level_metadata() {
         for obj in [
             pod(),
             json!({ "kind": "X", "spec": { "template": { "metadata": { "name": "t" } } },
@@ -1071,8 +1044,22 @@ mod tests {
             json!({ "metadata": "not an object" }),
             json!([1, 2]),
         ] {
-            let (bytes, at) = encode_marked(&obj).unwrap();
-            assert_eq!(metadata_offset(&bytes), at, "{obj}");
+            // Found exactly when the top-level metadata is a non-empty object, and the
+            // version lands in it (not in a nested `metadata`, not in a string).
+            let bytes = serde_json::to_vec(&obj).unwrap();
+            let expected = obj
+                .get("metadata")
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty());
+            let at = metadata_offset(&bytes);
+            assert_eq!(at.is_some(), expected, "{obj}");
+            if let Some(at) = at {
+                let spliced: Value =
+                    serde_json::from_slice(&with_resource_version(&bytes, at, "7")).unwrap();
+                let mut want = obj.clone();
+                want["metadata"]["resourceVersion"] = json!("7");
+                assert_eq!(spliced, want);
+            }
             // Whitespace between tokens is no obstacle either.
             let pretty = serde_json::to_vec_pretty(&obj).unwrap();
             let spliced =

@@ -230,14 +230,11 @@ fn drop_empty_meta_typed(m: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1:
 }
 
 /// Encodes a pod as `serde_json::to_vec(pod)` would (apiVersion, kind, metadata, spec,
-/// status: the fields of `Pod`), returning with the bytes the offset just inside the
-/// opening brace of `metadata` (see `registry::encode_marked`).
-pub fn encode_pod_marked(pod: &Pod) -> serde_json::Result<(Vec<u8>, Option<usize>)> {
+/// status: the fields of `Pod`), with room for the usual pod from the start.
+pub fn encode_pod(pod: &Pod) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(br#"{"apiVersion":"v1","kind":"Pod","metadata":"#);
-    let at = out.len() + 1;
     serde_json::to_writer(&mut out, &pod.metadata)?;
-    let mark = (out.get(at - 1) == Some(&b'{') && out.get(at) != Some(&b'}')).then_some(at);
     if let Some(spec) = &pod.spec {
         out.extend_from_slice(br#","spec":"#);
         serde_json::to_writer(&mut out, spec)?;
@@ -247,7 +244,7 @@ pub fn encode_pod_marked(pod: &Pod) -> serde_json::Result<(Vec<u8>, Option<usize
         serde_json::to_writer(&mut out, status)?;
     }
     out.push(b'}');
-    Ok((out, mark))
+    Ok(out)
 }
 
 /// A new pod's create-time resets in typed form (what [`prepare_create`] does in JSON

@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::list::Filter;
-use crate::registry::{Registry, decode_at, metadata_offset, with_resource_version};
+use crate::registry::{Registry, api_bytes, decode_at};
 use crate::request::Output;
-use crate::resources::{ResourceInfo, Strategy};
+use crate::resources::ResourceInfo;
 use crate::tables::{self, IncludeObject};
 
 /// Settings shared by every watch a server serves.
@@ -149,23 +149,18 @@ impl Decoded {
         };
         self.lines[i]
             .get_or_init(|| {
-                // The stored form is the API form, but for events.k8s.io's view of events.
-                let raw = (self.res.strategy != Strategy::EventV1)
-                    .then(|| metadata_offset(&self.value))
-                    .flatten();
-                match raw {
-                    Some(at) => {
-                        let obj =
-                            with_resource_version(&self.value, at, &self.revision.to_string());
-                        let mut b = Vec::with_capacity(obj.len() + 40);
-                        b.extend_from_slice(b"{\"type\":\"");
-                        b.extend_from_slice(kind.as_bytes());
-                        b.extend_from_slice(b"\",\"object\":");
-                        b.extend_from_slice(&obj);
-                        b.extend_from_slice(b"}\n");
-                        Some(Bytes::from(b))
-                    }
-                    None => Some(line(&json!({ "type": kind, "object": self.obj()? }))),
+                let line = |obj: &[u8]| {
+                    let mut b = Vec::with_capacity(obj.len() + 40);
+                    b.extend_from_slice(b"{\"type\":\"");
+                    b.extend_from_slice(kind.as_bytes());
+                    b.extend_from_slice(b"\",\"object\":");
+                    b.extend_from_slice(obj);
+                    b.extend_from_slice(b"}\n");
+                    Bytes::from(b)
+                };
+                match api_bytes(self.res, &self.value, self.revision) {
+                    Some(obj) => Some(line(&obj)),
+                    None => Some(line(&serde_json::to_vec(self.obj()?).ok()?)),
                 }
             })
             .clone()

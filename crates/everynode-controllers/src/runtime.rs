@@ -374,6 +374,7 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
     use k8s_openapi::api::core::v1::ConfigMap;
     use watcher::Event;
 
@@ -402,8 +403,6 @@ mod tests {
         seen.sort();
         seen
     }
-
-    use futures::FutureExt;
 
     #[tokio::test]
     async fn every_waiter_wakes_when_the_first_list_completes() {

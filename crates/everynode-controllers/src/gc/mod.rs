@@ -141,11 +141,13 @@ impl Objects {
     /// it names an owner the collector does not hold, or it is a pod bound to a node
     /// that is not there. Other changes (a new pod of an existing DaemonSet, a status
     /// update) leave every verdict of the last pass as it was, so they cost no pass.
-    fn calls_for_a_pass(&self, obj: &Object, watched: &HashSet<(String, String)>) -> bool {
+    fn calls_for_a_pass(&self, obj: &Object) -> bool {
         obj.deleting
             || obj.owners.iter().any(|r| {
                 !self.by_uid.contains_key(&r.uid)
-                    && watched.contains(&(plan::group(&r.api_version).to_string(), r.kind.clone()))
+                    && WATCHED
+                        .iter()
+                        .any(|(g, _, k, _)| *k == r.kind && *g == plan::group(&r.api_version))
             })
             || (obj.id.kind == "Pod"
                 && obj
@@ -171,7 +173,6 @@ pub async fn run(client: kube::Client) {
     let mut synced = Vec::new();
     let feeds = WATCHED.iter().map(|&(group, version, kind, plural)| {
         let (snapshot, changed, client) = (snapshot.clone(), changed.clone(), client.clone());
-        let watched = watched.clone();
         let ready = Arc::new(Notify::new());
         synced.push(ready.clone());
         async move {
@@ -219,7 +220,7 @@ pub async fn run(client: kube::Client) {
                             // Lease renewals and status updates leave what the collector
                             // judges (owners, deletion, finalizers, node) as it was.
                             if snap.by_uid.get(&obj.id.uid).is_none_or(|o| **o != obj) {
-                                let pass = snap.calls_for_a_pass(&obj, &watched);
+                                let pass = snap.calls_for_a_pass(&obj);
                                 snap.insert(obj);
                                 if pass {
                                     changed.notify_one();
@@ -488,34 +489,30 @@ mod tests {
 
     #[test]
     fn only_changes_that_may_need_an_action_call_for_a_pass() {
-        let watched: HashSet<(String, String)> = WATCHED
-            .iter()
-            .map(|(g, _, k, _)| (g.to_string(), k.to_string()))
-            .collect();
         let mut objects = Objects::default();
         objects.insert(object("DaemonSet", "ds", "ds-1", None));
         objects.insert(object("Node", "n1", "node-1", None));
         // A new pod of a DaemonSet the collector holds, then bound to a node it holds.
         let mut pod = object("Pod", "p", "pod-1", Some(("DaemonSet", "ds-1")));
-        assert!(!objects.calls_for_a_pass(&pod, &watched));
+        assert!(!objects.calls_for_a_pass(&pod));
         pod.node_name = Some("n1".into());
-        assert!(!objects.calls_for_a_pass(&pod, &watched));
+        assert!(!objects.calls_for_a_pass(&pod));
         // Bound to a node that is not there.
         pod.node_name = Some("n2".into());
-        assert!(objects.calls_for_a_pass(&pod, &watched));
+        assert!(objects.calls_for_a_pass(&pod));
         pod.node_name = Some("n1".into());
         // Owned by something the collector does not hold (gone, or not seen yet).
         let stray = object("Pod", "q", "pod-2", Some(("DaemonSet", "ds-0")));
-        assert!(objects.calls_for_a_pass(&stray, &watched));
+        assert!(objects.calls_for_a_pass(&stray));
         // ... unless it is of a kind the collector does not watch.
         let foreign = object("Pod", "r", "pod-3", Some(("Job", "job-1")));
-        assert!(!objects.calls_for_a_pass(&foreign, &watched));
+        assert!(!objects.calls_for_a_pass(&foreign));
         // Being deleted.
         pod.deleting = true;
-        assert!(objects.calls_for_a_pass(&pod, &watched));
+        assert!(objects.calls_for_a_pass(&pod));
         // Removing a node forgets its name.
         objects.remove("node-1");
         pod.deleting = false;
-        assert!(objects.calls_for_a_pass(&pod, &watched));
+        assert!(objects.calls_for_a_pass(&pod));
     }
 }

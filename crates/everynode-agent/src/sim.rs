@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use everynode_controllers::write;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
@@ -577,7 +578,8 @@ impl Fleet {
     async fn renew_lease(&self, name: &str, node_uid: &str) -> Result<(), SimError> {
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
         let patch = json!({ "spec": { "renewTime": micro_now() } });
-        match leases.patch(name, &own_write(), &Patch::Merge(patch)).await {
+        let patch = Patch::Merge(patch);
+        match write::patch(&leases, name, false, &own_write(), &patch).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => {
                 let lease: Lease = serde_json::from_value(json!({
@@ -827,10 +829,7 @@ impl Fleet {
 
     /// Writes a pod's status; false when the pod is gone (or the write failed).
     async fn patch_status(&self, api: &Api<Pod>, name: &str, status: Value) -> bool {
-        match api
-            .patch_status(name, &own_write(), &Patch::Merge(status))
-            .await
-        {
+        match write::patch(api, name, true, &own_write(), &Patch::Merge(status)).await {
             Ok(_) => true,
             Err(e) => {
                 if !is_not_found(&e) {
@@ -865,7 +864,7 @@ impl Fleet {
         let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &ns);
         match serde_json::from_value(event) {
             Ok(ev) => {
-                if let Err(e) = api.create(&PostParams::default(), &ev).await {
+                if let Err(e) = write::create(&api, &PostParams::default(), &ev).await {
                     tracing::debug!(pod = %name, error = %e, "sim fleet: event");
                 }
             }

@@ -16,7 +16,7 @@ use crate::auth::{self, User};
 use crate::error::{ApiError, ApiResult, success_status};
 use crate::list::{self, Filter};
 use crate::patch::{self, PatchType};
-use crate::registry::{Created, DeleteOptions, Part, WriteOptions, name_of};
+use crate::registry::{Created, DeleteOptions, Part, Updated, WriteOptions, name_of};
 use crate::request::{
     self, Output, Route, Target, decode_body, media_type, negotiate, parse_query,
 };
@@ -242,6 +242,25 @@ fn respond_object(
                 ),
             )
         }
+    }
+}
+
+/// The answer to an update: the stored bytes with their resourceVersion where they are
+/// the answer's JSON, otherwise the object encoded as asked.
+fn respond_updated(
+    res: &ResourceInfo,
+    updated: Updated,
+    output: Output,
+    include: IncludeObject,
+) -> Response {
+    match (output, updated.json) {
+        (Output::Json, Some(json)) => (
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response(),
+        _ => respond_object(res, &updated.object, output, StatusCode::OK, include),
     }
 }
 
@@ -537,7 +556,7 @@ async fn resource(
                 )
                 .await?;
             Ok(with_warnings(
-                respond_object(res, &updated, output, StatusCode::OK, include),
+                respond_updated(res, updated, output, include),
                 &warnings,
             ))
         }
@@ -554,13 +573,7 @@ async fn resource(
                     Ok(new)
                 })
                 .await?;
-            Ok(respond_object(
-                res,
-                &updated,
-                output,
-                StatusCode::OK,
-                include,
-            ))
+            Ok(respond_updated(res, updated, output, include))
         }
         (Method::PATCH, Some(n), sub @ (None | Some("status") | Some("approval"))) => {
             let kind = PatchType::from_media(&media)?;
@@ -615,7 +628,7 @@ async fn resource(
             };
             let w = warnings.lock().map(|g| g.clone()).unwrap_or_default();
             Ok(with_warnings(
-                respond_object(res, &updated, output, StatusCode::OK, include),
+                respond_updated(res, updated, output, include),
                 &w,
             ))
         }

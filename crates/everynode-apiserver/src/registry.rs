@@ -183,6 +183,19 @@ fn encode(res: &ResourceInfo, obj: &Value) -> ApiResult<bytes::Bytes> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// An updated object, and its API form as JSON where it could be made from the stored
+/// bytes without encoding the object again (see [`api_bytes`]).
+pub struct Updated {
+    pub object: Value,
+    pub json: Option<bytes::Bytes>,
+}
+
+impl Updated {
+    fn object(object: Value) -> Updated {
+        Updated { object, json: None }
+    }
+}
+
 /// A created object: its JSON (the API form), or the object itself.
 pub enum Created {
     Json(bytes::Bytes),
@@ -367,7 +380,6 @@ fn keep_system_fields(new: &mut Value, old: &Value) {
     let Some(om) = old.get("metadata").and_then(Value::as_object) else {
         return;
     };
-    let om = om.clone();
     let Some(nm) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
@@ -397,12 +409,34 @@ fn keep_system_fields(new: &mut Value, old: &Value) {
     nm.remove("selfLink");
 }
 
-fn strip_rv(v: &Value) -> Value {
-    let mut c = v.clone();
-    if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
-    c
+/// Whether two objects are equal apart from their resourceVersions (compared in place:
+/// every update asks this, and objects can be large).
+fn same_but_rv(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let without_rv = |m: &serde_json::Map<String, Value>| {
+        m.iter()
+            .filter(|(k, _)| k.as_str() != "resourceVersion")
+            .count()
+    };
+    let same_meta = |x: Option<&Value>, y: Option<&Value>| match (x, y) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            without_rv(x) == without_rv(y)
+                && x.iter()
+                    .filter(|(k, _)| k.as_str() != "resourceVersion")
+                    .all(|(k, v)| y.get(k) == Some(v))
+        }
+        (x, y) => x == y,
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| {
+            if k == "metadata" {
+                same_meta(Some(v), b.get(k))
+            } else {
+                b.get(k) == Some(v)
+            }
+        })
 }
 
 /// The registry over one store. Cheap to clone.
@@ -628,7 +662,7 @@ impl Registry {
         part: Part,
         opts: &WriteOptions,
         mutate: F,
-    ) -> ApiResult<Value>
+    ) -> ApiResult<Updated>
     where
         F: Fn(&Value) -> ApiResult<Value>,
     {
@@ -705,8 +739,11 @@ impl Registry {
                     ));
                 }
             }
-            if strip_rv(&new) == strip_rv(&old) {
-                return Ok(old);
+            if same_but_rv(&new, &old) {
+                return Ok(Updated {
+                    json: api_bytes(res, &kv.value, kv.mod_revision),
+                    object: old,
+                });
             }
             let alloc = if Self::is_service(res) && part == Part::Main && !deleting {
                 Some(self.services.update(&mut new, &old)?)
@@ -717,7 +754,7 @@ impl Registry {
                 if let Some(a) = alloc {
                     self.services.rollback(a);
                 }
-                return Ok(new);
+                return Ok(Updated::object(new));
             }
             // An object being deleted whose last finalizer (and grace period) is gone
             // is removed by this write.
@@ -737,7 +774,7 @@ impl Registry {
                             self.services.release(&old);
                         }
                         new["metadata"]["resourceVersion"] = json!(d.mod_revision.to_string());
-                        return Ok(new);
+                        return Ok(Updated::object(new));
                     }
                     Err(WriteError::Conflict { .. }) if precondition.is_none() => continue,
                     Err(WriteError::Conflict { .. }) => return Err(ApiError::stale(res, name)),
@@ -758,7 +795,10 @@ impl Registry {
             match result {
                 Ok(kv) => {
                     new["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
-                    return Ok(new);
+                    return Ok(Updated {
+                        json: api_bytes(res, &kv.value, kv.mod_revision),
+                        object: new,
+                    });
                 }
                 Err(WriteError::Conflict { .. }) if precondition.is_none() => continue,
                 Err(WriteError::Conflict { .. }) => return Err(ApiError::stale(res, name)),
@@ -1122,6 +1162,39 @@ mod tests {
                 let mut want = obj.clone();
                 want["metadata"]["resourceVersion"] = json!("9");
                 prop_assert_eq!(spliced, want);
+            }
+
+            /// The in-place comparison agrees with removing the resourceVersions and
+            /// comparing what is left.
+            #[test]
+            fn same_but_rv_is_equality_without_resource_versions(
+                a in json_value(),
+                rv_a in proptest::option::of("[0-9]{1,3}"),
+                rv_b in proptest::option::of("[0-9]{1,3}"),
+                change in any::<bool>(),
+            ) {
+                let with_rv = |mut v: Value, rv: &Option<String>| {
+                    if let (Some(m), Some(rv)) = (v.as_object_mut(), rv) {
+                        m.entry("metadata").or_insert_with(|| json!({}));
+                        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+                            meta.insert("resourceVersion".into(), json!(rv));
+                        }
+                    }
+                    v
+                };
+                let mut b = a.clone();
+                if change && let Some(m) = b.as_object_mut() {
+                    m.insert("extra".into(), json!(1));
+                }
+                let (a, b) = (with_rv(a, &rv_a), with_rv(b, &rv_b));
+                let strip = |v: &Value| {
+                    let mut c = v.clone();
+                    if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("resourceVersion");
+                    }
+                    c
+                };
+                prop_assert_eq!(same_but_rv(&a, &b), strip(&a) == strip(&b));
             }
 
             #[test]

@@ -354,13 +354,12 @@ async fn write_lane(client: kube::Client, component: &str, mut rx: mpsc::Receive
                 let patch = json!({
                     "count": e.count, "lastTimestamp": e.last_timestamp, "message": e.message,
                 });
-                match api
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                    .await
+                let patch = Patch::Merge(patch);
+                match crate::write::patch(&api, &name, false, &PatchParams::default(), &patch).await
                 {
                     // Gone (deleted, or its TTL ran out): write it again, count and all.
                     Err(kube::Error::Api(s)) if s.code == 404 => create(&api, e).await,
-                    other => other.map(|_| ()),
+                    other => other,
                 }
             }
         };
@@ -371,14 +370,15 @@ async fn write_lane(client: kube::Client, component: &str, mut rx: mpsc::Receive
 }
 
 async fn create(api: &Api<Event>, e: &Event) -> Result<(), kube::Error> {
-    match api.create(&PostParams::default(), e).await {
+    let pp = PostParams::default();
+    match crate::write::create(api, &pp, e).await {
         // Two events about one object in the same nanosecond: let the server name it.
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let mut e = e.clone();
             e.metadata.generate_name = e.metadata.name.take().map(|n| format!("{n}."));
-            api.create(&PostParams::default(), &e).await.map(|_| ())
+            crate::write::create(api, &pp, &e).await.map(drop)
         }
-        other => other.map(|_| ()),
+        other => other.map(drop),
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`gc`]: the garbage collector (owner references, orphan and foreground deletion).
 //! - [`csr`]: approves and signs kubelet client certificate requests (node join).
 //! - [`nodelifecycle`]: silent nodes become Unknown, get unreachable taints, lose pods.
-//! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording.
+//! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording;
+//!   [`write`]: writes whose answer is not decoded.
 
 pub mod csr;
 pub mod daemonset;
@@ -19,3 +20,4 @@ pub mod gc;
 pub mod nodelifecycle;
 pub mod runtime;
 pub mod scheduler;
+pub mod write;

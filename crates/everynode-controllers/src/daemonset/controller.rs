@@ -440,10 +440,8 @@ impl Ctl {
         if let Some(status) = plan.status {
             let patch = plan::status_patch(&status);
             ignore_gone(
-                ds_api
-                    .patch_status(key.name.as_str(), &pp, &Patch::Merge(patch))
-                    .await
-                    .map(|_| ()),
+                crate::write::patch(&ds_api, key.name.as_str(), true, &pp, &Patch::Merge(patch))
+                    .await,
             )?;
         }
         {
@@ -504,7 +502,7 @@ impl Ctl {
                             ctx.hash,
                             ctx.generation,
                         );
-                        let r = ctx.api.create(&PostParams::default(), &pod).await;
+                        let r = crate::write::create(ctx.api, &PostParams::default(), &pod).await;
                         if r.is_err() {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
                         }
@@ -528,11 +526,10 @@ impl Ctl {
     }
 
     /// Notes the outcome of one create (expectation and event).
-    fn created(&self, key: &Key, ds: &DaemonSet, r: Option<Result<Pod, (String, kube::Error)>>) {
+    fn created(&self, key: &Key, ds: &DaemonSet, r: Option<Result<String, (String, kube::Error)>>) {
         match r {
             None => {}
-            Some(Ok(pod)) => {
-                let name = pod.metadata.name.clone().unwrap_or_default();
+            Some(Ok(name)) => {
                 self.expectations()
                     .entry(key.clone())
                     .or_default()

@@ -331,9 +331,14 @@ impl Scheduler {
                         ..Default::default()
                     },
                 };
-                let result: Result<serde_json::Value, kube::Error> = api
-                    .create_subresource("binding", &name, &PostParams::default(), &binding)
-                    .await;
+                let result = crate::write::create_subresource(
+                    &api,
+                    "binding",
+                    &name,
+                    &PostParams::default(),
+                    &binding,
+                )
+                .await;
                 match result {
                     Ok(_) => {
                         lock(&self.waiting).remove(&uid);

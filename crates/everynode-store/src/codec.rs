@@ -1,25 +1,33 @@
-//! The byte encoding of one event in the redb `events` table (see `DESIGN.md`).
+//! The byte encodings of the redb file (see `DESIGN.md`).
+//!
+//! **Records** (format 3, what the store writes): the `revisions` table holds one record
+//! per write, under the write's revision.
 //!
 //! ```text
-//! format: u8 = 1
-//! flags:  u8   bit 0: Delete (else Put)   bit 1: has prev   bit 2: kv.value == prev.value (not repeated)
-//! create_revision: u64 LE                 (of kv; prev.create_revision when the key was re-created is in prev)
-//! key:    u64 LE length, UTF-8 bytes
-//! value:  u64 LE length, bytes            (absent when bit 2 is set)
-//! prev:   create u64 LE, mod u64 LE, value (u64 LE length, bytes)   (present when bit 1 is set)
+//! format:          u8 = 3
+//! flags:           u8   bit 0: Delete (else Put)
+//! create_revision: u64 LE
+//! prev_revision:   u64 LE   the revision of the key's previous record (0: none, a create)
+//! key:             u64 LE length, UTF-8 bytes
+//! value:           u64 LE length, bytes   (Put only; a Delete's value is its prev's)
 //! ```
 //!
-//! The event's revision is the table key and `kv.mod_revision` always equals it, so
-//! neither is stored again. A Delete's value is its prev's value, so bit 2 keeps deletes
-//! from storing the object twice.
+//! A write's value is stored once, in its own record; the previous state an event
+//! carries is the record its `prev_revision` names, kept as long as the event is in the
+//! history (`redb_backend`).
 //!
-//! Format 2 (what [`encode`] writes) adds flag bit 3, "value in state": a Put's value is
-//! not repeated in its event, because it is written to the `kv` table in the same
-//! transaction and stays findable: while the key is unchanged the `kv` row (whose
-//! `mod_revision` is the event's revision) holds it, and once the key is written again
-//! that later event — always inside the retained history, which runs up to the current
-//! revision — carries it as its `prev`. [`decode`] leaves such a value empty and reports
-//! it; `redb_backend::load` fills it in. Format 1 records (bit 3 never set) still decode.
+//! **Events** (formats 1 and 2, written by earlier versions into the `events` table;
+//! read once, when such a file is opened and converted):
+//!
+//! ```text
+//! format: u8 = 1 or 2
+//! flags:  u8   bit 0: Delete (else Put)   bit 1: has prev   bit 2: kv.value == prev.value (not repeated)
+//!              bit 3 (format 2): a Put's value is not in the event (it is in `kv`, or the key's next event's prev)
+//! create_revision: u64 LE
+//! key:    u64 LE length, UTF-8 bytes
+//! value:  u64 LE length, bytes            (absent when bit 2 or bit 3 is set)
+//! prev:   create u64 LE, mod u64 LE, value (u64 LE length, bytes)   (present when bit 1 is set)
+//! ```
 
 use bytes::Bytes;
 
@@ -27,11 +35,14 @@ use crate::{Event, EventKind, KeyValue, Revision};
 
 const FORMAT_1: u8 = 1;
 const FORMAT: u8 = 2;
+const RECORD_FORMAT: u8 = 3;
 const DELETE: u8 = 1;
 const HAS_PREV: u8 = 1 << 1;
 const VALUE_IS_PREV: u8 = 1 << 2;
 const VALUE_IN_STATE: u8 = 1 << 3;
 
+/// An event in format 2 (files of earlier versions; the tests write such files).
+#[cfg(test)]
 pub(crate) fn encode(event: &Event) -> Vec<u8> {
     let kv = &event.kv;
     let mut flags = 0;
@@ -69,12 +80,88 @@ pub(crate) fn encode(event: &Event) -> Vec<u8> {
     buf
 }
 
+/// One write as the `revisions` table keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Record {
+    pub delete: bool,
+    pub create_revision: Revision,
+    /// The revision of the key's previous record (None: the write created the key).
+    pub prev: Option<Revision>,
+    pub key: String,
+    /// Empty for a Delete.
+    pub value: Bytes,
+}
+
+/// The record of `event` (its revision is the table key).
+pub(crate) fn encode_record(event: &Event) -> Vec<u8> {
+    let kv = &event.kv;
+    let delete = event.kind == EventKind::Delete;
+    let value: &[u8] = if delete { &[] } else { &kv.value };
+    let mut buf = Vec::with_capacity(2 + 8 + 8 + 8 + kv.key.len() + 8 + value.len());
+    buf.push(RECORD_FORMAT);
+    buf.push(if delete { DELETE } else { 0 });
+    buf.extend_from_slice(&kv.create_revision.to_le_bytes());
+    let prev = event.prev.as_ref().map_or(0, |p| p.mod_revision);
+    buf.extend_from_slice(&prev.to_le_bytes());
+    put_bytes(&mut buf, kv.key.as_bytes());
+    if !delete {
+        put_bytes(&mut buf, value);
+    }
+    buf
+}
+
+/// Decodes the record stored under `revision`; errors describe what is malformed.
+pub(crate) fn decode_record(revision: Revision, bytes: &[u8]) -> Result<Record, String> {
+    let mut r = Reader { bytes };
+    let format = r.u8()?;
+    if format != RECORD_FORMAT {
+        return Err(format!("record {revision}: unknown format {format}"));
+    }
+    let flags = r.u8()?;
+    if flags & !DELETE != 0 {
+        return Err(format!("record {revision}: unknown flags {flags:#x}"));
+    }
+    let delete = flags & DELETE != 0;
+    let create_revision = r.u64()?;
+    let prev = r.u64()?;
+    if create_revision == 0 || create_revision > revision || prev >= revision {
+        return Err(format!(
+            "record {revision}: revisions out of order (created {create_revision}, previous {prev})"
+        ));
+    }
+    if delete && prev == 0 {
+        return Err(format!(
+            "record {revision}: a deletion without a previous record"
+        ));
+    }
+    let key = String::from_utf8(r.bytes()?.to_vec())
+        .map_err(|_| format!("record {revision}: key is not UTF-8"))?;
+    let value = if delete {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(r.bytes()?)
+    };
+    if !r.bytes.is_empty() {
+        return Err(format!(
+            "record {revision}: {} trailing bytes",
+            r.bytes.len()
+        ));
+    }
+    Ok(Record {
+        delete,
+        create_revision,
+        prev: (prev != 0).then_some(prev),
+        key,
+        value,
+    })
+}
+
 fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
     buf.extend_from_slice(bytes);
 }
 
-/// An event as decoded: when `value_in_state` is set, `event.kv.value` is empty and the
+/// An event (formats 1 and 2) as decoded: when `value_in_state` is set, `event.kv.value` is empty and the
 /// caller must fill it in (see the module comment).
 #[derive(Debug, PartialEq)]
 pub(crate) struct Decoded {
@@ -242,6 +329,76 @@ mod tests {
             }
             assert_eq!(decoded.event, expected);
         }
+    }
+
+    #[test]
+    fn records_round_trip_and_store_each_value_once() {
+        let put = Event {
+            revision: 4,
+            kind: EventKind::Put,
+            kv: kv("/a", "two", 3, 4),
+            prev: Some(kv("/a", "one", 3, 3)),
+        };
+        let bytes = encode_record(&put);
+        assert_eq!(bytes.windows(3).filter(|w| w == b"one").count(), 0);
+        assert_eq!(
+            decode_record(4, &bytes).unwrap(),
+            Record {
+                delete: false,
+                create_revision: 3,
+                prev: Some(3),
+                key: "/a".into(),
+                value: Bytes::from_static(b"two"),
+            }
+        );
+        let create = Event {
+            prev: None,
+            ..put.clone()
+        };
+        assert_eq!(
+            decode_record(4, &encode_record(&create)).unwrap().prev,
+            None
+        );
+        let delete = Event {
+            revision: 5,
+            kind: EventKind::Delete,
+            kv: kv("/a", "two", 3, 5),
+            prev: Some(kv("/a", "two", 3, 4)),
+        };
+        let bytes = encode_record(&delete);
+        assert!(!bytes.windows(3).any(|w| w == b"two"));
+        let record = decode_record(5, &bytes).unwrap();
+        assert!(record.delete);
+        assert_eq!((record.prev, record.value.len()), (Some(4), 0));
+    }
+
+    #[test]
+    fn rejects_truncated_and_inconsistent_records() {
+        let event = Event {
+            revision: 9,
+            kind: EventKind::Put,
+            kv: kv("/k", "value", 2, 9),
+            prev: Some(kv("/k", "old", 2, 8)),
+        };
+        let bytes = encode_record(&event);
+        for cut in 0..bytes.len() {
+            assert!(decode_record(9, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode_record(9, &long).is_err());
+        // Stored under a revision its previous record is not older than.
+        assert!(decode_record(8, &bytes).is_err());
+        // Unknown flags, and a deletion with nothing before it.
+        let mut flags = bytes.clone();
+        flags[1] = 0x80;
+        assert!(decode_record(9, &flags).is_err());
+        let orphan = Event {
+            kind: EventKind::Delete,
+            prev: None,
+            ..event
+        };
+        assert!(decode_record(9, &encode_record(&orphan)).is_err());
     }
 
     /// Records written by format 1 (every value stored) still decode.

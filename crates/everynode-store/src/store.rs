@@ -24,7 +24,7 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// How many past events the watch history retains (default 100 000; at least 1 is
-    /// kept). Also bounds the redb `events` table.
+    /// kept). Also bounds the redb file (records leave it as their events leave the history).
     pub history_events: usize,
     /// How long a list snapshot stays readable for continue tokens after the last list
     /// that read it (default 5 minutes).

@@ -234,9 +234,20 @@ async fn reopen_with_a_smaller_history_keeps_the_newest_events_and_prunes_the_fi
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let store = Store::open(&path, options()).unwrap();
+    // Five keys written ten times each: revisions 1..=50, the newest of each key 46..=50.
     for i in 0..50 {
-        store.create(&format!("/k/{i:02}"), b("v")).await.unwrap();
+        let key = format!("/k/{}", i % 5);
+        match store.get(&key) {
+            None => drop(store.create(&key, b(&format!("v{i}"))).await.unwrap()),
+            Some(kv) => drop(
+                store
+                    .update(&key, b(&format!("v{i}")), kv.mod_revision)
+                    .await
+                    .unwrap(),
+            ),
+        }
     }
+    let state = store.list("", None, None, None).unwrap();
     let tail: Vec<Arc<Event>> = store.events_since("", 40).unwrap();
     store.close().await;
 
@@ -248,14 +259,25 @@ async fn reopen_with_a_smaller_history_keeps_the_newest_events_and_prunes_the_fi
     assert_eq!(store.oldest_watchable_revision(), 41);
     assert_eq!(plain(&store.events_since("", 40).unwrap()), plain(&tail));
     assert!(store.watch("", 39).is_err());
-    store.create("/k/50", b("v")).await.unwrap();
+    let kv = store.get("/k/0").unwrap();
+    store
+        .update("/k/0", b("v50"), kv.mod_revision)
+        .await
+        .unwrap();
     assert_eq!(store.oldest_watchable_revision(), 42);
     store.close().await;
 
-    // The commit pruned the file too: a larger history finds nothing older.
+    // The file was pruned as the history shrank: a larger history finds no event older
+    // than the small one kept (their previous states are gone), and the state is whole.
     let store = Store::open(&path, options()).unwrap();
     assert_eq!(store.oldest_watchable_revision(), 42);
     assert_eq!(store.current_revision(), 51);
+    let mut expected = state;
+    expected.items.retain(|kv| kv.key != "/k/0");
+    let now = store.list("", None, None, None).unwrap();
+    assert_eq!(now.items.len(), 5);
+    assert!(expected.items.iter().all(|kv| now.items.contains(kv)));
+    assert_eq!(store.get("/k/0").unwrap().value, b("v50"));
     store.close().await;
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use everynode_store::{Event, EventKind, KeyValue, Revision, Store, WriteError};
+use everynode_store::{Event, EventKind, KeyValue, Revision, Store, StoreOptions, WriteError};
 use proptest::prelude::*;
 
 use crate::common::{b, collect_until, plain};
@@ -248,8 +248,90 @@ async fn check(chunks: Vec<Vec<Cmd>>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Runs `chunks` on a redb store with a history of `histories[0]` events, then closes and
+/// reopens it with each following history size in turn, writing `more` after each reopen:
+/// after every reopen the state is the model's, and the history holds exactly the model's
+/// events from its oldest revision on, at least as many as every history size so far
+/// allowed.
+async fn check_reopened(
+    chunks: Vec<Vec<Cmd>>,
+    histories: Vec<usize>,
+    more: Vec<Cmd>,
+) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.redb");
+    let open = |history_events| {
+        Store::open(
+            &path,
+            StoreOptions {
+                history_events,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let mut model = Model::default();
+    let mut store = open(histories[0]);
+    for chunk in chunks {
+        let writes: Vec<Write> = chunk
+            .iter()
+            .map(|cmd| {
+                let w = model.resolve(cmd);
+                let _ = model.apply(&w);
+                w
+            })
+            .collect();
+        futures::future::join_all(writes.into_iter().map(|w| submit(&store, w))).await;
+    }
+    // The fewest events any history size so far guaranteed to keep.
+    let mut kept = histories[0];
+    for &history in &histories[1..] {
+        store.close().await;
+        store = open(history);
+        kept = kept.min(history);
+        prop_assert_eq!(store.current_revision(), model.revision);
+        let all = store.list("", None, None, None).unwrap();
+        prop_assert_eq!(all.items, model.list(""));
+        let oldest = store.oldest_watchable_revision();
+        let newest_kept = (model.revision as usize).min(kept) as u64;
+        prop_assert!(
+            model.revision + 1 - oldest >= newest_kept,
+            "history from {} to {}, at least {} expected",
+            oldest,
+            model.revision,
+            newest_kept
+        );
+        let want: Vec<Event> = model
+            .events
+            .iter()
+            .filter(|e| e.revision >= oldest)
+            .cloned()
+            .collect();
+        prop_assert_eq!(
+            plain(&store.events_since("", oldest.saturating_sub(1)).unwrap()),
+            want
+        );
+        for cmd in &more {
+            let w = model.resolve(cmd);
+            prop_assert_eq!(submit(&store, w.clone()).await, model.apply(&w));
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn redb_store_reopens_to_the_model(
+        chunks in proptest::collection::vec(proptest::collection::vec(cmd(), 1..8), 1..10),
+        histories in proptest::collection::vec(1..40usize, 2..5),
+        more in proptest::collection::vec(cmd(), 0..6),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(check_reopened(chunks, histories, more))?;
+    }
 
     #[test]
     fn store_matches_btreemap_model(chunks in proptest::collection::vec(proptest::collection::vec(cmd(), 1..8), 1..12)) {

@@ -6,12 +6,16 @@
 //! then publishes the new state and events and answers every waiter. While it is inside
 //! a commit (an fsync), new writes pile up in the queue and become the next batch: the
 //! batch size grows with the load, so the cost of an fsync is shared by everyone who
-//! arrived during the previous one.
+//! arrived during the previous one. Under a flood (the previous commit carried many
+//! writes) the writer also lets writes still arriving join the batch, waiting up to half
+//! a millisecond in 50 µs steps, as long as each step brings more; a lone writer never
+//! waits.
 //!
 //! It is a plain thread rather than a tokio task because redb's commit blocks on the
 //! disk, and because `Store::memory()`/`Store::open()` must work without a runtime.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,6 +28,11 @@ use crate::{Event, EventKind, KeyValue, Revision, WriteError};
 const MAX_BATCH_WRITES: usize = 4096;
 /// Upper bound on value bytes per transaction, for the same reason with big objects.
 const MAX_BATCH_BYTES: usize = 32 << 20;
+/// A commit of at least this many writes means a flood: the next batch may gather.
+const GATHER_FROM: usize = 8;
+/// How long the writer waits for one more write while gathering, and at most in all.
+const GATHER_GAP: Duration = Duration::from_micros(50);
+const GATHER_MAX: Duration = Duration::from_micros(500);
 
 /// A write as the API asked for it.
 pub(crate) enum Op {
@@ -107,22 +116,52 @@ impl<B: Backend> Writer<B> {
     /// `stopped`, so `close().await` returning means the file can be reopened.
     pub fn run(mut self, mut rx: mpsc::Receiver<Msg>, stopped: watch::Sender<bool>) {
         let mut batch: Vec<(Op, Reply)> = Vec::new();
+        // Writes the previous commit carried.
+        let mut previous = 0;
         while let Some(first) = rx.blocking_recv() {
             let mut bytes = 0;
+            let mut closed = false;
+            let mut waited = Duration::ZERO;
             let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Write(op, reply) => {
-                        bytes += op.value_len();
-                        batch.push((op, reply));
+            loop {
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Msg::Write(op, reply) => {
+                            bytes += op.value_len();
+                            batch.push((op, reply));
+                        }
+                        // Queued writes stay receivable after `close`, so they still commit.
+                        Msg::Close => {
+                            rx.close();
+                            closed = true;
+                        }
                     }
-                    // Queued writes stay receivable after `close`, so they still commit.
-                    Msg::Close => rx.close(),
+                    if batch.len() < MAX_BATCH_WRITES && bytes < MAX_BATCH_BYTES {
+                        next = rx.try_recv().ok();
+                    }
                 }
-                if batch.len() < MAX_BATCH_WRITES && bytes < MAX_BATCH_BYTES {
-                    next = rx.try_recv().ok();
+                // Under a flood (the previous commit was large), writes that are still
+                // on their way join this commit while they keep coming, up to as many
+                // as last time: fewer, larger commits cost less CPU (each fsync costs
+                // the kernel work too), which is what the flood is short of. A lone or
+                // light writer never waits.
+                let full = batch.len() >= MAX_BATCH_WRITES || bytes >= MAX_BATCH_BYTES;
+                if closed
+                    || full
+                    || previous < GATHER_FROM
+                    || batch.len() >= previous
+                    || waited >= GATHER_MAX
+                {
+                    break;
+                }
+                std::thread::sleep(GATHER_GAP);
+                waited += GATHER_GAP;
+                next = rx.try_recv().ok();
+                if next.is_none() {
+                    break;
                 }
             }
+            previous = batch.len();
             if !batch.is_empty() {
                 self.commit_batch(&mut batch);
             }

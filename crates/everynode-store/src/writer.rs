@@ -7,9 +7,9 @@
 //! a commit (an fsync), new writes pile up in the queue and become the next batch: the
 //! batch size grows with the load, so the cost of an fsync is shared by everyone who
 //! arrived during the previous one. Under a flood (the previous commit carried many
-//! writes) the writer also lets writes still arriving join the batch, waiting up to half
-//! a millisecond in 50 µs steps, as long as each step brings more; a lone writer never
-//! waits.
+//! writes) that keeps every core busy, the writer also lets writes still arriving join
+//! the batch, waiting up to half a millisecond in 50 µs steps, as long as each step
+//! brings more; a lone writer never waits.
 //!
 //! It is a plain thread rather than a tokio task because redb's commit blocks on the
 //! disk, and because `Store::memory()`/`Store::open()` must work without a runtime.
@@ -77,6 +77,49 @@ pub(crate) trait Backend: Send + 'static {
     fn commit(&mut self, events: &[Arc<Event>], keep_from: Revision) -> Result<(), String>;
 }
 
+/// Whether the process has lately been using (nearly) every core, sampled at most every
+/// `Busy::PERIOD` from the process's CPU clock.
+struct Busy {
+    cores: f64,
+    at: std::time::Instant,
+    cpu: Duration,
+    saturated: bool,
+}
+
+impl Busy {
+    const PERIOD: Duration = Duration::from_millis(20);
+
+    fn new() -> Busy {
+        Busy {
+            cores: std::thread::available_parallelism().map_or(1, usize::from) as f64,
+            at: std::time::Instant::now(),
+            cpu: process_cpu(),
+            saturated: false,
+        }
+    }
+
+    fn saturated(&mut self) -> bool {
+        let elapsed = self.at.elapsed();
+        if elapsed >= Self::PERIOD {
+            let cpu = process_cpu();
+            let used = cpu.saturating_sub(self.cpu).as_secs_f64() / elapsed.as_secs_f64();
+            // Within half a core of all of them.
+            self.saturated = used >= self.cores - 0.5;
+            self.at = std::time::Instant::now();
+            self.cpu = cpu;
+        }
+        self.saturated
+    }
+}
+
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The memory backend: the same writer and batching, nothing to persist.
 pub(crate) struct NoBackend;
 
@@ -118,6 +161,7 @@ impl<B: Backend> Writer<B> {
         let mut batch: Vec<(Op, Reply)> = Vec::new();
         // Writes the previous commit carried.
         let mut previous = 0;
+        let mut busy = Busy::new();
         while let Some(first) = rx.blocking_recv() {
             let mut bytes = 0;
             let mut closed = false;
@@ -140,17 +184,19 @@ impl<B: Backend> Writer<B> {
                         next = rx.try_recv().ok();
                     }
                 }
-                // Under a flood (the previous commit was large), writes that are still
-                // on their way join this commit while they keep coming, up to as many
-                // as last time: fewer, larger commits cost less CPU (each fsync costs
-                // the kernel work too), which is what the flood is short of. A lone or
-                // light writer never waits.
+                // Under a flood (the previous commit was large) that keeps every core
+                // busy, writes that are still on their way join this commit while they
+                // keep coming, up to as many as last time: fewer, larger commits cost
+                // less CPU (each fsync costs kernel work too), which is what such a
+                // flood is short of. With cores to spare the wait would only add
+                // latency; a lone or light writer never waits.
                 let full = batch.len() >= MAX_BATCH_WRITES || bytes >= MAX_BATCH_BYTES;
                 if closed
                     || full
                     || previous < GATHER_FROM
                     || batch.len() >= previous
                     || waited >= GATHER_MAX
+                    || !busy.saturated()
                 {
                     break;
                 }

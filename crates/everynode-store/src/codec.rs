@@ -331,6 +331,17 @@ mod tests {
         }
     }
 
+    /// `bytes` decodes, and no prefix of it nor it with a byte more does.
+    fn assert_only_whole(bytes: &[u8], decodes: impl Fn(&[u8]) -> bool) {
+        assert!(decodes(bytes));
+        for cut in 0..bytes.len() {
+            assert!(!decodes(&bytes[..cut]), "cut at {cut}");
+        }
+        let mut long = bytes.to_vec();
+        long.push(0);
+        assert!(!decodes(&long));
+    }
+
     #[test]
     fn records_round_trip_and_store_each_value_once() {
         let put = Event {
@@ -381,12 +392,7 @@ mod tests {
             prev: Some(kv("/k", "old", 2, 8)),
         };
         let bytes = encode_record(&event);
-        for cut in 0..bytes.len() {
-            assert!(decode_record(9, &bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        let mut long = bytes.clone();
-        long.push(0);
-        assert!(decode_record(9, &long).is_err());
+        assert_only_whole(&bytes, |b| decode_record(9, b).is_ok());
         // Stored under a revision its previous record is not older than.
         assert!(decode_record(8, &bytes).is_err());
         // Unknown flags, and a deletion with nothing before it.
@@ -437,12 +443,7 @@ mod tests {
         };
         let bytes = encode(&event);
         // (A Put's record ends with its prev; every shorter prefix is truncated.)
-        for cut in 0..bytes.len() {
-            assert!(decode(9, &bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        let mut long = bytes.clone();
-        long.push(0);
-        assert!(decode(9, &long).is_err());
+        assert_only_whole(&bytes, |b| decode(9, b).is_ok());
         assert!(decode(9, &[2, 0]).is_err());
         // A huge length must be an error, not an allocation or a panic.
         let mut huge = vec![FORMAT, 0];

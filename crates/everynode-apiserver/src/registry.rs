@@ -412,30 +412,21 @@ fn keep_system_fields(new: &mut Value, old: &Value) {
 /// Whether two objects are equal apart from their resourceVersions (compared in place:
 /// every update asks this, and objects can be large).
 fn same_but_rv(a: &Value, b: &Value) -> bool {
+    const RV: &str = "resourceVersion";
     let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
         return a == b;
     };
-    let without_rv = |m: &serde_json::Map<String, Value>| {
-        m.iter()
-            .filter(|(k, _)| k.as_str() != "resourceVersion")
-            .count()
-    };
-    let same_meta = |x: Option<&Value>, y: Option<&Value>| match (x, y) {
-        (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            without_rv(x) == without_rv(y)
-                && x.iter()
-                    .filter(|(k, _)| k.as_str() != "resourceVersion")
-                    .all(|(k, v)| y.get(k) == Some(v))
+    let same_meta = |x: &Value, y: &Value| match (x.as_object(), y.as_object()) {
+        (Some(x), Some(y)) => {
+            x.len() - usize::from(x.contains_key(RV)) == y.len() - usize::from(y.contains_key(RV))
+                && x.iter().all(|(k, v)| k == RV || y.get(k) == Some(v))
         }
-        (x, y) => x == y,
+        _ => x == y,
     };
     a.len() == b.len()
-        && a.iter().all(|(k, v)| {
-            if k == "metadata" {
-                same_meta(Some(v), b.get(k))
-            } else {
-                b.get(k) == Some(v)
-            }
+        && a.iter().all(|(k, v)| match b.get(k) {
+            Some(w) if k == "metadata" => same_meta(v, w),
+            other => other == Some(v),
         })
 }
 

@@ -59,6 +59,14 @@ impl Informers {
         &self.client
     }
 
+    /// The cache of every `K` in the cluster that `config` selects (see [`Self::cache`]).
+    pub fn all<K: Cached>(
+        &self,
+        config: watcher::Config,
+    ) -> (Cache<K>, impl Stream<Item = Change<K>> + Send + use<K>) {
+        self.cache(Api::all(self.client.clone()), config)
+    }
+
     /// The cache of what `api` and `config` select (started by the first caller), and a
     /// stream of its changes for this caller alone. The stream must be polled or
     /// dropped: changes queue up for it until then.

@@ -185,12 +185,12 @@ pub(crate) fn load(path: &Path, history_events: usize) -> Result<Loaded, OpenErr
     // (Only a converted file of the oldest kind can have `meta` ahead of its records.)
     let revision = records.last().map_or(0, |(rev, _)| *rev).max(meta_revision);
 
-    // The state: each key's newest record, unless that is a deletion.
+    // The state: each key's newest record (the first one met walking newest first),
+    // unless that is a deletion.
     let mut map = Map::new();
-    for (rev, record) in &records {
-        if record.delete {
-            map.remove(record.key.as_str());
-        } else {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (rev, record) in records.iter().rev() {
+        if seen.insert(record.key.as_str()) && !record.delete {
             let kv = KeyValue {
                 key: record.key.clone(),
                 value: record.value.clone(),

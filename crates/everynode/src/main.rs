@@ -17,14 +17,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use everynode_apiserver::{ApiServer, Authenticator, User, WatchConfig};
+use everynode_store::{Store, StoreOptions};
+
 /// jemalloc instead of glibc's malloc: the API server, controllers and thousands of sim
 /// nodes allocate and free small objects across many tokio worker threads. Measured with
 /// `everynode bench converge --nodes 5000` (BENCHMARKS.md): 6.1 s -> 3.5 s wall, 10.7 ->
 /// 6.6 CPU-seconds, same peak RSS. (mimalloc measured in between: 4.0 s, +8% RSS.)
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use everynode_apiserver::{ApiServer, Authenticator, User, WatchConfig};
-use everynode_store::{Store, StoreOptions};
 
 #[derive(Parser)]
 #[command(

@@ -80,11 +80,10 @@ fn controller_of(pod: &Pod) -> Option<(String, String)> {
 pub async fn run(informers: Informers) {
     let client = informers.client().clone();
     let cfg = watcher::Config::default;
-    let (daemonsets, ds_changes) = informers.cache(Api::<DaemonSet>::all(client.clone()), cfg());
-    let (nodes, node_changes) = informers.cache(Api::<Node>::all(client.clone()), cfg());
-    let (pods, pod_changes) = informers.cache(Api::<Pod>::all(client.clone()), cfg());
-    let (revisions, rev_changes) =
-        informers.cache(Api::<ControllerRevision>::all(client.clone()), cfg());
+    let (daemonsets, ds_changes) = informers.all::<DaemonSet>(cfg());
+    let (nodes, node_changes) = informers.all::<Node>(cfg());
+    let (pods, pod_changes) = informers.all::<Pod>(cfg());
+    let (revisions, rev_changes) = informers.all::<ControllerRevision>(cfg());
     let ctl = Arc::new(Ctl {
         client: client.clone(),
         daemonsets,

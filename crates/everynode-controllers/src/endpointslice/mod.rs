@@ -64,13 +64,10 @@ fn key(ns: &str, name: &str) -> Key {
 pub async fn run(informers: Informers) {
     let client = informers.client().clone();
     let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let (services, svc_changes) =
-        informers.cache(Api::<Service>::all(client.clone()), Default::default());
-    let (pods, pod_changes) = informers.cache(Api::<Pod>::all(client.clone()), Default::default());
-    let (slices, slice_changes) =
-        informers.cache(Api::<EndpointSlice>::all(client.clone()), managed);
-    let (endpoints, ep_changes) =
-        informers.cache(Api::<Endpoints>::all(client.clone()), Default::default());
+    let (services, svc_changes) = informers.all::<Service>(Default::default());
+    let (pods, pod_changes) = informers.all::<Pod>(Default::default());
+    let (slices, slice_changes) = informers.all::<EndpointSlice>(managed);
+    let (endpoints, ep_changes) = informers.all::<Endpoints>(Default::default());
     let ctl = Arc::new(Ctl {
         client,
         services,

@@ -33,14 +33,12 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(40);
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers, grace: Duration) {
     let client = informers.client().clone();
-    let (nodes, node_changes) =
-        informers.cache(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (nodes, node_changes) = informers.all::<Node>(watcher::Config::default());
     let (leases, lease_changes) = informers.cache(
         Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
         watcher::Config::default(),
     );
-    let (pods, pod_changes) =
-        informers.cache(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let (pods, pod_changes) = informers.all::<Pod>(watcher::Config::default());
     let changed = Arc::new(Notify::new());
     // Set by the worker: some node has a NoExecute taint, so pod changes matter.
     let pods_matter = Arc::new(AtomicBool::new(true));

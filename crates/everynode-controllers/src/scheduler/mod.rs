@@ -50,10 +50,8 @@ fn is_terminal(pod: &Pod) -> bool {
 /// Runs the scheduler until the task is dropped.
 pub async fn run(informers: Informers) {
     let client = informers.client().clone();
-    let (nodes, node_changes) =
-        informers.cache(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let (pods, pod_changes) =
-        informers.cache(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let (nodes, node_changes) = informers.all::<Node>(watcher::Config::default());
+    let (pods, pod_changes) = informers.all::<Pod>(watcher::Config::default());
     let queue: Arc<WorkQueue<ObjectRef<Pod>>> = WorkQueue::new();
     let sched = Arc::new(Scheduler {
         client: client.clone(),

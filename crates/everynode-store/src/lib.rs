@@ -38,6 +38,7 @@
 
 mod codec;
 mod error;
+mod file;
 mod redb_backend;
 mod state;
 mod store;
@@ -46,7 +47,7 @@ mod writer;
 
 pub use bytes::Bytes;
 pub use error::{ListError, OpenError, WatchError, WriteError};
-pub use redb_backend::raw_redb_floor;
+pub use redb_backend::{CommitCost, RedbFile, raw_redb_floor, redb_commit_cost};
 pub use store::{Store, StoreOptions, StoreStats};
 pub use watch::Watch;
 

@@ -14,6 +14,7 @@ use redb::{
 };
 
 use crate::codec::{self, Record};
+use crate::file::ZeroFilledFile;
 use crate::state::Map;
 use crate::writer::Backend;
 use crate::{Event, EventKind, KeyValue, OpenError, Revision};
@@ -134,9 +135,17 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> OpenError {
 const CACHE_BYTES: usize = 64 << 20;
 
 fn open_db(path: &Path) -> Result<Database, OpenError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| storage(path, e))?;
+    let backend = ZeroFilledFile::new(file).map_err(|e| storage(path, e))?;
     Database::builder()
         .set_cache_size(CACHE_BYTES)
-        .create(path)
+        .create_with_backend(backend)
         .map_err(|err| match err {
             DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
                 path: path.to_path_buf(),
@@ -452,29 +461,73 @@ fn read_kv_and_events(
 }
 
 /// The machine's floor for the store's write path: writes `values` straight into a redb
-/// file at `path` (created if missing), one durable transaction per `batch` objects, with
-/// no in-memory state and no watch history, and returns how long the writes took (the
-/// open is not counted). The same objects through `Store` cost this plus the store's
-/// own work (history records, memory state, acknowledgements).
+/// file at `path` (created if missing, on the same file backend as the store's), one
+/// durable transaction per `batch` objects, with no in-memory state and no watch
+/// history, and returns how long the writes took (the open is not counted). The same
+/// objects through `Store` cost this plus the store's own work (history records, memory
+/// state, acknowledgements).
 pub async fn raw_redb_floor(
     path: &Path,
     values: Vec<(String, Bytes)>,
     batch: usize,
 ) -> Result<Duration, OpenError> {
+    let cost = redb_commit_cost(path, values, batch, RedbFile::Store).await?;
+    Ok(cost.wall)
+}
+
+/// The file backend under a redb database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedbFile {
+    /// redb's own (`Database::create`): the file grows sparse.
+    AsShipped,
+    /// The store's: fresh space is zero-filled before redb writes into it (`file.rs`).
+    Store,
+}
+
+/// What writing a set of values cost: wall time and the CPU time of the writing thread
+/// (including the kernel's work for its writes and syncs).
+#[derive(Clone, Copy, Debug)]
+pub struct CommitCost {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+/// [`raw_redb_floor`] on either file backend, with the CPU it took.
+pub async fn redb_commit_cost(
+    path: &Path,
+    values: Vec<(String, Bytes)>,
+    batch: usize,
+    file: RedbFile,
+) -> Result<CommitCost, OpenError> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || floor_blocking(&path, &values, batch.max(1)))
+    tokio::task::spawn_blocking(move || floor_blocking(&path, &values, batch.max(1), file))
         .await
         .map_err(|e| OpenError::Io(std::io::Error::other(e)))?
+}
+
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 fn floor_blocking(
     path: &Path,
     values: &[(String, Bytes)],
     batch: usize,
-) -> Result<Duration, OpenError> {
+    file: RedbFile,
+) -> Result<CommitCost, OpenError> {
     const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
-    let db = open_db(path)?;
-    let started = Instant::now();
+    let db = match file {
+        RedbFile::Store => open_db(path)?,
+        RedbFile::AsShipped => Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| storage(path, e))?,
+    };
+    let (started, cpu) = (Instant::now(), thread_cpu());
     for chunk in values.chunks(batch) {
         let mut txn = db.begin_write().map_err(|e| storage(path, e))?;
         txn.set_durability(Durability::Immediate)
@@ -489,7 +542,10 @@ fn floor_blocking(
         }
         txn.commit().map_err(|e| storage(path, e))?;
     }
-    Ok(started.elapsed())
+    Ok(CommitCost {
+        wall: started.elapsed(),
+        cpu: thread_cpu().saturating_sub(cpu),
+    })
 }
 
 #[cfg(test)]

@@ -26,6 +26,23 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Durable redb commits of pod-sized values, on the store's file backend (fresh space
+    /// zero-filled before use) against redb's own (sparse growth) as the floor, in
+    /// alternating rounds: wall time and CPU (the kernel's share included) per commit.
+    Commit {
+        /// Commits per round.
+        #[arg(long, default_value_t = 3_000)]
+        commits: usize,
+        /// Values per commit (the server's batches under `bench api` carry 4-6).
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Rounds per backend (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// One DaemonSet rolled out over N simulated nodes in this process, until every pod
     /// is Running and Ready and the DaemonSet's status says so; then idle CPU.
     Converge {
@@ -71,6 +88,12 @@ pub async fn run(cmd: BenchCmd) -> Result<(), String> {
             clients,
             json,
         } => api(creates, clients.max(1), json).await,
+        BenchCmd::Commit {
+            commits,
+            batch,
+            rounds,
+            json,
+        } => commit(commits.max(1), batch.max(1), rounds.max(1), json).await,
         BenchCmd::Converge {
             nodes,
             timeout,
@@ -192,6 +215,116 @@ impl ChildServer {
     }
 }
 
+async fn commit(commits: usize, batch: usize, rounds: usize, json_out: bool) -> Result<(), String> {
+    use everynode_store::{CommitCost, RedbFile, redb_commit_cost};
+    // A stored pod as `bench api` leaves it (defaulted, with uid and status): ~0.9 KiB.
+    let value = |i: usize| {
+        let mut pod = pod(i);
+        pod["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{i:012}"));
+        pod["metadata"]["creationTimestamp"] = json!("2026-11-25T00:00:00Z");
+        pod["spec"]["tolerations"] = json!([
+            { "key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
+            { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
+        ]);
+        pod["spec"]["containers"][0]["terminationMessagePath"] = json!("/dev/termination-log");
+        pod["spec"]["containers"][0]["terminationMessagePolicy"] = json!("File");
+        pod["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+        pod["spec"]["dnsPolicy"] = json!("ClusterFirst");
+        pod["spec"]["schedulerName"] = json!("default-scheduler");
+        pod["status"] = json!({ "phase": "Pending", "qosClass": "Burstable" });
+        serde_json::to_vec(&pod).unwrap_or_default()
+    };
+    let values: Vec<(String, everynode_store::Bytes)> = (0..commits * batch)
+        .map(|i| {
+            (
+                format!("/registry/pods/default/bench-{i:06}"),
+                value(i).into(),
+            )
+        })
+        .collect();
+    let value_bytes = values.iter().map(|(_, v)| v.len()).sum::<usize>() / values.len().max(1);
+    let mut store_runs: Vec<CommitCost> = Vec::new();
+    let mut floor_runs: Vec<CommitCost> = Vec::new();
+    for _ in 0..rounds {
+        for (file, runs) in [
+            (RedbFile::AsShipped, &mut floor_runs),
+            (RedbFile::Store, &mut store_runs),
+        ] {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let cost =
+                redb_commit_cost(&dir.path().join("commit.redb"), values.clone(), batch, file)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            runs.push(cost);
+        }
+    }
+    let median = |runs: &mut Vec<CommitCost>| {
+        runs.sort_by_key(|c| c.wall);
+        let wall = runs[runs.len() / 2].wall;
+        let mut cpus: Vec<Duration> = runs.iter().map(|c| c.cpu).collect();
+        cpus.sort();
+        (wall, cpus[cpus.len() / 2])
+    };
+    let (wall, cpu) = median(&mut store_runs);
+    let (floor_wall, floor_cpu) = median(&mut floor_runs);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / commits as f64;
+    let rss = peak_rss(std::process::id()).unwrap_or(0);
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "benchmark": "commit", "commits": commits, "batch": batch, "rounds": rounds,
+                "value_bytes": value_bytes,
+                "seconds": wall.as_secs_f64(), "floor_seconds": floor_wall.as_secs_f64(),
+                "ratio_to_floor": wall.as_secs_f64() / floor_wall.as_secs_f64(),
+                "us_per_commit": per(wall), "floor_us_per_commit": per(floor_wall),
+                "cpu_us_per_commit": per(cpu), "floor_cpu_us_per_commit": per(floor_cpu),
+                "peak_rss_bytes": rss,
+            })
+        );
+    } else {
+        println!(
+            "commit: {commits} durable commits of {batch} values (~{value_bytes} bytes each), median of {rounds} rounds"
+        );
+        println!(
+            "  store's file backend: {:.0} us/commit, {:.0} us CPU/commit",
+            per(wall),
+            per(cpu)
+        );
+        println!(
+            "  redb's own (floor):   {:.0} us/commit, {:.0} us CPU/commit; ratio {:.2}",
+            per(floor_wall),
+            per(floor_cpu),
+            wall.as_secs_f64() / floor_wall.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Every pod the server holds, as (storage key, its JSON as served, one compact line).
+async fn stored_pods(c: &kube::Client) -> Result<Vec<(String, everynode_store::Bytes)>, String> {
+    let req = http::Request::get("/api/v1/namespaces/default/pods")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let list: serde_json::Value = c.request(req).await.map_err(|e| format!("list: {e}"))?;
+    let items = list["items"]
+        .as_array()
+        .ok_or("the pod list has no items")?;
+    items
+        .iter()
+        .map(|pod| {
+            let name = pod["metadata"]["name"]
+                .as_str()
+                .ok_or("a pod without a name")?;
+            let bytes = serde_json::to_vec(pod).map_err(|e| e.to_string())?;
+            Ok((
+                format!("/registry/pods/default/{name}"),
+                everynode_store::Bytes::from(bytes),
+            ))
+        })
+        .collect()
+}
+
 /// The server's (durable commits, writes they carried) from `/metrics`.
 async fn store_commits(c: &kube::Client) -> Option<(u64, u64)> {
     let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
@@ -218,23 +351,6 @@ pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
 }
 
 async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), String> {
-    // The floor: the same objects written straight into a redb file, group-committed in
-    // batches as large as the number of concurrent clients.
-    let floor_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let values: Vec<(String, everynode_store::Bytes)> = (0..creates)
-        .map(|i| {
-            let v = serde_json::to_vec(&pod(i)).unwrap_or_default();
-            (
-                format!("/registry/pods/default/bench-{i:06}"),
-                everynode_store::Bytes::from(v),
-            )
-        })
-        .collect();
-    let floor =
-        everynode_store::raw_redb_floor(&floor_dir.path().join("floor.redb"), values, clients)
-            .await
-            .map_err(|e| format!("floor: {e}"))?;
-
     let mut server = ChildServer::start().await?;
     let pid = server.pid().ok_or("the server exited early")?;
     let c = client(&server.kubeconfig).await?;
@@ -290,7 +406,19 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
     };
     let client_cpu = cpu_secs(bench_cpu0, process_cpu_time());
     let rss = peak_rss(pid).unwrap_or(0);
+    let stored = stored_pods(&c).await?;
     let _ = server.child.kill().await;
+    if stored.len() != creates {
+        return Err(format!("{} pods stored, {creates} created", stored.len()));
+    }
+    // The floor: the same objects, as the server stored them (defaulted, with uid and
+    // status), written straight into a redb file, group-committed in batches as large as
+    // the number of concurrent clients.
+    let floor_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let floor =
+        everynode_store::raw_redb_floor(&floor_dir.path().join("floor.redb"), stored, clients)
+            .await
+            .map_err(|e| format!("floor: {e}"))?;
     lat.sort();
     let rate = creates as f64 / elapsed.as_secs_f64();
     let floor_rate = creates as f64 / floor.as_secs_f64();

@@ -38,6 +38,14 @@ pub fn random_suffix(n: usize) -> String {
         .collect()
 }
 
+/// A random (version 4) UUID for `metadata.uid`, from the thread's CSPRNG (seeded and
+/// reseeded from the OS) rather than a `getrandom` system call per object.
+pub fn new_uid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// Which part of the object a write addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
@@ -587,7 +595,7 @@ impl Registry {
                 name = format!("{base}{}", random_suffix(5));
                 obj.set_name(&name);
             }
-            obj.set_created(uuid::Uuid::new_v4().to_string(), now());
+            obj.set_created(new_uid(), now());
             let alloc = match &mut obj {
                 strategy::Admitted::Json(v) if Self::is_service(res) => {
                     Some(self.services.create(v)?)
@@ -1024,6 +1032,18 @@ mod tests {
             "spec": { "containers": [{ "name": "c", "image": "i",
                 "resources": { "requests": { "cpu": "10m" } } }] }
         })
+    }
+
+    #[test]
+    fn uids_are_random_version_4_uuids() {
+        let uids: std::collections::HashSet<String> = (0..1000).map(|_| new_uid()).collect();
+        assert_eq!(uids.len(), 1000);
+        for uid in &uids {
+            let parsed = uuid::Uuid::parse_str(uid).unwrap();
+            assert_eq!(parsed.get_version(), Some(uuid::Version::Random), "{uid}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{uid}");
+            assert_eq!(uid.len(), 36);
+        }
     }
 
     /// The answer made from the stored bytes is the stored object plus its

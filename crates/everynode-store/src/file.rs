@@ -143,6 +143,19 @@ mod tests {
         file.metadata().map(|m| m.blocks() * 512).unwrap_or(0)
     }
 
+    /// An empty file in a fresh directory (kept alive by the returned guard).
+    fn empty_file() -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f"))
+            .expect("open");
+        (dir, file)
+    }
+
     fn read(b: &ZeroFilledFile, offset: u64, len: usize) -> Vec<u8> {
         let mut out = vec![0xaa; len];
         b.read(offset, &mut out).expect("read");
@@ -151,15 +164,7 @@ mod tests {
 
     #[test]
     fn writes_land_on_allocated_zeros_and_keep_earlier_data() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("f");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("open");
+        let (_dir, file) = empty_file();
         let b = ZeroFilledFile::new(file.try_clone().expect("clone")).expect("backend");
         b.set_len(16 * MIB).expect("grow");
         // A sparse growth, as redb's own backend does it.
@@ -189,15 +194,7 @@ mod tests {
 
     #[test]
     fn an_existing_file_is_never_overwritten_with_zeros() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("f");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("open");
+        let (_dir, file) = empty_file();
         // A file with a hole below its data, as an earlier version would leave it.
         file.set_len(8 * MIB).expect("grow");
         file.write_all_at(b"old", 6 * MIB).expect("write");

@@ -22,6 +22,9 @@ pub enum BenchCmd {
         /// Concurrent clients.
         #[arg(long, default_value_t = 16)]
         clients: usize,
+        /// What the clients are.
+        #[arg(long, value_enum, default_value_t = ApiClient::Raw)]
+        client: ApiClient,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -86,8 +89,9 @@ pub async fn run(cmd: BenchCmd) -> Result<(), String> {
         BenchCmd::Api {
             creates,
             clients,
+            client,
             json,
-        } => api(creates, clients.max(1), json).await,
+        } => api(creates, clients.max(1), client, json).await,
         BenchCmd::Commit {
             commits,
             batch,
@@ -350,7 +354,157 @@ pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
     kube::Client::try_from(cfg).map_err(|e| e.to_string())
 }
 
-async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), String> {
+/// How `bench api`'s clients talk to the server.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiClient {
+    /// One HTTP/1.1 connection over TLS per client (hyper and rustls, nothing else): a
+    /// load generator that leaves the server most of the two cores it shares with it.
+    Raw,
+    /// kube-rs clients sharing one `kube::Client` (its connection pool and its tower
+    /// stack), as the controllers talk to the server.
+    Kube,
+}
+
+impl ApiClient {
+    fn name(self) -> &'static str {
+        match self {
+            ApiClient::Raw => "raw",
+            ApiClient::Kube => "kube",
+        }
+    }
+}
+
+type RawSender = hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>;
+
+/// One of `bench api`'s clients.
+enum Creator {
+    Raw {
+        sender: RawSender,
+        authorization: http::HeaderValue,
+    },
+    Kube {
+        client: kube::Client,
+        pods: kube::core::Request,
+    },
+}
+
+const BENCH_PODS: &str = "/api/v1/namespaces/default/pods";
+
+impl Creator {
+    /// A client of the server whose data dir is `dir` (`kube` is the bench's own
+    /// kube-rs client for it).
+    async fn connect(kind: ApiClient, kube: &kube::Client, dir: &Path) -> Result<Creator, String> {
+        match kind {
+            ApiClient::Kube => Ok(Creator::Kube {
+                client: kube.clone(),
+                pods: kube::core::Request::new(BENCH_PODS),
+            }),
+            ApiClient::Raw => {
+                let (sender, authorization) = raw_connection(dir).await?;
+                Ok(Creator::Raw {
+                    sender,
+                    authorization,
+                })
+            }
+        }
+    }
+
+    /// POSTs one pre-encoded pod and checks the answer for 201 Created and a
+    /// resourceVersion, without decoding it.
+    async fn create(&mut self, body: Vec<u8>) -> Result<(), String> {
+        match self {
+            Creator::Kube { client, pods } => {
+                let req = pods
+                    .create(&PostParams::default(), body)
+                    .map_err(|e| e.to_string())?;
+                let answer = client.request_text(req).await.map_err(|e| e.to_string())?;
+                if !answer.contains("\"resourceVersion\"") {
+                    return Err(format!("the answer is not an object: {answer}"));
+                }
+            }
+            Creator::Raw {
+                sender,
+                authorization,
+            } => {
+                let req = http::Request::post(BENCH_PODS)
+                    .header(http::header::HOST, "everynode")
+                    .header(http::header::AUTHORIZATION, authorization.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(http::header::ACCEPT, "application/json")
+                    .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+                    .map_err(|e| e.to_string())?;
+                sender.ready().await.map_err(|e| e.to_string())?;
+                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let answer = http_body_util::BodyExt::collect(resp.into_body())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                if status != http::StatusCode::CREATED || !contains(&answer, b"\"resourceVersion\"")
+                {
+                    return Err(format!("{status}: {}", String::from_utf8_lossy(&answer)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An HTTP/1.1 connection over TLS to the server whose data dir is `dir` (its CA, admin
+/// token and kubeconfig's address), and the Authorization header to send on it.
+async fn raw_connection(dir: &Path) -> Result<(RawSender, http::HeaderValue), String> {
+    use rustls::pki_types::pem::PemObject;
+    let ca = rustls::pki_types::CertificateDer::from_pem_file(dir.join("ca.crt"))
+        .map_err(|e| format!("the server's CA: {e}"))?;
+    let token = std::fs::read_to_string(dir.join("admin.token"))
+        .map_err(|e| format!("the admin token: {e}"))?;
+    let authorization = http::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        .map_err(|e| e.to_string())?;
+    let kc =
+        kube::config::Kubeconfig::read_from(dir.join("kubeconfig")).map_err(|e| e.to_string())?;
+    let server = kc
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or("the kubeconfig names no server")?;
+    let addr = server
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {addr}: {e}"))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok((sender, authorization))
+}
+
+async fn api(
+    creates: usize,
+    clients: usize,
+    client_kind: ApiClient,
+    json_out: bool,
+) -> Result<(), String> {
     let mut server = ChildServer::start().await?;
     let pid = server.pid().ok_or("the server exited early")?;
     let c = client(&server.kubeconfig).await?;
@@ -365,26 +519,22 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
         let body = serde_json::to_vec(&pod(i)).map_err(|e| e.to_string())?;
         bodies[i % clients].push((i, body));
     }
-    let pods = kube::core::Request::new("/api/v1/namespaces/default/pods");
+    let mut creators = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        creators.push(Creator::connect(client_kind, &c, server._dir.path()).await?);
+    }
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for mine in bodies {
-        let (c, pods) = (c.clone(), pods.clone());
+    for (mine, mut creator) in bodies.into_iter().zip(creators) {
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(mine.len());
             for (i, body) in mine {
-                let req = pods
-                    .create(&PostParams::default(), body)
-                    .map_err(|e| format!("create {i}: {e}"))?;
                 let t = Instant::now();
-                let answer = c
-                    .request_text(req)
+                creator
+                    .create(body)
                     .await
                     .map_err(|e| format!("create {i}: {e}"))?;
                 lat.push(t.elapsed());
-                if !answer.contains("\"resourceVersion\"") {
-                    return Err(format!("create {i}: the answer is not an object: {answer}"));
-                }
             }
             Ok::<_, String>(lat)
         }));
@@ -428,6 +578,7 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
             "{}",
             json!({
                 "benchmark": "api", "creates": creates, "clients": clients,
+                "client": client_kind.name(),
                 "seconds": elapsed.as_secs_f64(), "creates_per_second": rate,
                 "p50_ms": p50.as_secs_f64() * 1e3, "p99_ms": p99.as_secs_f64() * 1e3,
                 "peak_rss_bytes": rss, "floor_seconds": floor.as_secs_f64(), "floor_rate": floor_rate,
@@ -438,7 +589,8 @@ async fn api(creates: usize, clients: usize, json_out: bool) -> Result<(), Strin
         );
     } else {
         println!(
-            "api: {creates} pod creates from {clients} clients over TLS in {:.2} s",
+            "api: {creates} pod creates from {clients} {} clients over TLS in {:.2} s",
+            client_kind.name(),
             elapsed.as_secs_f64()
         );
         println!(

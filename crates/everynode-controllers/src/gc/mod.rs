@@ -21,17 +21,60 @@ use tokio::sync::Notify;
 
 use plan::{Action, Object, ObjectId, OwnerRef};
 
-/// The kinds the collector watches: (group, version, kind, plural).
-pub const WATCHED: &[(&str, &str, &str, &str)] = &[
-    ("apps", "v1", "DaemonSet", "daemonsets"),
-    ("apps", "v1", "ControllerRevision", "controllerrevisions"),
-    ("", "v1", "Pod", "pods"),
-    ("", "v1", "Node", "nodes"),
-    ("coordination.k8s.io", "v1", "Lease", "leases"),
+/// A kind the collector watches.
+#[derive(Clone, Copy, Debug)]
+pub struct WatchedKind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    /// Whether its objects live in namespaces (an owner reference carries no namespace:
+    /// a namespaced owner is in its dependent's namespace, a cluster-scoped one in none).
+    pub namespaced: bool,
+}
+
+const fn watched(
+    group: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+) -> WatchedKind {
+    WatchedKind {
+        group,
+        version: "v1",
+        kind,
+        plural,
+        namespaced,
+    }
+}
+
+/// The kinds the collector watches.
+pub const WATCHED: &[WatchedKind] = &[
+    watched("apps", "DaemonSet", "daemonsets", true),
+    watched("apps", "ControllerRevision", "controllerrevisions", true),
+    watched("", "Pod", "pods", true),
+    watched("", "Node", "nodes", false),
+    watched("coordination.k8s.io", "Lease", "leases", true),
 ];
 
-fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+impl WatchedKind {
+    fn resource(&self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(self.group, self.version, self.kind),
+            self.plural,
+        )
+    }
+
+    /// The watched kind of this `apiVersion` and kind, if the collector watches it.
+    fn of(api_version: &str, kind: &str) -> Option<&'static WatchedKind> {
+        WATCHED.iter().find(|w| {
+            w.kind == kind
+                && match api_version.split_once('/') {
+                    Some((g, v)) => w.group == g && w.version == v,
+                    None => w.group.is_empty() && w.version == api_version,
+                }
+        })
+    }
 }
 
 /// What the collector reads of a watched object: its metadata and, for pods, the node.
@@ -147,7 +190,7 @@ impl Objects {
                 !self.by_uid.contains_key(&r.uid)
                     && WATCHED
                         .iter()
-                        .any(|(g, _, k, _)| *k == r.kind && *g == plan::group(&r.api_version))
+                        .any(|w| w.kind == r.kind && w.group == plan::group(&r.api_version))
             })
             || (obj.id.kind == "Pod"
                 && obj
@@ -168,15 +211,15 @@ pub async fn run(client: kube::Client) {
     let changed = Arc::new(Notify::new());
     let watched: HashSet<(String, String)> = WATCHED
         .iter()
-        .map(|(g, _, k, _)| (g.to_string(), k.to_string()))
+        .map(|w| (w.group.to_string(), w.kind.to_string()))
         .collect();
     let mut synced = Vec::new();
-    let feeds = WATCHED.iter().map(|&(group, version, kind, plural)| {
+    let feeds = WATCHED.iter().map(|w| {
         let (snapshot, changed, client) = (snapshot.clone(), changed.clone(), client.clone());
         let ready = Arc::new(Notify::new());
         synced.push(ready.clone());
         async move {
-            let ar = resource(group, version, kind, plural);
+            let ar = w.resource();
             let api_version = ar.api_version.clone();
             let api: Api<Watched> = Api::all_with(client, &ar);
             let mut events = watcher(api, watcher::Config::default())
@@ -189,7 +232,7 @@ pub async fn run(client: kube::Client) {
                 match event {
                     Ok(watcher::Event::Init) => relist = Some(HashSet::new()),
                     Ok(watcher::Event::InitApply(o)) => {
-                        if let Some(obj) = to_object(&api_version, kind, &o) {
+                        if let Some(obj) = to_object(&api_version, w.kind, &o) {
                             if let Some(seen) = relist.as_mut() {
                                 seen.insert(obj.id.uid.clone());
                             }
@@ -202,7 +245,7 @@ pub async fn run(client: kube::Client) {
                                 .by_uid
                                 .iter()
                                 .filter(|(uid, o)| {
-                                    o.id.kind == kind
+                                    o.id.kind == w.kind
                                         && o.id.api_version == api_version
                                         && !seen.contains(*uid)
                                 })
@@ -216,7 +259,7 @@ pub async fn run(client: kube::Client) {
                         changed.notify_one();
                     }
                     Ok(watcher::Event::Apply(o)) => {
-                        if let Some(obj) = to_object(&api_version, kind, &o) {
+                        if let Some(obj) = to_object(&api_version, w.kind, &o) {
                             // Lease renewals and status updates leave what the collector
                             // judges (owners, deletion, finalizers, node) as it was.
                             if snap.by_uid.get(&obj.id.uid).is_none_or(|o| **o != obj) {
@@ -234,7 +277,7 @@ pub async fn run(client: kube::Client) {
                             changed.notify_one();
                         }
                     }
-                    Err(e) => tracing::warn!(%kind, error = %e, "garbage collector watch"),
+                    Err(e) => tracing::warn!(kind = %w.kind, error = %e, "garbage collector watch"),
                 }
             }
         }
@@ -285,15 +328,7 @@ pub async fn run(client: kube::Client) {
 }
 
 fn api_for(client: kube::Client, id: &ObjectId) -> Option<Api<DynamicObject>> {
-    let &(group, version, kind, plural) = WATCHED.iter().find(|(g, v, k, _)| {
-        *k == id.kind
-            && (if g.is_empty() {
-                v.to_string()
-            } else {
-                format!("{g}/{v}")
-            }) == id.api_version
-    })?;
-    let ar = resource(group, version, kind, plural);
+    let ar = WatchedKind::of(&id.api_version, &id.kind)?.resource();
     Some(match &id.namespace {
         Some(ns) => Api::namespaced_with(client, ns, &ar),
         None => Api::all_with(client, &ar),
@@ -323,18 +358,19 @@ async fn still_anchored(
         else {
             return Ok(false);
         };
-        let nodes: Api<DynamicObject> =
-            Api::all_with(client.clone(), &resource("", "v1", "Node", "nodes"));
+        let nodes: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &ApiResource::erase::<k8s_openapi::api::core::v1::Node>(&()),
+        );
         return Ok(!node.is_empty() && nodes.get_opt(node).await?.is_some());
     }
     for r in current.metadata.owner_references.iter().flatten() {
         let owner = ObjectId {
             api_version: r.api_version.clone(),
             kind: r.kind.clone(),
-            namespace: if r.kind == "Node" {
-                None
-            } else {
-                id.namespace.clone()
+            namespace: match WatchedKind::of(&r.api_version, &r.kind) {
+                Some(w) if !w.namespaced => None,
+                _ => id.namespace.clone(),
             },
             name: r.name.clone(),
             uid: r.uid.clone(),
@@ -461,6 +497,22 @@ async fn act(client: kube::Client, action: Action) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watched_kinds_are_found_by_api_version_and_kind_with_their_scope() {
+        let node = WatchedKind::of("v1", "Node").expect("nodes are watched");
+        assert!(!node.namespaced);
+        assert_eq!(node.resource().plural, "nodes");
+        let ds = WatchedKind::of("apps/v1", "DaemonSet").expect("daemonsets are watched");
+        assert!(ds.namespaced);
+        assert_eq!(ds.resource().api_version, "apps/v1");
+        assert!(WatchedKind::of("coordination.k8s.io/v1", "Lease").is_some_and(|w| w.namespaced));
+        // The group and version must both match; unknown kinds are not watched.
+        assert!(WatchedKind::of("apps/v1beta2", "DaemonSet").is_none());
+        assert!(WatchedKind::of("v1", "DaemonSet").is_none());
+        assert!(WatchedKind::of("apps/v1", "ReplicaSet").is_none());
+        assert!(WatchedKind::of("", "Node").is_none());
+    }
 
     fn object(kind: &str, name: &str, uid: &str, owner: Option<(&str, &str)>) -> Object {
         Object {

@@ -20,8 +20,152 @@ use crate::resources::{self, ResourceInfo};
 pub struct OpenApi {
     index: Bytes,
     docs: HashMap<String, Bytes>,
-    /// Every component schema of every group/version, by definition name.
-    defs: Map<String, Value>,
+    /// The fields every kind's schema allows, for unknown-field detection.
+    fields: FieldTree,
+}
+
+/// The schemas reduced to what unknown-field detection needs, with every `$ref`
+/// resolved once at start-up: per node, the fields an object may have (or the schema
+/// all its values follow), or the schema of an array's items. Walking a body then costs
+/// one map lookup per field.
+struct FieldTree {
+    nodes: Vec<FieldNode>,
+    /// The node of each definition, by definition name.
+    roots: HashMap<String, usize>,
+}
+
+enum FieldNode {
+    /// An object with these fields, each with its node.
+    Fields(HashMap<String, usize>),
+    /// A map whose values all follow one node.
+    Values(usize),
+    /// An array whose items follow one node.
+    Items(usize),
+    /// Anything goes (a scalar, or a schema that says nothing about its fields).
+    Any,
+    /// What another node says (a definition that is only a reference to another).
+    Same(usize),
+}
+
+impl FieldTree {
+    fn build(defs: &Map<String, Value>) -> FieldTree {
+        let mut tree = FieldTree {
+            nodes: Vec::new(),
+            roots: HashMap::new(),
+        };
+        for name in defs.keys() {
+            tree.definition(defs, name);
+        }
+        tree
+    }
+
+    /// The node of a named definition, built once (recursive schemas point back at it).
+    fn definition(&mut self, defs: &Map<String, Value>, name: &str) -> usize {
+        if let Some(&at) = self.roots.get(name) {
+            return at;
+        }
+        let at = self.nodes.len();
+        self.nodes.push(FieldNode::Any);
+        self.roots.insert(name.to_string(), at);
+        if let Some(schema) = defs.get(name) {
+            self.nodes[at] = self.node(defs, schema);
+        }
+        at
+    }
+
+    /// A reference to a definition, or a single-element `allOf` around one, as the
+    /// node it stands for; an inline schema as a new node.
+    fn child(&mut self, defs: &Map<String, Value>, schema: &Value) -> usize {
+        match reference(schema) {
+            Some(name) if defs.contains_key(name) => self.definition(defs, name),
+            _ => {
+                let node = self.node(defs, schema);
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        }
+    }
+
+    fn node(&mut self, defs: &Map<String, Value>, schema: &Value) -> FieldNode {
+        if let Some(name) = reference(schema) {
+            // A reference to a definition we do not have: nothing to check against.
+            return if defs.contains_key(name) {
+                FieldNode::Same(self.definition(defs, name))
+            } else {
+                FieldNode::Any
+            };
+        }
+        if let Some(Value::Object(props)) = schema.get("properties") {
+            let fields = props
+                .iter()
+                .map(|(k, v)| (k.clone(), self.child(defs, v)))
+                .collect();
+            FieldNode::Fields(fields)
+        } else if let Some(values) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+            FieldNode::Values(self.child(defs, values))
+        } else if let Some(items) = schema.get("items") {
+            FieldNode::Items(self.child(defs, items))
+        } else {
+            FieldNode::Any
+        }
+    }
+
+    fn walk<'v>(
+        &self,
+        node: usize,
+        v: &'v Value,
+        path: &mut Vec<Segment<'v>>,
+        out: &mut Vec<String>,
+        depth: usize,
+    ) {
+        if depth > 64 {
+            return;
+        }
+        match (&self.nodes[node], v) {
+            (FieldNode::Fields(fields), Value::Object(m)) => {
+                for (k, child) in m {
+                    path.push(Segment::Key(k));
+                    match fields.get(k.as_str()) {
+                        Some(&n) => self.walk(n, child, path, out, depth + 1),
+                        None => out.push(join_path(path)),
+                    }
+                    path.pop();
+                }
+            }
+            (FieldNode::Values(n), Value::Object(m)) => {
+                for (k, child) in m {
+                    path.push(Segment::Key(k));
+                    self.walk(*n, child, path, out, depth + 1);
+                    path.pop();
+                }
+            }
+            (FieldNode::Same(n), _) => self.walk(*n, v, path, out, depth + 1),
+            (FieldNode::Items(n), Value::Array(a)) => {
+                for (i, child) in a.iter().enumerate() {
+                    path.push(Segment::Index(i));
+                    self.walk(*n, child, path, out, depth + 1);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The definition a schema stands for: its `$ref`, or the `$ref` of the one schema of
+/// its `allOf` (how schemars wraps a reference that carries a description).
+fn reference(schema: &Value) -> Option<&str> {
+    let mut s = schema;
+    for _ in 0..8 {
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            return r.rsplit('/').next();
+        }
+        match s.get("allOf") {
+            Some(Value::Array(all)) if all.len() == 1 => s = &all[0],
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn add<T: JsonSchema>(g: &mut SchemaGenerator) {
@@ -173,7 +317,7 @@ impl OpenApi {
         OpenApi {
             index,
             docs,
-            defs: all,
+            fields: FieldTree::build(&all),
         }
     }
 
@@ -189,76 +333,12 @@ impl OpenApi {
     /// (`spec.foo`, `spec.template.spec.containers[0].bar`).
     pub fn unknown_fields(&self, r: &ResourceInfo, obj: &Value) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(s) = self.defs.get(r.schema) {
+        if let Some(&root) = self.fields.roots.get(r.schema) {
             // The path is a stack of segments, joined only when a field is unknown: this
             // runs on every write, and most writes have no unknown field.
-            self.walk(s, obj, &mut Vec::new(), &mut out, 0);
+            self.fields.walk(root, obj, &mut Vec::new(), &mut out, 0);
         }
         out
-    }
-
-    fn resolve<'a>(&'a self, s: &'a Value) -> &'a Value {
-        let mut s = s;
-        for _ in 0..8 {
-            if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-                match r.rsplit('/').next().and_then(|n| self.defs.get(n)) {
-                    Some(t) => s = t,
-                    None => return s,
-                }
-            } else if let Some(Value::Array(all)) = s.get("allOf") {
-                match all.first() {
-                    Some(first) if all.len() == 1 => s = first,
-                    _ => return s,
-                }
-            } else {
-                return s;
-            }
-        }
-        s
-    }
-
-    fn walk<'v>(
-        &self,
-        schema: &Value,
-        v: &'v Value,
-        path: &mut Vec<Segment<'v>>,
-        out: &mut Vec<String>,
-        depth: usize,
-    ) {
-        if depth > 64 {
-            return;
-        }
-        let s = self.resolve(schema);
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::Object(props)) = s.get("properties") {
-                    for (k, child) in m {
-                        path.push(Segment::Key(k));
-                        match props.get(k) {
-                            Some(ps) => self.walk(ps, child, path, out, depth + 1),
-                            None => out.push(join_path(path)),
-                        }
-                        path.pop();
-                    }
-                } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
-                    for (k, child) in m {
-                        path.push(Segment::Key(k));
-                        self.walk(ap, child, path, out, depth + 1);
-                        path.pop();
-                    }
-                }
-            }
-            Value::Array(a) => {
-                if let Some(items) = s.get("items") {
-                    for (i, child) in a.iter().enumerate() {
-                        path.push(Segment::Index(i));
-                        self.walk(items, child, path, out, depth + 1);
-                        path.pop();
-                    }
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -358,6 +438,66 @@ mod tests {
         );
         assert!(patch.get("requestBody").is_none());
         assert!(doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"].is_object());
+    }
+
+    #[test]
+    fn unknown_fields_in_nested_lists_maps_and_references() {
+        let o = OpenApi::build();
+        let pods = resources::lookup("", "v1", "pods").unwrap();
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "p", "labels": { "any": "label" }, "annotations": { "x": "y" },
+                          "ownerReferences": [{ "apiVersion": "v1", "kind": "Node", "name": "n", "uid": "u", "extra": 1 }] },
+            "spec": {
+                "containers": [
+                    { "name": "a", "image": "i", "ports": [{ "containerPort": 80 }, { "containerPort": 81, "hostPrt": 1 }],
+                      "resources": { "requests": { "cpu": "1", "anything": "2" }, "limitz": {} },
+                      "env": [{ "name": "E", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName", "bogus": true } } }],
+                      "livenessProbe": { "httpGet": { "port": 8080, "pth": "/" } } },
+                    { "name": "b", "image": "i", "securityContext": { "privileged": true, "capabilities": { "add": ["NET_ADMIN"], "drop_": [] } } }
+                ],
+                "volumes": [{ "name": "v", "hostPath": { "path": "/var/log", "kind": "x" } }],
+                "tolerations": [{ "key": "k", "operator": "Exists", "effect": "NoSchedule" }],
+                "affinity": { "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{ "matchExpressions": [{ "key": "k", "operator": "In", "values": ["a"], "value": "b" }] }] } } }
+            },
+            "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True", "why": "x" }] },
+            "top": 1
+        });
+        let mut u = o.unknown_fields(pods, &pod);
+        u.sort();
+        assert_eq!(
+            u,
+            vec![
+                "metadata.ownerReferences[0].extra",
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].value",
+                "spec.containers[0].env[0].valueFrom.fieldRef.bogus",
+                "spec.containers[0].livenessProbe.httpGet.pth",
+                "spec.containers[0].ports[1].hostPrt",
+                "spec.containers[0].resources.limitz",
+                "spec.containers[1].securityContext.capabilities.drop_",
+                "spec.volumes[0].hostPath.kind",
+                "status.conditions[0].why",
+                "top",
+            ]
+        );
+        // A body with no unknown field has none, whatever its shape.
+        let ds = resources::lookup("apps", "v1", "daemonsets").unwrap();
+        let clean = json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": { "name": "x", "namespace": "kube-system" },
+            "spec": { "selector": { "matchLabels": { "a": "b" } },
+                      "updateStrategy": { "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": "10%", "maxSurge": 0 } },
+                      "template": { "metadata": { "labels": { "a": "b" } },
+                                    "spec": { "containers": [{ "name": "c", "image": "i", "args": ["x"] }],
+                                              "nodeSelector": { "disk": "ssd" } } } }
+        });
+        assert!(o.unknown_fields(ds, &clean).is_empty());
+        // Values of the wrong shape are not fields: nothing to report.
+        assert!(
+            o.unknown_fields(ds, &json!({ "spec": "text", "metadata": [1] }))
+                .is_empty()
+        );
     }
 
     #[test]

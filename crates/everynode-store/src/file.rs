@@ -7,8 +7,8 @@
 //! the inode), each a synchronous device round trip. Here the first write past the
 //! zero-filled prefix of the file first fills the next few MiB with zeros; the commit that
 //! carries it pays for the allocation once, and the commits after it only overwrite
-//! blocks in place. On this project's virtual disks that takes about a fifth off the
-//! kernel work of a commit (`BENCHMARKS.md`, session 7).
+//! blocks in place. On this project's virtual disks a commit then takes a quarter to a
+//! third less time and CPU (`everynode bench commit`; `BENCHMARKS.md`, session 7).
 //!
 //! Only space that nothing has written since the file was opened is filled: at open the
 //! whole existing file counts as filled (a file of an earlier version keeps its holes).

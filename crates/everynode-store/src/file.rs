@@ -32,17 +32,25 @@ pub(crate) struct ZeroFilledFile {
     /// The same file, for the zero writes (`FileBackend` does not lend its handle).
     file: File,
     /// Every block below this offset has been written; nothing above it has been
-    /// written through this backend.
-    filled: Mutex<u64>,
+    /// written through this backend. `None` once a fill failed: from then on the file
+    /// grows as redb's own backend grows it.
+    filled: Mutex<Option<u64>>,
 }
 
 impl ZeroFilledFile {
     pub(crate) fn new(file: File) -> Result<ZeroFilledFile, DatabaseError> {
+        let zeros = file.try_clone()?;
+        ZeroFilledFile::with_zeros_through(file, zeros)
+    }
+
+    /// The backend over `file`, writing its zeros through `zeros` (the same file; a
+    /// separate handle so that tests can make the fills fail).
+    fn with_zeros_through(file: File, zeros: File) -> Result<ZeroFilledFile, DatabaseError> {
         let filled = file.metadata()?.len();
         Ok(ZeroFilledFile {
-            inner: FileBackend::new(file.try_clone()?)?,
-            file,
-            filled: Mutex::new(filled),
+            inner: FileBackend::new(file)?,
+            file: zeros,
+            filled: Mutex::new(Some(filled)),
         })
     }
 
@@ -57,7 +65,7 @@ impl ZeroFilledFile {
         Ok(())
     }
 
-    fn filled(&self) -> std::sync::MutexGuard<'_, u64> {
+    fn filled(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
         // The value is a plain offset, valid even if a holder panicked.
         self.filled.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -75,7 +83,9 @@ impl StorageBackend for ZeroFilledFile {
     fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
         let mut filled = self.filled();
         self.inner.set_len(len)?;
-        *filled = (*filled).min(len);
+        if let Some(f) = filled.as_mut() {
+            *f = (*f).min(len);
+        }
         Ok(())
     }
 
@@ -86,13 +96,23 @@ impl StorageBackend for ZeroFilledFile {
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
         let end = offset + data.len() as u64;
         {
-            let mut filled = self.filled();
-            if end > *filled {
+            let mut guard = self.filled();
+            if let Some(filled) = *guard
+                && end > filled
+            {
                 // Up to the end of this write at least, a little further if the file
                 // reaches that far, never past its end.
-                let to = (*filled + FILL_AHEAD).min(self.inner.len()?).max(end);
-                self.zero(*filled, to)?;
-                *filled = to;
+                let to = (filled + FILL_AHEAD).min(self.inner.len()?).max(end);
+                *guard = match self.zero(filled, to) {
+                    Ok(()) => Some(to),
+                    Err(e) => {
+                        // A full disk, say: the zeros are an optimisation, the write
+                        // below decides. Filling stops for good, so that no later fill
+                        // can land on data written past the filled prefix.
+                        tracing::warn!(error = %e, "store file: zero-filling fresh space failed; growing it sparsely from now on");
+                        None
+                    }
+                };
             }
         }
         self.inner.write(offset, data)
@@ -190,6 +210,22 @@ mod tests {
         assert_eq!(read(&b, MIB, 5), b"first");
         assert_eq!(read(&b, 6 * MIB, 5), b"third");
         assert_eq!(read(&b, 3 * MIB, 3), vec![0; 3]);
+    }
+
+    #[test]
+    fn a_failing_fill_leaves_the_writes_to_redb_and_stops_filling() {
+        let (dir, file) = empty_file();
+        // The zeros go through a read-only handle: every fill fails.
+        let read_only = File::open(dir.path().join("f")).expect("open");
+        let b = ZeroFilledFile::with_zeros_through(file.try_clone().expect("clone"), read_only)
+            .expect("backend");
+        b.set_len(16 * MIB).expect("grow");
+        b.write(MIB, b"first").expect("the write itself succeeds");
+        b.write(10 * MIB, b"second").expect("write");
+        assert_eq!(read(&b, MIB, 5), b"first");
+        assert_eq!(read(&b, 10 * MIB, 6), b"second");
+        assert!(allocated(&file) < MIB, "nothing was filled");
+        assert!(b.filled().is_none());
     }
 
     #[test]

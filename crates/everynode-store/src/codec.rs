@@ -285,39 +285,32 @@ mod tests {
         }
     }
 
+    /// The event of a write: its revision is its `kv`'s mod revision.
+    fn event(kind: EventKind, kv: KeyValue, prev: Option<KeyValue>) -> Event {
+        Event {
+            revision: kv.mod_revision,
+            kind,
+            kv,
+            prev,
+        }
+    }
+
+    fn put(kv: KeyValue, prev: Option<KeyValue>) -> Event {
+        event(EventKind::Put, kv, prev)
+    }
+
+    fn delete(kv: KeyValue, prev: Option<KeyValue>) -> Event {
+        event(EventKind::Delete, kv, prev)
+    }
+
     #[test]
     fn round_trips_create_update_delete() {
         let events = [
-            Event {
-                revision: 3,
-                kind: EventKind::Put,
-                kv: kv("/a", "one", 3, 3),
-                prev: None,
-            },
-            Event {
-                revision: 4,
-                kind: EventKind::Put,
-                kv: kv("/a", "two", 3, 4),
-                prev: Some(kv("/a", "one", 3, 3)),
-            },
-            Event {
-                revision: 5,
-                kind: EventKind::Put,
-                kv: kv("/a", "two", 3, 5),
-                prev: Some(kv("/a", "two", 3, 4)),
-            },
-            Event {
-                revision: 6,
-                kind: EventKind::Delete,
-                kv: kv("/a", "two", 3, 6),
-                prev: Some(kv("/a", "two", 3, 5)),
-            },
-            Event {
-                revision: 7,
-                kind: EventKind::Put,
-                kv: kv("/a", "", 7, 7),
-                prev: None,
-            },
+            put(kv("/a", "one", 3, 3), None),
+            put(kv("/a", "two", 3, 4), Some(kv("/a", "one", 3, 3))),
+            put(kv("/a", "two", 3, 5), Some(kv("/a", "two", 3, 4))),
+            delete(kv("/a", "two", 3, 6), Some(kv("/a", "two", 3, 5))),
+            put(kv("/a", "", 7, 7), None),
         ];
         for event in events {
             let decoded = decode(event.revision, &encode(&event)).unwrap();
@@ -344,13 +337,8 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_store_each_value_once() {
-        let put = Event {
-            revision: 4,
-            kind: EventKind::Put,
-            kv: kv("/a", "two", 3, 4),
-            prev: Some(kv("/a", "one", 3, 3)),
-        };
-        let bytes = encode_record(&put);
+        let update = put(kv("/a", "two", 3, 4), Some(kv("/a", "one", 3, 3)));
+        let bytes = encode_record(&update);
         assert_eq!(bytes.windows(3).filter(|w| w == b"one").count(), 0);
         assert_eq!(
             decode_record(4, &bytes).unwrap(),
@@ -364,19 +352,14 @@ mod tests {
         );
         let create = Event {
             prev: None,
-            ..put.clone()
+            ..update.clone()
         };
         assert_eq!(
             decode_record(4, &encode_record(&create)).unwrap().prev,
             None
         );
-        let delete = Event {
-            revision: 5,
-            kind: EventKind::Delete,
-            kv: kv("/a", "two", 3, 5),
-            prev: Some(kv("/a", "two", 3, 4)),
-        };
-        let bytes = encode_record(&delete);
+        let removal = delete(kv("/a", "two", 3, 5), Some(kv("/a", "two", 3, 4)));
+        let bytes = encode_record(&removal);
         assert!(!bytes.windows(3).any(|w| w == b"two"));
         let record = decode_record(5, &bytes).unwrap();
         assert!(record.delete);
@@ -385,12 +368,7 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_inconsistent_records() {
-        let event = Event {
-            revision: 9,
-            kind: EventKind::Put,
-            kv: kv("/k", "value", 2, 9),
-            prev: Some(kv("/k", "old", 2, 8)),
-        };
+        let event = put(kv("/k", "value", 2, 9), Some(kv("/k", "old", 2, 8)));
         let bytes = encode_record(&event);
         assert_only_whole(&bytes, |b| decode_record(9, b).is_ok());
         // Stored under a revision its previous record is not older than.
@@ -421,12 +399,7 @@ mod tests {
         assert!(!decoded.value_in_state);
         assert_eq!(
             decoded.event,
-            Event {
-                revision: 4,
-                kind: EventKind::Put,
-                kv: kv("/a", "two", 3, 4),
-                prev: Some(kv("/a", "one", 3, 3)),
-            }
+            put(kv("/a", "two", 3, 4), Some(kv("/a", "one", 3, 3)))
         );
         // Format 1 never had bit 3.
         bytes[1] |= VALUE_IN_STATE;
@@ -435,12 +408,7 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_garbage_input() {
-        let event = Event {
-            revision: 9,
-            kind: EventKind::Put,
-            kv: kv("/k", "value", 9, 9),
-            prev: Some(kv("/k", "old", 2, 8)),
-        };
+        let event = put(kv("/k", "value", 9, 9), Some(kv("/k", "old", 2, 8)));
         let bytes = encode(&event);
         // (A Put's record ends with its prev; every shorter prefix is truncated.)
         assert_only_whole(&bytes, |b| decode(9, b).is_ok());

@@ -506,11 +506,7 @@ pub async fn redb_commit_cost(
 }
 
 fn thread_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
+    crate::writer::cpu_clock(rustix::time::ClockId::ThreadCPUTime)
 }
 
 fn floor_blocking(

@@ -113,7 +113,12 @@ impl Busy {
 }
 
 fn process_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    cpu_clock(rustix::time::ClockId::ProcessCPUTime)
+}
+
+/// The CPU time a clock (the process's, the calling thread's) has counted.
+pub(crate) fn cpu_clock(clock: rustix::time::ClockId) -> Duration {
+    let t = rustix::time::clock_gettime(clock);
     Duration::new(
         u64::try_from(t.tv_sec).unwrap_or(0),
         u32::try_from(t.tv_nsec).unwrap_or(0),

@@ -221,31 +221,30 @@ impl ChildServer {
 
 async fn commit(commits: usize, batch: usize, rounds: usize, json_out: bool) -> Result<(), String> {
     use everynode_store::{CommitCost, RedbFile, redb_commit_cost};
-    // A stored pod as `bench api` leaves it (defaulted, with uid and status): ~0.9 KiB.
-    let value = |i: usize| {
-        let mut pod = pod(i);
-        pod["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{i:012}"));
-        pod["metadata"]["creationTimestamp"] = json!("2026-11-25T00:00:00Z");
-        pod["spec"]["tolerations"] = json!([
-            { "key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
-            { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
-        ]);
-        pod["spec"]["containers"][0]["terminationMessagePath"] = json!("/dev/termination-log");
-        pod["spec"]["containers"][0]["terminationMessagePolicy"] = json!("File");
-        pod["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
-        pod["spec"]["dnsPolicy"] = json!("ClusterFirst");
-        pod["spec"]["schedulerName"] = json!("default-scheduler");
-        pod["status"] = json!({ "phase": "Pending", "qosClass": "Burstable" });
-        serde_json::to_vec(&pod).unwrap_or_default()
+    // The pod `bench api` creates, as the server stores it: admitted (defaulted,
+    // validated, with status), given a uid and a creation time, encoded.
+    let pods = everynode_apiserver::resources::lookup("", "v1", "pods").ok_or("no pods")?;
+    let value = |i: usize| -> Result<Vec<u8>, String> {
+        let (mut admitted, errs) = everynode_apiserver::strategy::admit_create(pods, pod(i))
+            .map_err(|e| format!("admitting the bench pod: {e:?}"))?;
+        if !errs.is_empty() {
+            return Err(format!("the bench pod is invalid: {errs:?}"));
+        }
+        admitted.set_created(
+            everynode_apiserver::registry::new_uid(),
+            everynode_apiserver::registry::now(),
+        );
+        let v = admitted.into_value().map_err(|e| format!("{e:?}"))?;
+        serde_json::to_vec(&v).map_err(|e| e.to_string())
     };
-    let values: Vec<(String, everynode_store::Bytes)> = (0..commits * batch)
+    let values = (0..commits * batch)
         .map(|i| {
-            (
+            Ok((
                 format!("/registry/pods/default/bench-{i:06}"),
-                value(i).into(),
-            )
+                value(i)?.into(),
+            ))
         })
-        .collect();
+        .collect::<Result<Vec<(String, everynode_store::Bytes)>, String>>()?;
     let value_bytes = values.iter().map(|(_, v)| v.len()).sum::<usize>() / values.len().max(1);
     let mut store_runs: Vec<CommitCost> = Vec::new();
     let mut floor_runs: Vec<CommitCost> = Vec::new();
@@ -262,15 +261,19 @@ async fn commit(commits: usize, batch: usize, rounds: usize, json_out: bool) -> 
             runs.push(cost);
         }
     }
-    let median = |runs: &mut Vec<CommitCost>| {
-        runs.sort_by_key(|c| c.wall);
-        let wall = runs[runs.len() / 2].wall;
-        let mut cpus: Vec<Duration> = runs.iter().map(|c| c.cpu).collect();
-        cpus.sort();
-        (wall, cpus[cpus.len() / 2])
+    let median = |runs: &[CommitCost], of: fn(&CommitCost) -> Duration| {
+        let mut times: Vec<Duration> = runs.iter().map(of).collect();
+        times.sort();
+        percentile(&times, 0.5)
     };
-    let (wall, cpu) = median(&mut store_runs);
-    let (floor_wall, floor_cpu) = median(&mut floor_runs);
+    let (wall, cpu) = (
+        median(&store_runs, |c| c.wall),
+        median(&store_runs, |c| c.cpu),
+    );
+    let (floor_wall, floor_cpu) = (
+        median(&floor_runs, |c| c.wall),
+        median(&floor_runs, |c| c.cpu),
+    );
     let per = |d: Duration| d.as_secs_f64() * 1e6 / commits as f64;
     let rss = peak_rss(std::process::id()).unwrap_or(0);
     if json_out {
@@ -568,12 +571,7 @@ async fn api(
     let floor_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut floor_runs = Vec::with_capacity(FLOOR_RUNS);
     for i in 0..FLOOR_RUNS {
-        let path = floor_dir.path().join(format!("floor-{i}.redb"));
-        let took = everynode_store::raw_redb_floor(&path, stored.clone(), clients)
-            .await
-            .map_err(|e| format!("floor: {e}"))?;
-        floor_runs.push(took);
-        let _ = std::fs::remove_file(&path);
+        floor_runs.push(floor_run(floor_dir.path(), i, &stored, clients).await?);
     }
     floor_runs.sort();
     let floor = percentile(&floor_runs, 0.5);
@@ -1056,12 +1054,7 @@ async fn same_run_floor(dir: &Path, writes: &Writes, w: &Closed) -> Result<Floor
     let mut reference = Vec::new();
     for i in 0..FLOOR_RUNS {
         for (b, out) in [(batch, &mut runs), (REFERENCE_BATCH, &mut reference)] {
-            let path = dir.join(format!("floor-{i}-{b}.redb"));
-            let f = everynode_store::raw_redb_floor(&path, values.clone(), b)
-                .await
-                .map_err(|e| format!("floor: {e}"))?;
-            out.push(f);
-            let _ = std::fs::remove_file(&path);
+            out.push(floor_run(dir, i, &values, b).await?);
         }
     }
     runs.sort();
@@ -1072,6 +1065,22 @@ async fn same_run_floor(dir: &Path, writes: &Writes, w: &Closed) -> Result<Floor
         runs,
         reference: percentile(&reference, 0.5),
     })
+}
+
+/// Run `i` of a floor: `values` into a fresh redb file under `dir`, `batch` per durable
+/// commit (the file is removed afterwards).
+async fn floor_run(
+    dir: &Path,
+    i: usize,
+    values: &[(String, everynode_store::Bytes)],
+    batch: usize,
+) -> Result<Duration, String> {
+    let path = dir.join(format!("floor-{i}-{batch}.redb"));
+    let took = everynode_store::raw_redb_floor(&path, values.to_vec(), batch)
+        .await
+        .map_err(|e| format!("floor: {e}"))?;
+    let _ = std::fs::remove_file(&path);
+    Ok(took)
 }
 
 impl Floor {

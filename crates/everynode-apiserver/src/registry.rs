@@ -491,6 +491,9 @@ impl Registry {
         }
         match self.store.get(&nsres.key(None, ns)) {
             None => Err(ApiError::namespace_not_found(ns)),
+            // Nothing to parse when the field's name is nowhere in the object (the
+            // usual case); when it is (perhaps only inside a label), the parse decides.
+            Some(kv) if memchr::memmem::find(&kv.value, b"deletionTimestamp").is_none() => Ok(()),
             Some(kv) => {
                 let probe: Probe = serde_json::from_slice(&kv.value)
                     .map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?;
@@ -1070,6 +1073,46 @@ mod tests {
             want["metadata"]["resourceVersion"] = json!("42");
             assert_eq!(answer, want, "{}", res.kind);
         }
+    }
+
+    /// Creating into a namespace refuses only a terminating namespace: a namespace
+    /// whose labels merely mention `deletionTimestamp` takes new objects.
+    #[tokio::test]
+    async fn only_a_terminating_namespace_refuses_creates() {
+        let reg = Registry::new(Store::memory());
+        let nss = resources::namespaces();
+        let pods = resources::lookup("", "v1", "pods").unwrap();
+        let opts = WriteOptions::default();
+        for metadata in [
+            json!({ "name": "mentions",
+                "labels": { "deletionTimestamp": "deletionTimestamp" } }),
+            json!({ "name": "going", "finalizers": ["example.com/hold"] }),
+        ] {
+            let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": metadata });
+            reg.create(nss, None, ns, &opts).await.unwrap();
+        }
+        reg.delete(nss, None, "going", &DeleteOptions::default())
+            .await
+            .unwrap();
+        let in_ns = |ns: &str| {
+            let mut p = pod();
+            p["metadata"]["namespace"] = json!(ns);
+            p
+        };
+        reg.create_encoded(pods, Some("mentions"), in_ns("mentions"), &opts)
+            .await
+            .unwrap();
+        let refused = reg
+            .create_encoded(pods, Some("going"), in_ns("going"), &opts)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!((refused.code, refused.reason), (403, "Forbidden"));
+        assert!(
+            refused.message.contains("because it is being terminated"),
+            "{}",
+            refused.message
+        );
     }
 
     #[test]

@@ -176,6 +176,15 @@ impl ApiError {
         )
     }
 
+    /// A method the resource's path has no route for (kube-apiserver's answer then).
+    pub fn method_not_routed() -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    }
+
     pub fn not_acceptable() -> Self {
         Self::new(
             406,

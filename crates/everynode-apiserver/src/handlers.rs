@@ -663,6 +663,8 @@ async fn resource(
             };
             Ok(respond_object(res, &d.object, output, code, include))
         }
+        // Namespaces have no deletecollection: kube-apiserver has no such route.
+        (Method::DELETE, None, None) if !res.deletecollection => Err(ApiError::method_not_routed()),
         (Method::DELETE, None, None) => {
             let opts = delete_options(body, &media, &q).await?;
             let filter = Filter::from_query(res, &q)?;

@@ -577,6 +577,20 @@ fn deleting_a_namespace_deletes_its_contents() {
     assert!(!o.status.success());
     let err = s.fails(&["delete", "namespace", "default"]);
     assert!(err.contains("forbidden"), "{err}");
+    // Namespaces have no deletecollection: a DELETE on the collection changes nothing.
+    let err = s.fails(&["delete", "--raw", "/api/v1/namespaces"]);
+    assert!(
+        err.contains("MethodNotAllowed")
+            && err.contains("the server does not allow this method on the requested resource"),
+        "{err}"
+    );
+    let phases = s.ok(&[
+        "get",
+        "namespaces",
+        "-o",
+        "jsonpath={.items[*].status.phase}",
+    ]);
+    assert!(phases.split_whitespace().all(|p| p == "Active"), "{phases}");
 }
 
 #[test]

@@ -214,10 +214,14 @@ fn daemon_pods_are_reached_by_dns_cluster_ip_and_host_port() {
     // The proxy follows the EndpointSlice through its own watch, which may still hold
     // the slice from before the last pods became ready: 30 answers in a row must reach
     // every node once it has caught up.
-    wait_for(LIMIT, "30 answers through the cluster IP to reach every node", || {
-        let got = answers(&front, 30)?;
-        (got.into_iter().collect::<BTreeSet<String>>() == all).then_some(())
-    });
+    wait_for(
+        LIMIT,
+        "30 answers through the cluster IP to reach every node",
+        || {
+            let got = answers(&front, 30)?;
+            (got.into_iter().collect::<BTreeSet<String>>() == all).then_some(())
+        },
+    );
 
     // NodeIP + hostPort reaches that node's own pod (forwarded to the container port).
     for (node, ip) in NODES {

@@ -198,6 +198,16 @@ impl Objects {
                     .as_deref()
                     .is_some_and(|n| !n.is_empty() && !self.nodes.contains(n)))
     }
+
+    /// Whether `now` no longer names an owner that `before` named and that is being
+    /// deleted: an orphaning owner whose finalizer may go once its last dependent has
+    /// let go of it (the references were removed by the collector's previous pass).
+    fn let_go_of_a_deleting_owner(&self, before: &Object, now: &Object) -> bool {
+        before.owners.iter().any(|r| {
+            !now.owners.iter().any(|n| n.uid == r.uid)
+                && self.by_uid.get(&r.uid).is_some_and(|o| o.deleting)
+        })
+    }
 }
 
 type Snapshot = Arc<Mutex<Objects>>;
@@ -262,8 +272,11 @@ pub async fn run(client: kube::Client) {
                         if let Some(obj) = to_object(&api_version, w.kind, &o) {
                             // Lease renewals and status updates leave what the collector
                             // judges (owners, deletion, finalizers, node) as it was.
-                            if snap.by_uid.get(&obj.id.uid).is_none_or(|o| **o != obj) {
-                                let pass = snap.calls_for_a_pass(&obj);
+                            let before = snap.by_uid.get(&obj.id.uid).cloned();
+                            if before.as_deref() != Some(&obj) {
+                                let pass = snap.calls_for_a_pass(&obj)
+                                    || before
+                                        .is_some_and(|b| snap.let_go_of_a_deleting_owner(&b, &obj));
                                 snap.insert(obj);
                                 if pass {
                                     changed.notify_one();
@@ -566,5 +579,31 @@ mod tests {
         objects.remove("node-1");
         pod.deleting = false;
         assert!(objects.calls_for_a_pass(&pod));
+    }
+
+    /// An orphaning delete takes two passes: the first removes the references, the
+    /// second the owner's finalizer. The dependents' updates from the first must call
+    /// for the second (it used to wait for the 30 s resync).
+    #[test]
+    fn a_dependent_letting_go_of_a_deleting_owner_calls_for_a_pass() {
+        let mut objects = Objects::default();
+        let mut ds = object("DaemonSet", "ds", "ds-1", None);
+        objects.insert(ds.clone());
+        let owned = object("Pod", "p", "pod-1", Some(("DaemonSet", "ds-1")));
+        let released = object("Pod", "p", "pod-1", None);
+        // Not while the owner is alive (a pod released by its DaemonSet stays alone).
+        assert!(!objects.let_go_of_a_deleting_owner(&owned, &released));
+        ds.deleting = true;
+        ds.finalizers = vec![plan::ORPHAN.into()];
+        objects.insert(ds);
+        assert!(objects.let_go_of_a_deleting_owner(&owned, &released));
+        assert!(
+            !objects.calls_for_a_pass(&released),
+            "only the release tells"
+        );
+        // Other changes of a dependent of a deleting owner do not.
+        let mut relabelled = owned.clone();
+        relabelled.finalizers = vec!["example.com/x".into()];
+        assert!(!objects.let_go_of_a_deleting_owner(&owned, &relabelled));
     }
 }

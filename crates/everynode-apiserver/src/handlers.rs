@@ -284,19 +284,28 @@ fn field_validation(q: &HashMap<String, String>) -> ApiResult<FieldValidation> {
     }
 }
 
-/// Checks a body for unknown fields; returns the warnings to send.
+/// Checks a body against its kind's schema: a value of the wrong JSON type is a 400 in
+/// Go's words; unknown fields are a 400 (Strict) or warnings (Warn). Returns the
+/// warnings to send.
 fn check_fields(
     st: &ServerState,
     res: &ResourceInfo,
     obj: &Value,
     mode: FieldValidation,
 ) -> ApiResult<Vec<String>> {
+    let found = st.openapi.check(res, obj);
+    // A value of the wrong JSON type cannot be decoded, whatever the field validation.
+    if let Some(e) = found.type_error {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            res.kind, res.version, res.kind
+        )));
+    }
     if mode == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let unknown: Vec<String> = st
-        .openapi
-        .unknown_fields(res, obj)
+    let unknown: Vec<String> = found
+        .unknown
         .into_iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();

@@ -32,6 +32,8 @@ struct FieldTree {
     nodes: Vec<FieldNode>,
     /// The node of each definition, by definition name.
     roots: HashMap<String, usize>,
+    /// The Go type of each definition's node (`v1.PodSpec`), for type errors.
+    go_names: HashMap<usize, String>,
 }
 
 enum FieldNode {
@@ -41,10 +43,42 @@ enum FieldNode {
     Values(usize),
     /// An array whose items follow one node.
     Items(usize),
-    /// Anything goes (a scalar, or a schema that says nothing about its fields).
+    /// A JSON scalar of one type.
+    Scalar(Scalar),
+    /// Anything goes (a schema that says nothing about its fields, or a type that
+    /// takes several JSON forms: a Quantity, an IntOrString).
     Any,
     /// What another node says (a definition that is only a reference to another).
     Same(usize),
+}
+
+/// The scalar types of the schemas, as Go (and k8s-openapi) decode them: only the JSON
+/// form of that type, or null.
+#[derive(Clone, Copy)]
+enum Scalar {
+    String,
+    Bool,
+    Int32,
+    Int64,
+    Float,
+}
+
+/// Definitions whose values take more than one JSON form (both decoders accept them).
+const LENIENT: [&str; 2] = [
+    "io.k8s.apimachinery.pkg.api.resource.Quantity",
+    "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+];
+
+/// What a walk of a body against its kind's schema found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Fields the schema does not know, as dotted paths (`spec.foo`,
+    /// `spec.template.spec.containers[0].bar`).
+    pub unknown: Vec<String>,
+    /// The first value whose JSON type the field cannot take, in Go's words (`json:
+    /// cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.
+    /// containerPort of type int32`): the body cannot be decoded.
+    pub type_error: Option<String>,
 }
 
 impl FieldTree {
@@ -52,6 +86,7 @@ impl FieldTree {
         let mut tree = FieldTree {
             nodes: Vec::new(),
             roots: HashMap::new(),
+            go_names: HashMap::new(),
         };
         for name in defs.keys() {
             tree.definition(defs, name);
@@ -67,7 +102,14 @@ impl FieldTree {
         let at = self.nodes.len();
         self.nodes.push(FieldNode::Any);
         self.roots.insert(name.to_string(), at);
-        if let Some(schema) = defs.get(name) {
+        // `io.k8s.api.core.v1.PodSpec` is Go's `v1.PodSpec`.
+        let mut parts = name.rsplit('.');
+        if let (Some(ty), Some(pkg)) = (parts.next(), parts.next()) {
+            self.go_names.insert(at, format!("{pkg}.{ty}"));
+        }
+        if let Some(schema) = defs.get(name)
+            && !LENIENT.contains(&name)
+        {
             self.nodes[at] = self.node(defs, schema);
         }
         at
@@ -105,50 +147,159 @@ impl FieldTree {
             FieldNode::Values(self.child(defs, values))
         } else if let Some(items) = schema.get("items") {
             FieldNode::Items(self.child(defs, items))
-        } else {
+        } else if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
             FieldNode::Any
+        } else {
+            let format = schema.get("format").and_then(Value::as_str);
+            match (schema.get("type").and_then(Value::as_str), format) {
+                (Some("string"), _) => FieldNode::Scalar(Scalar::String),
+                (Some("boolean"), _) => FieldNode::Scalar(Scalar::Bool),
+                (Some("integer"), Some("int32")) => FieldNode::Scalar(Scalar::Int32),
+                (Some("integer"), _) => FieldNode::Scalar(Scalar::Int64),
+                (Some("number"), _) => FieldNode::Scalar(Scalar::Float),
+                _ => FieldNode::Any,
+            }
         }
     }
 
+    /// Go's name of the type a node decodes into (`int32`, `[]v1.Container`).
+    fn go_type(&self, node: usize) -> String {
+        if let Some(name) = self.go_names.get(&node) {
+            return name.clone();
+        }
+        match &self.nodes[node] {
+            FieldNode::Fields(_) => "struct".into(),
+            FieldNode::Values(n) => format!("map[string]{}", self.go_type(*n)),
+            FieldNode::Items(n) => format!("[]{}", self.go_type(*n)),
+            FieldNode::Scalar(Scalar::String) => "string".into(),
+            FieldNode::Scalar(Scalar::Bool) => "bool".into(),
+            FieldNode::Scalar(Scalar::Int32) => "int32".into(),
+            FieldNode::Scalar(Scalar::Int64) => "int64".into(),
+            FieldNode::Scalar(Scalar::Float) => "float64".into(),
+            FieldNode::Any => "interface {}".into(),
+            FieldNode::Same(n) => self.go_type(*n),
+        }
+    }
+
+    /// What Go's decoder calls `v` when it cannot store it in a node of this kind:
+    /// `string`, `bool`, `array`, `object`, `number`, or (a number that does not fit
+    /// an integer type) `number 1.5`. None: the value fits.
+    fn misfit(&self, node: usize, v: &Value) -> Option<String> {
+        let kind = match v {
+            Value::Null => return None,
+            Value::String(_) => "string",
+            Value::Bool(_) => "bool",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::Number(_) => "number",
+        };
+        let fits = match (&self.nodes[node], v) {
+            (FieldNode::Fields(_) | FieldNode::Values(_), Value::Object(_))
+            | (FieldNode::Items(_), Value::Array(_))
+            | (FieldNode::Scalar(Scalar::String), Value::String(_))
+            | (FieldNode::Scalar(Scalar::Bool), Value::Bool(_))
+            | (FieldNode::Scalar(Scalar::Float), Value::Number(_))
+            | (FieldNode::Any | FieldNode::Same(_), _) => true,
+            (FieldNode::Scalar(int @ (Scalar::Int32 | Scalar::Int64)), Value::Number(n)) => {
+                let fits = match int {
+                    Scalar::Int32 => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+                    _ => n.as_i64().is_some(),
+                };
+                if !fits {
+                    return Some(format!("number {n}"));
+                }
+                true
+            }
+            _ => false,
+        };
+        (!fits).then(|| kind.to_string())
+    }
+
+    /// Walks `v` against `node`: `owner` is the innermost named struct around it (for
+    /// Go's wording of a type error), `path` the way from the root.
     fn walk<'v>(
         &self,
         node: usize,
         v: &'v Value,
+        owner: usize,
         path: &mut Vec<Segment<'v>>,
-        out: &mut Vec<String>,
+        out: &mut Findings,
         depth: usize,
     ) {
         if depth > 64 {
             return;
         }
+        if out.type_error.is_none()
+            && let Some(found) = self.misfit(node, v)
+        {
+            out.type_error = Some(self.type_error(owner, path, &found, node));
+            return;
+        }
         match (&self.nodes[node], v) {
             (FieldNode::Fields(fields), Value::Object(m)) => {
+                let owner = if self.go_names.contains_key(&node) {
+                    node
+                } else {
+                    owner
+                };
                 for (k, child) in m {
                     path.push(Segment::Key(k));
                     match fields.get(k.as_str()) {
-                        Some(&n) => self.walk(n, child, path, out, depth + 1),
-                        None => out.push(join_path(path)),
+                        Some(&n) => self.walk(n, child, owner, path, out, depth + 1),
+                        None => out.unknown.push(join_path(path)),
                     }
                     path.pop();
                 }
             }
             (FieldNode::Values(n), Value::Object(m)) => {
                 for (k, child) in m {
-                    path.push(Segment::Key(k));
-                    self.walk(*n, child, path, out, depth + 1);
+                    path.push(Segment::MapKey(k));
+                    self.walk(*n, child, owner, path, out, depth + 1);
                     path.pop();
                 }
             }
-            (FieldNode::Same(n), _) => self.walk(*n, v, path, out, depth + 1),
+            (FieldNode::Same(n), _) => {
+                let owner = match self.nodes[*n] {
+                    FieldNode::Fields(_) => *n,
+                    _ => owner,
+                };
+                self.walk(*n, v, owner, path, out, depth + 1)
+            }
             (FieldNode::Items(n), Value::Array(a)) => {
                 for (i, child) in a.iter().enumerate() {
                     path.push(Segment::Index(i));
-                    self.walk(*n, child, path, out, depth + 1);
+                    self.walk(*n, child, owner, path, out, depth + 1);
                     path.pop();
                 }
             }
             _ => {}
         }
+    }
+
+    /// Go's `json: cannot unmarshal string into Go struct field
+    /// ContainerPort.spec.containers.ports.containerPort of type int32`: the struct
+    /// that has the field, the field's JSON path from the root without indices or map
+    /// keys, the Go type it wanted.
+    fn type_error(&self, owner: usize, path: &[Segment<'_>], found: &str, node: usize) -> String {
+        let fields: Vec<&str> = path
+            .iter()
+            .filter_map(|seg| match seg {
+                Segment::Key(k) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        let ty = self.go_type(node);
+        if fields.is_empty() {
+            return format!("json: cannot unmarshal {found} into Go value of type {ty}");
+        }
+        let owner = self
+            .go_names
+            .get(&owner)
+            .map_or("", |n| n.rsplit('.').next().unwrap_or(n));
+        format!(
+            "json: cannot unmarshal {found} into Go struct field {owner}.{} of type {ty}",
+            fields.join(".")
+        )
     }
 }
 
@@ -332,19 +483,27 @@ impl OpenApi {
     /// Fields of `obj` that the kind's schema does not know, as dotted paths
     /// (`spec.foo`, `spec.template.spec.containers[0].bar`).
     pub fn unknown_fields(&self, r: &ResourceInfo, obj: &Value) -> Vec<String> {
-        let mut out = Vec::new();
+        self.check(r, obj).unknown
+    }
+
+    /// Walks `obj` against its kind's schema: the fields the schema does not know and
+    /// the first value of a JSON type its field cannot take.
+    pub fn check(&self, r: &ResourceInfo, obj: &Value) -> Findings {
+        let mut out = Findings::default();
         if let Some(&root) = self.fields.roots.get(r.schema) {
-            // The path is a stack of segments, joined only when a field is unknown: this
-            // runs on every write, and most writes have no unknown field.
-            self.fields.walk(root, obj, &mut Vec::new(), &mut out, 0);
+            // The path is a stack of segments, joined only when something is found:
+            // this runs on every write, and most writes are fine.
+            self.fields
+                .walk(root, obj, root, &mut Vec::new(), &mut out, 0);
         }
         out
     }
 }
 
-/// One step of a field path: `spec`, `containers`, `[0]`.
+/// One step of a field path: `spec`, a map's key, `[0]`.
 enum Segment<'a> {
     Key(&'a str),
+    MapKey(&'a str),
     Index(usize),
 }
 
@@ -353,7 +512,7 @@ fn join_path(path: &[Segment<'_>]) -> String {
     let mut s = String::new();
     for seg in path {
         match seg {
-            Segment::Key(k) => {
+            Segment::Key(k) | Segment::MapKey(k) => {
                 if !s.is_empty() {
                     s.push('.');
                 }
@@ -497,6 +656,149 @@ mod tests {
         assert!(
             o.unknown_fields(ds, &json!({ "spec": "text", "metadata": [1] }))
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn type_errors_in_gos_words() {
+        let o = OpenApi::build();
+        let pods = resources::lookup("", "v1", "pods").unwrap();
+        let ds = resources::lookup("apps", "v1", "daemonsets").unwrap();
+        let pod = |spec: Value| json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" }, "spec": spec });
+        let cases = [
+            (
+                pods,
+                pod(
+                    json!({ "containers": [{ "name": "c", "image": "i", "ports": [{ "containerPort": "abc" }] }] }),
+                ),
+                "json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32",
+            ),
+            (
+                pods,
+                pod(json!({ "hostNetwork": "yes", "containers": [] })),
+                "json: cannot unmarshal string into Go struct field PodSpec.spec.hostNetwork of type bool",
+            ),
+            (
+                pods,
+                pod(json!({ "containers": {} })),
+                "json: cannot unmarshal object into Go struct field PodSpec.spec.containers of type []v1.Container",
+            ),
+            (
+                pods,
+                pod(json!({ "terminationGracePeriodSeconds": 1.5, "containers": [] })),
+                "json: cannot unmarshal number 1.5 into Go struct field PodSpec.spec.terminationGracePeriodSeconds of type int64",
+            ),
+            (
+                pods,
+                pod(
+                    json!({ "containers": [{ "name": "c", "ports": [{ "containerPort": 3_000_000_000u64 }] }] }),
+                ),
+                "json: cannot unmarshal number 3000000000 into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32",
+            ),
+            (
+                pods,
+                json!({ "metadata": { "name": "p", "labels": { "a": 1 } } }),
+                "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string",
+            ),
+            (
+                pods,
+                json!({ "spec": "x" }),
+                "json: cannot unmarshal string into Go struct field Pod.spec of type v1.PodSpec",
+            ),
+            (
+                ds,
+                json!({ "spec": { "revisionHistoryLimit": "x" } }),
+                "json: cannot unmarshal string into Go struct field DaemonSetSpec.spec.revisionHistoryLimit of type int32",
+            ),
+            (
+                ds,
+                json!({ "spec": { "template": { "spec": { "containers": [{ "name": 5 }] } } } }),
+                "json: cannot unmarshal number into Go struct field Container.spec.template.spec.containers.name of type string",
+            ),
+        ];
+        for (res, body, want) in cases {
+            let found = o.check(res, &body);
+            assert_eq!(found.type_error.as_deref(), Some(want), "{body}");
+        }
+        // What both decoders take: quantities and int-or-strings in either form, nulls,
+        // integers written as such, a float where a float goes.
+        let fine = pod(json!({
+            "containers": [{ "name": "c", "image": "i", "ports": [{ "containerPort": 80, "hostIP": null }],
+                "resources": { "limits": { "cpu": 1, "memory": "1Gi" }, "requests": { "cpu": 0.5 } },
+                "livenessProbe": { "httpGet": { "port": "http" }, "periodSeconds": 10 },
+                "readinessProbe": { "tcpSocket": { "port": 8080 } } }],
+            "activeDeadlineSeconds": 9_000_000_000u64,
+            "tolerations": [{ "key": "k", "operator": "Exists", "tolerationSeconds": null }]
+        }));
+        assert_eq!(o.check(pods, &fine).type_error, None);
+        let strategy = json!({ "spec": { "updateStrategy": { "rollingUpdate": { "maxUnavailable": "10%", "maxSurge": 1 } } } });
+        assert_eq!(o.check(ds, &strategy).type_error, None);
+    }
+
+    /// Whatever the walk calls a type error, the typed decode rejects too: replace each
+    /// value of a valid pod by values of every JSON type and compare.
+    #[test]
+    fn a_type_error_is_never_reported_for_a_decodable_body() {
+        let o = OpenApi::build();
+        let pods = resources::lookup("", "v1", "pods").unwrap();
+        let valid = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "p", "labels": { "a": "b" }, "generation": 1 },
+            "spec": { "containers": [{ "name": "c", "image": "i", "args": ["x"], "stdin": false,
+                "ports": [{ "containerPort": 80, "protocol": "TCP" }],
+                "resources": { "limits": { "cpu": "1" } },
+                "livenessProbe": { "httpGet": { "port": 80, "path": "/" }, "periodSeconds": 3 } }],
+                "hostNetwork": true, "priority": 0, "nodeSelector": { "d": "s" },
+                "tolerations": [{ "key": "k", "tolerationSeconds": 300 }] },
+            "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] }
+        });
+        let replacements = [
+            json!("x"),
+            json!(7),
+            json!(-1.5),
+            json!(4_000_000_000u64),
+            json!(true),
+            json!(null),
+            json!([]),
+            json!([1]),
+            json!({}),
+            json!({ "k": "v" }),
+        ];
+        let mut pointers = Vec::new();
+        fn collect(v: &Value, at: String, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => m
+                    .iter()
+                    .for_each(|(k, c)| collect(c, format!("{at}/{k}"), out)),
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, c)| collect(c, format!("{at}/{i}"), out)),
+                _ => {}
+            }
+            if !at.is_empty() {
+                out.push(at);
+            }
+        }
+        collect(&valid, String::new(), &mut pointers);
+        let mut flagged = 0;
+        for at in &pointers {
+            for r in &replacements {
+                let mut body = valid.clone();
+                *body.pointer_mut(at).unwrap() = r.clone();
+                if let Some(e) = o.check(pods, &body).type_error {
+                    flagged += 1;
+                    assert!(
+                        serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(body).is_err(),
+                        "{at} = {r}: {e}, yet the pod decodes"
+                    );
+                }
+            }
+        }
+        assert!(
+            flagged > pointers.len(),
+            "only {flagged} type errors over {} places",
+            pointers.len()
         );
     }
 

@@ -704,6 +704,18 @@ fn bad_bodies_get_status_errors() {
         err.contains("too large") || err.contains("RequestEntityTooLarge") || err.contains("413"),
         "{err}"
     );
+    // A value of the wrong type is named by its field, in Go's words, with kubectl's
+    // validation on or off.
+    let port = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: typo\nspec:\n  containers:\n  - name: c\n    image: nginx\n    ports:\n    - containerPort: abc\n";
+    for validate in ["--validate=true", "--validate=false"] {
+        let out = s.with_stdin(&["create", validate, "-f", "-"], port);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("Pod in version \"v1\" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort of type int32"),
+            "{validate}: {err}"
+        );
+    }
     // The server is still healthy.
     assert_eq!(s.ok(&["get", "--raw", "/healthz"]).trim(), "ok");
 }

@@ -273,7 +273,13 @@ fn deleted_pods_come_back_and_orphans_are_adopted() {
     let pods_before = uids(&s);
     // kubectl waits for the DaemonSet to be gone; the collector's second pass (the
     // orphan finalizer's removal) follows the first at once, not at its 30 s resync.
-    s.ok(&["delete", "ds", "nginx-ds", "--cascade=orphan", "--timeout=20s"]);
+    s.ok(&[
+        "delete",
+        "ds",
+        "nginx-ds",
+        "--cascade=orphan",
+        "--timeout=20s",
+    ]);
     s.eventually(
         "the pods to lose their owner",
         &["get", "po", "-l", "app=nginx", "-o", "json"],
@@ -323,7 +329,13 @@ fn deleted_pods_come_back_and_orphans_are_adopted() {
     );
 
     // The old --cascade=false spelling orphans too.
-    s.ok(&["delete", "ds", "nginx-ds", "--cascade=false", "--timeout=20s"]);
+    s.ok(&[
+        "delete",
+        "ds",
+        "nginx-ds",
+        "--cascade=false",
+        "--timeout=20s",
+    ]);
     s.eventually(
         "orphans after --cascade=false",
         &["get", "po", "-l", "app=nginx", "-o", "json"],

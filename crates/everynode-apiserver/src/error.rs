@@ -201,7 +201,7 @@ impl ApiError {
         Self::new(
             413,
             "RequestEntityTooLarge",
-            "the request is too large: the limit is 3145728 bytes",
+            "Request entity too large: limit is 3145728",
         )
     }
 

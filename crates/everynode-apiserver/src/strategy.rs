@@ -123,7 +123,16 @@ fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
         }
         Strategy::Generic => match res.kind {
             "ConfigMap" => edit::<k::core::v1::ConfigMap>(res, v, |_| {}),
-            "Secret" => edit::<k::core::v1::Secret>(res, v, |_| {}),
+            // As the API server does, `stringData` is written into `data` (replacing
+            // what `data` had under the same key) and not stored.
+            "Secret" => edit::<k::core::v1::Secret>(res, v, |s| {
+                if let Some(plain) = s.string_data.take() {
+                    let data = s.data.get_or_insert_with(Default::default);
+                    for (k, v) in plain {
+                        data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+                    }
+                }
+            }),
             "ServiceAccount" => edit::<k::core::v1::ServiceAccount>(res, v, |_| {}),
             "Endpoints" => edit::<k::core::v1::Endpoints>(res, v, |_| {}),
             "EndpointSlice" => edit::<k::discovery::v1::EndpointSlice>(res, v, |_| {}),
@@ -304,12 +313,45 @@ fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> 
 fn generic_meta(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> {
     let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
         typed(res, v.get("metadata").unwrap_or(&Value::Null))?;
-    Ok(validation::validate_object_meta(
+    let mut errs = validation::validate_object_meta(
         &meta,
         res.namespaced,
         validation::NameRule::Dns1123Subdomain,
         "metadata",
-    ))
+    );
+    errs.extend(data_too_large(res, v));
+    Ok(errs)
+}
+
+/// The most a ConfigMap's or a Secret's data may hold: 1 MiB of values (keys not
+/// counted, binary values as their decoded bytes).
+const MAX_DATA_BYTES: usize = 1 << 20;
+
+/// A ConfigMap (`data` plus `binaryData`, reported at the object) or a Secret (`data`)
+/// holding more than [`MAX_DATA_BYTES`].
+fn data_too_large(res: &ResourceInfo, v: &Value) -> Option<FieldError> {
+    fn sum(v: &Value, field: &str, len: fn(&str) -> usize) -> usize {
+        v.get(field)
+            .and_then(Value::as_object)
+            .map_or(0, |m| m.values().filter_map(Value::as_str).map(len).sum())
+    }
+    // The length of what a base64 string decodes to.
+    fn decoded(b64: &str) -> usize {
+        let pad = b64.bytes().rev().take_while(|&b| b == b'=').count();
+        (b64.len() / 4 * 3).saturating_sub(pad)
+    }
+    let (total, field) = match res.kind {
+        "ConfigMap" if res.strategy == Strategy::Generic => {
+            // At the object's root, which kube-apiserver prints as `[]`.
+            (
+                sum(v, "data", str::len) + sum(v, "binaryData", decoded),
+                "[]",
+            )
+        }
+        "Secret" if res.strategy == Strategy::Generic => (sum(v, "data", decoded), "data"),
+        _ => return None,
+    };
+    (total > MAX_DATA_BYTES).then(|| FieldError::too_long(field, MAX_DATA_BYTES))
 }
 
 fn generic_meta_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResult<Vec<FieldError>> {

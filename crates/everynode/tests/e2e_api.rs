@@ -701,9 +701,45 @@ fn bad_bodies_get_status_errors() {
         bad.to_str().expect("utf8"),
     ]);
     assert!(
-        err.contains("too large") || err.contains("RequestEntityTooLarge") || err.contains("413"),
+        err.contains("RequestEntityTooLarge")
+            && err.contains("Request entity too large: limit is 3145728"),
         "{err}"
     );
+    // ConfigMaps and Secrets hold at most 1 MiB of data; a Secret's stringData is
+    // stored in its data.
+    let mib = "x".repeat(1 << 20);
+    let file = dir.join("data.txt");
+    std::fs::write(&file, &mib).expect("write");
+    let from = format!("--from-file=k={}", file.to_str().expect("utf8"));
+    s.ok(&["create", "configmap", "full", &from]);
+    std::fs::write(&file, format!("{mib}y")).expect("write");
+    let err = s.fails(&["create", "configmap", "over", &from]);
+    assert!(
+        err.contains(
+            "ConfigMap \"over\" is invalid: []: Too long: may not be more than 1048576 bytes"
+        ),
+        "{err}"
+    );
+    let err = s.fails(&["create", "secret", "generic", "over", &from]);
+    assert!(
+        err.contains(
+            "Secret \"over\" is invalid: data: Too long: may not be more than 1048576 bytes"
+        ),
+        "{err}"
+    );
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: mixed\ndata:\n  a: b2xk\n  b: Yg==\nstringData:\n  a: new\n";
+    let out = s.with_stdin(&["create", "-f", "-"], secret);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = s.json(&["get", "secret", "mixed"]);
+    assert_eq!(
+        stored["data"],
+        serde_json::json!({ "a": "bmV3", "b": "Yg==" })
+    );
+    assert!(stored.get("stringData").is_none(), "{stored}");
     // A value of the wrong type is named by its field, in Go's words, with kubectl's
     // validation on or off.
     let port = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: typo\nspec:\n  containers:\n  - name: c\n    image: nginx\n    ports:\n    - containerPort: abc\n";

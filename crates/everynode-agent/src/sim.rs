@@ -231,6 +231,21 @@ pub enum SimError {
     NotSimulated(String),
 }
 
+/// When a node is heard from again, how long after the first look at its pods the
+/// fleet looks once more (past the node lifecycle's next pass).
+const RESYNC_AGAIN: Duration = Duration::from_secs(2);
+
+/// The status of one of the pod's conditions.
+fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a str> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
+}
+
 /// Whether the node carries `everynode.io/sim-stopped: "true"`.
 fn sim_stopped(node: &Node) -> bool {
     node.metadata
@@ -369,6 +384,10 @@ struct SimNode {
     pods_started: u32,
     /// Stopped with `everynode.io/sim-stopped`: silent until the annotation goes.
     stopped: bool,
+    /// Its Ready condition is True, as last seen.
+    ready: bool,
+    /// It was Ready, then not: its pods may have been marked not Ready meanwhile.
+    lapsed: bool,
 }
 
 #[derive(Default)]
@@ -493,12 +512,22 @@ impl Fleet {
                 index,
                 pods_started: 0,
                 stopped,
+                ready,
+                lapsed: false,
             });
             entry.uid = uid.clone();
             entry.index = index;
-            std::mem::replace(&mut entry.stopped, stopped) && !stopped
+            let was_ready = std::mem::replace(&mut entry.ready, ready);
+            entry.lapsed |= was_ready && !ready;
+            // Ready again after a lapse (a first Ready is no news to its pods).
+            let back = ready && std::mem::take(&mut entry.lapsed);
+            (
+                std::mem::replace(&mut entry.stopped, stopped) && !stopped,
+                back,
+            )
         };
-        if stopped || (ready && !resumed) {
+        let (resumed, back) = resumed;
+        if stopped || (ready && !resumed && !back) {
             return;
         }
         // Back from a stop, or marked Unknown while its lease lapsed (say, everynode was
@@ -520,12 +549,23 @@ impl Fleet {
                     tracing::debug!(node = %name, error = %e, "sim fleet: posting Ready");
                 }
             }
-            if resumed {
+            // Its pods too: those bound to it meanwhile start, and those the node
+            // lifecycle marked not Ready while the node was not are Ready again.
+            if resumed || back {
                 let pods: Api<Pod> = Api::all(fleet.client.clone());
                 let lp = ListParams::default().fields(&format!("spec.nodeName={name}"));
-                match pods.list(&lp).await {
-                    Ok(list) => list.items.into_iter().for_each(|p| fleet.observe_pod(p)),
-                    Err(e) => tracing::warn!(node = %name, error = %e, "sim fleet: listing pods"),
+                // Twice: the node lifecycle may still mark a pod or two on the strength
+                // of the node's old state; a kubelet's next status sync undoes that.
+                for pass in 0..2 {
+                    if pass > 0 {
+                        tokio::time::sleep(RESYNC_AGAIN).await;
+                    }
+                    match pods.list(&lp).await {
+                        Ok(list) => list.items.into_iter().for_each(|p| fleet.resync_pod(p)),
+                        Err(e) => {
+                            tracing::warn!(node = %name, error = %e, "sim fleet: listing pods")
+                        }
+                    }
                 }
             }
         });
@@ -633,6 +673,19 @@ impl Fleet {
     }
 
     fn observe_pod(&self, pod: Pod) {
+        self.take_pod(pod, false)
+    }
+
+    /// [`Self::observe_pod`] for a pod listed when its node is heard from again: a
+    /// running pod that was marked not Ready meanwhile (the node lifecycle does that
+    /// while the node is not Ready) is reported Ready again, as a kubelet back in touch
+    /// would. (Between lapses the fleet leaves a pod's Ready condition to whoever sets
+    /// it, as kwok does: tests flip it by hand.)
+    fn resync_pod(&self, pod: Pod) {
+        self.take_pod(pod, true)
+    }
+
+    fn take_pod(&self, pod: Pod, resync: bool) {
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             return;
         };
@@ -655,7 +708,11 @@ impl Fleet {
             }
             return;
         }
-        if st.pods.contains_key(&uid) {
+        if let Some(stage) = st.pods.get(&uid) {
+            if resync && *stage == Stage::Running && condition(&pod, "Ready") == Some("False") {
+                drop(guard);
+                tokio::spawn(self.clone().ready_again(pod));
+            }
             return;
         }
         let status = pod.status.as_ref();
@@ -824,6 +881,21 @@ impl Fleet {
             self.state()
                 .pods
                 .insert(pod.metadata.uid.clone().unwrap_or_default(), Stage::Running);
+        }
+    }
+
+    /// Sets a running pod's Ready condition back to True.
+    async fn ready_again(self, pod: Pod) {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let patch = json!({ "metadata": { "uid": pod.metadata.uid }, "status": { "conditions": [
+            { "type": "Ready", "status": "True", "lastTransitionTime": now() } ] } });
+        if let Err(e) =
+            write::patch(&api, &name, true, &own_write(), &Patch::Strategic(patch)).await
+            && !is_not_found(&e)
+        {
+            tracing::debug!(pod = %name, error = %e, "sim fleet: pod Ready again");
         }
     }
 

@@ -579,3 +579,110 @@ fn the_daemonset_controller_runs_standalone_against_any_api_server() {
     let _ = controller.kill();
     let _ = controller.wait();
 }
+
+/// A node that goes silent has its pods marked not Ready (the DaemonSet counts them
+/// unready and unavailable); heard from again, it reports them Ready. A cordoned node
+/// carries the unschedulable taint, which daemon pods tolerate.
+#[test]
+fn pods_of_a_silent_node_turn_unready_and_back_and_a_cordon_taints_the_node() {
+    let s = Server::start_with(&["up", "--nodes", "2", "--node-monitor-grace-seconds", "2"]);
+    let everywhere = r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: everywhere
+spec:
+  selector: {matchLabels: {app: everywhere}}
+  template:
+    metadata: {labels: {app: everywhere}}
+    spec:
+      tolerations: [{operator: Exists}]
+      containers: [{name: c, image: busybox:1.36}]
+"#;
+    let o = s.apply_yaml(everywhere);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE ...
+    let counts = |want: [&'static str; 5]| {
+        move |out: &str| rows(out).get(1).is_some_and(|r| r[1..6] == want)
+    };
+    s.eventually(
+        "two ready daemon pods",
+        &["get", "ds", "everywhere"],
+        counts(["2", "2", "2", "2", "2"]),
+    );
+    let ready_on_node1 = [
+        "get",
+        "po",
+        "-l",
+        "app=everywhere",
+        "--field-selector",
+        "spec.nodeName=node1",
+        "-o",
+        "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+    ];
+    assert_eq!(s.ok(&ready_on_node1).trim(), "True");
+
+    let o = s.everynode(&["node", "stop", "node1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.eventually("node1's pod marked not Ready", &ready_on_node1, |out| {
+        out.trim() == "False"
+    });
+    s.eventually(
+        "the DaemonSet to count it unready and unavailable",
+        &["get", "ds", "everywhere"],
+        counts(["2", "2", "1", "2", "1"]),
+    );
+    let pod = s.ok(&[
+        "get",
+        "po",
+        "-l",
+        "app=everywhere",
+        "--field-selector",
+        "spec.nodeName=node1",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    s.eventually(
+        "a NodeNotReady event on the pod",
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={},reason=NodeNotReady", pod.trim()),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+        |out| out.contains("Node is not ready"),
+    );
+
+    let o = s.everynode(&["node", "start", "node1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.eventually("node1's pod Ready again", &ready_on_node1, |out| {
+        out.trim() == "True"
+    });
+    s.eventually(
+        "two ready daemon pods again",
+        &["get", "ds", "everywhere"],
+        counts(["2", "2", "2", "2", "2"]),
+    );
+
+    let taints = [
+        "get",
+        "node",
+        "node1",
+        "-o",
+        "jsonpath={range .spec.taints[*]}{.key}:{.effect} {end}",
+    ];
+    s.ok(&["cordon", "node1"]);
+    s.eventually("the unschedulable taint", &taints, |out| {
+        out.split_whitespace()
+            .any(|t| t == "node.kubernetes.io/unschedulable:NoSchedule")
+    });
+    // Daemon pods tolerate it: the pod stays, and the DaemonSet still wants it there.
+    let ds = s.ok(&["get", "ds", "everywhere"]);
+    assert!(counts(["2", "2", "2", "2", "2"])(&ds), "{ds}");
+    s.ok(&["uncordon", "node1"]);
+    s.eventually("the unschedulable taint gone", &taints, |out| {
+        !out.contains("node.kubernetes.io/unschedulable")
+    });
+}

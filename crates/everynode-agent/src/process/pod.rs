@@ -299,11 +299,38 @@ impl Worker {
                 Some(PodEvent::Update(pod)) => {
                     if pod.metadata.uid.as_deref() == Some(self.uid.as_str()) {
                         self.pod = *pod;
+                        // Someone else changed what this agent reported (the node
+                        // lifecycle marks pods not Ready while their node is not): the
+                        // next publish writes the agent's view again.
+                        if self.written_ready() != self.stored_ready() {
+                            self.last_written = None;
+                        }
                     }
                 }
                 Some(ev) => self.handle(ev).await,
             }
         }
+    }
+
+    /// The Ready condition's status in the last status this agent wrote.
+    fn written_ready(&self) -> Option<&str> {
+        self.last_written.as_ref()?["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?["status"]
+            .as_str()
+    }
+
+    /// The Ready condition's status in the pod as the API server has it.
+    fn stored_ready(&self) -> Option<&str> {
+        self.pod
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status.as_str())
     }
 
     fn next_wake(&self) -> Option<Instant> {

@@ -173,6 +173,32 @@ async fn act(client: &kube::Client, events: &Recorder, nodes: &[Arc<Node>], acti
                 .await
                 .map(|_| ())
         }
+        Action::MarkPodNotReady {
+            namespace,
+            name,
+            uid,
+            node,
+        } => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            let now = jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            // The uid makes the patch fail on a pod of that name created since.
+            let patch = json!({
+                "metadata": { "uid": uid },
+                "status": { "conditions": [
+                    { "type": "Ready", "status": "False", "lastTransitionTime": now },
+                ] },
+            });
+            tracing::debug!(pod = %name, %namespace, %node, "marking a pod on a not-ready node not ready");
+            let r = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                .await;
+            if let Ok(pod) = &r {
+                events.record(pod, "Warning", "NodeNotReady", "Node is not ready");
+            }
+            r.map(|_| ())
+        }
         Action::Evict {
             namespace,
             name,

@@ -8,14 +8,19 @@
 //! * A pod on a node with NoExecute taints is evicted when it does not tolerate one of
 //!   them, or when its `tolerationSeconds` since the taint was added have passed. Daemon
 //!   pods tolerate unreachable/not-ready without a limit, so they stay.
+//! * A pod on a node whose Ready is not True is marked not Ready (its `Ready` condition
+//!   set to False): nobody vouches for it any more. Its node's agent sets it back when
+//!   the node is heard from again.
+//! * A cordoned node (`spec.unschedulable`) carries `node.kubernetes.io/unschedulable`
+//!   NoSchedule, and loses it when uncordoned.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use everynode_api::scheduling::{
     TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, TAINT_NODE_NOT_READY,
-    TAINT_NODE_UNREACHABLE, toleration_tolerates_taint,
+    TAINT_NODE_UNREACHABLE, TAINT_NODE_UNSCHEDULABLE, toleration_tolerates_taint,
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
@@ -30,6 +35,13 @@ pub enum Action {
     MarkUnknown { node: String },
     /// Replace the node's taints with these (lifecycle taints added or removed).
     SetTaints { node: String, taints: Vec<Taint> },
+    /// Set a pod's Ready condition to False: its node is not Ready.
+    MarkPodNotReady {
+        namespace: String,
+        name: String,
+        uid: String,
+        node: String,
+    },
     /// Delete a pod that may not stay on its NoExecute-tainted node.
     Evict {
         namespace: String,
@@ -47,6 +59,15 @@ fn ready_status(node: &Node) -> Option<&str> {
         .iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| c.status.as_str())
+}
+
+/// Whether the pod's Ready condition is True.
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True")
 }
 
 fn last_heartbeat(node: &Node, lease_renew: Option<Timestamp>) -> Option<Timestamp> {
@@ -78,6 +99,7 @@ pub fn plan<N: Borrow<Node>, P: Borrow<Pod>>(
     let mut next: Option<Duration> = None;
     let mut soon = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
     let mut tainted: HashMap<&str, Vec<Taint>> = HashMap::new();
+    let mut unready: HashSet<&str> = HashSet::new();
     for node in nodes {
         let node: &Node = node.borrow();
         let Some(name) = node.metadata.name.as_deref() else {
@@ -105,11 +127,19 @@ pub fn plan<N: Borrow<Node>, P: Borrow<Pod>>(
                 ));
             }
         }
+        if ready != "True" {
+            unready.insert(name);
+        }
         let current = node
             .spec
             .as_ref()
             .and_then(|s| s.taints.clone())
             .unwrap_or_default();
+        let cordoned = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
         let want_key = match ready.as_str() {
             "True" => None,
             "False" => Some(TAINT_NODE_NOT_READY),
@@ -119,11 +149,22 @@ pub fn plan<N: Borrow<Node>, P: Borrow<Pod>>(
             (t.key == TAINT_NODE_NOT_READY || t.key == TAINT_NODE_UNREACHABLE)
                 && (t.effect == TAINT_EFFECT_NO_SCHEDULE || t.effect == TAINT_EFFECT_NO_EXECUTE)
         };
+        let unschedulable =
+            |t: &Taint| t.key == TAINT_NODE_UNSCHEDULABLE && t.effect == TAINT_EFFECT_NO_SCHEDULE;
         let mut desired: Vec<Taint> = current
             .iter()
             .filter(|t| !lifecycle(t) || Some(t.key.as_str()) == want_key)
+            .filter(|t| cordoned || !unschedulable(t))
             .cloned()
             .collect();
+        if cordoned && !desired.iter().any(unschedulable) {
+            desired.push(Taint {
+                key: TAINT_NODE_UNSCHEDULABLE.to_string(),
+                effect: TAINT_EFFECT_NO_SCHEDULE.to_string(),
+                value: None,
+                time_added: None,
+            });
+        }
         if let Some(key) = want_key {
             for effect in [TAINT_EFFECT_NO_SCHEDULE, TAINT_EFFECT_NO_EXECUTE] {
                 if !desired.iter().any(|t| t.key == key && t.effect == effect) {
@@ -158,12 +199,20 @@ pub fn plan<N: Borrow<Node>, P: Borrow<Pod>>(
         let Some(node) = spec.node_name.as_deref() else {
             continue;
         };
-        let Some(taints) = tainted.get(node) else {
-            continue;
-        };
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
+        if unready.contains(node) && pod_ready(pod) {
+            actions.push(Action::MarkPodNotReady {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                uid: pod.metadata.uid.clone().unwrap_or_default(),
+                node: node.to_string(),
+            });
+        }
+        let Some(taints) = tainted.get(node) else {
+            continue;
+        };
         let tolerations = spec.tolerations.clone().unwrap_or_default();
         // The earliest moment any taint stops being tolerated; None = tolerated forever.
         let mut evict_at: Option<i64> = None;
@@ -317,6 +366,109 @@ mod tests {
                 .iter()
                 .any(|a| matches!(a, Action::Evict { name, .. } if name == "patient"))
         );
+    }
+
+    /// A pod with the Ready condition of the given status.
+    fn with_ready(mut p: Pod, status: &str) -> Pod {
+        p.status = serde_json::from_value(json!({ "conditions": [
+            { "type": "Initialized", "status": "True" }, { "type": "Ready", "status": status } ] }))
+        .expect("status");
+        p
+    }
+
+    #[test]
+    fn pods_on_a_node_that_is_not_ready_are_marked_not_ready() {
+        let leases = HashMap::from([("up".to_string(), at(100))]);
+        let tolerate_all = json!([{ "operator": "Exists" }]);
+        let nodes = [
+            node("up", "True", 100, json!([])),
+            node("silent", "True", 0, json!([])),
+            node("sick", "False", 100, json!([])),
+        ];
+        let mut leaving = with_ready(pod("leaving", "silent", tolerate_all.clone()), "True");
+        leaving.metadata.deletion_timestamp = Some(Time(at(90)));
+        let pods = [
+            with_ready(pod("fine", "up", tolerate_all.clone()), "True"),
+            with_ready(pod("lost", "silent", tolerate_all.clone()), "True"),
+            with_ready(pod("ill", "sick", tolerate_all.clone()), "True"),
+            with_ready(pod("marked", "silent", tolerate_all.clone()), "False"),
+            leaving,
+        ];
+        let (actions, _) = plan(&nodes, &leases, &pods, at(110), GRACE);
+        let marked: Vec<(&str, &str)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::MarkPodNotReady {
+                    name, node, uid, ..
+                } => {
+                    assert_eq!(*uid, format!("{name}-uid"));
+                    Some((name.as_str(), node.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(marked, [("lost", "silent"), ("ill", "sick")]);
+        // Tolerating everything, none of them is evicted.
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Evict { .. })),
+            "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn a_cordoned_node_carries_the_unschedulable_taint_until_uncordoned() {
+        let leases = HashMap::from([("n".to_string(), at(100))]);
+        let mut cordoned = node(
+            "n",
+            "True",
+            100,
+            json!([{ "key": "dedicated", "effect": "NoSchedule" }]),
+        );
+        cordoned
+            .spec
+            .get_or_insert_with(Default::default)
+            .unschedulable = Some(true);
+        let (actions, _) = plan(
+            std::slice::from_ref(&cordoned),
+            &leases,
+            &[] as &[Pod],
+            at(110),
+            GRACE,
+        );
+        let Some(Action::SetTaints { taints, .. }) = actions.first() else {
+            panic!("{actions:?}")
+        };
+        let keys: Vec<(&str, &str, bool)> = taints
+            .iter()
+            .map(|t| (t.key.as_str(), t.effect.as_str(), t.time_added.is_some()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("dedicated", "NoSchedule", false),
+                (TAINT_NODE_UNSCHEDULABLE, "NoSchedule", false)
+            ]
+        );
+        // Once it has the taint, nothing more; uncordoned, it loses it (and only it).
+        cordoned.spec.get_or_insert_with(Default::default).taints = Some(taints.clone());
+        let (again, _) = plan(
+            std::slice::from_ref(&cordoned),
+            &leases,
+            &[] as &[Pod],
+            at(111),
+            GRACE,
+        );
+        assert!(again.is_empty(), "{again:?}");
+        cordoned
+            .spec
+            .get_or_insert_with(Default::default)
+            .unschedulable = None;
+        let (uncordoned, _) = plan(&[cordoned], &leases, &[] as &[Pod], at(112), GRACE);
+        let Some(Action::SetTaints { taints, .. }) = uncordoned.first() else {
+            panic!("{uncordoned:?}")
+        };
+        assert_eq!(taints.len(), 1);
+        assert_eq!(taints[0].key, "dedicated");
     }
 
     #[test]

@@ -21,6 +21,9 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (&'static str, &'static str,
     match sub {
         "eviction" => ("policy", "v1", "Eviction"),
         "binding" => ("", "v1", "Binding"),
+        "exec" => ("", "v1", "PodExecOptions"),
+        "attach" => ("", "v1", "PodAttachOptions"),
+        "portforward" => ("", "v1", "PodPortForwardOptions"),
         _ => (r.group, r.version, r.kind),
     }
 }
@@ -30,6 +33,7 @@ fn subresource_verbs(sub: &str) -> Vec<&'static str> {
         "status" | "approval" => vec!["get", "patch", "update"],
         "binding" | "eviction" => vec!["create"],
         "log" => vec!["get"],
+        "exec" | "attach" | "portforward" => vec!["create", "get"],
         "finalize" => vec!["update"],
         _ => vec![],
     }

@@ -412,8 +412,62 @@ fn authorize(
     auth::authorize(user, &attrs, &facts).map_err(ApiError::forbidden)
 }
 
+/// A resource request; asked for YAML (`Accept: application/yaml`), the JSON answer in
+/// YAML, as kube-apiserver serves it (a watch cannot be: 406).
 #[allow(clippy::too_many_arguments)]
 async fn resource(
+    st: &Arc<ServerState>,
+    user: &User,
+    method: &Method,
+    headers: &HeaderMap,
+    t: Target,
+    q: HashMap<String, String>,
+    accept: Option<&str>,
+    body: Body,
+) -> ApiResult<Response> {
+    if !request::wants_yaml(accept) {
+        return resource_as(st, user, method, headers, t, q, accept, body).await;
+    }
+    if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        return Err(ApiError::not_acceptable());
+    }
+    let json = "application/json";
+    let answer = resource_as(st, user, method, headers, t, q, Some(json), body).await?;
+    Ok(as_yaml(answer).await)
+}
+
+/// A JSON response's body in YAML (anything else as it is).
+async fn as_yaml(r: Response) -> Response {
+    let is_json = r
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_json {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let yaml = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_saphyr::to_string(&v).map_err(|e| e.to_string())),
+        Err(e) => Err(e.to_string()),
+    };
+    match yaml {
+        Ok(text) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            parts.headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
+            Response::from_parts(parts, Body::from(text))
+        }
+        Err(e) => ApiError::internal(format!("encoding the answer as YAML: {e}")).into_response(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource_as(
     st: &Arc<ServerState>,
     user: &User,
     method: &Method,
@@ -479,6 +533,26 @@ async fn resource(
         }
         (Method::GET, Some(n), Some("log")) => {
             crate::logs::pod_logs(st, ns.unwrap_or(""), n, &q).await
+        }
+        (Method::GET | Method::POST, Some(n), Some(sub @ ("exec" | "attach" | "portforward"))) => {
+            let pod = reg.get(res, ns, n)?;
+            let node = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if node.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "pod \"{n}\" is not bound to a node yet"
+                )));
+            }
+            let what = match sub {
+                "exec" => "run commands in",
+                "attach" => "attach to",
+                _ => "forward ports to",
+            };
+            Err(ApiError::bad_request(format!(
+                "pod \"{n}\" runs on node \"{node}\", and everynode's node agents do not {what} containers"
+            )))
         }
         (Method::POST, None, None) => {
             let mode = field_validation(&q)?;

@@ -152,6 +152,15 @@ pub enum Output {
     PartialMetadata,
 }
 
+/// Whether the first media range of an Accept header asks for YAML (served as the JSON
+/// answer converted; see `handlers::resource`).
+pub fn wants_yaml(accept: Option<&str>) -> bool {
+    accept
+        .and_then(|a| a.split(',').next())
+        .map(|range| range.split(';').next().unwrap_or("").trim())
+        .is_some_and(|mt| mt.eq_ignore_ascii_case("application/yaml"))
+}
+
 /// Content negotiation the way kube-apiserver does it for a JSON-only server: the first
 /// acceptable media range wins; a missing header means JSON; nothing acceptable is 406.
 pub fn negotiate(accept: Option<&str>) -> ApiResult<Output> {

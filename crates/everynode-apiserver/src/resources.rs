@@ -134,7 +134,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res!("", "v1", "Node", "nodes", "node", namespaced: false, short: ["no"], categories: [], sub: ["status"],
          generation: false, strategy: Strategy::Node, storage: "minions", schema: "io.k8s.api.core.v1.Node"),
     res!("", "v1", "Pod", "pods", "pod", namespaced: true, short: ["po"], categories: ["all"],
-         sub: ["status", "binding", "eviction", "log"], generation: false, strategy: Strategy::Pod, storage: "pods",
+         sub: ["status", "binding", "eviction", "log", "exec", "attach", "portforward"], generation: false, strategy: Strategy::Pod, storage: "pods",
          schema: "io.k8s.api.core.v1.Pod"),
     res!("", "v1", "Event", "events", "event", namespaced: true, short: ["ev"], categories: [], sub: [],
          generation: false, strategy: Strategy::Event, storage: "events", schema: "io.k8s.api.core.v1.Event"),

@@ -686,3 +686,37 @@ spec:
         !out.contains("node.kubernetes.io/unschedulable")
     });
 }
+
+/// exec, attach and port-forward reach the server (discovery lists the subresources)
+/// and say why they cannot work, instead of a bare NotFound.
+#[test]
+fn exec_attach_and_port_forward_say_why_they_cannot() {
+    let s = Server::up(2);
+    s.ok(&["run", "p", "--image=nginx"]);
+    s.eventually(
+        "the pod running",
+        &["get", "pod", "p", "-o", "jsonpath={.status.phase}"],
+        |out| out == "Running",
+    );
+    let node = s.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.nodeName}"]);
+    for (args, what) in [
+        (&["exec", "p", "--", "ls"][..], "run commands in"),
+        (&["attach", "p"][..], "attach to"),
+        (&["port-forward", "p", "18080:80"][..], "forward ports to"),
+    ] {
+        let err = s.fails(args);
+        let want = format!(
+            "pod \"p\" runs on node \"{node}\", and everynode's node agents do not {what} containers"
+        );
+        assert!(err.contains(&want), "{args:?}: {err}");
+    }
+    let err = s.fails(&["exec", "nope", "--", "ls"]);
+    assert!(err.contains("pods \"nope\" not found"), "{err}");
+    let subs = s.ok(&["get", "--raw", "/api/v1"]);
+    for sub in ["pods/exec", "pods/attach", "pods/portforward"] {
+        assert!(
+            subs.contains(&format!("\"name\":\"{sub}\"")),
+            "{sub}: {subs}"
+        );
+    }
+}

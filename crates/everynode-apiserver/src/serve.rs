@@ -95,6 +95,10 @@ pub fn certificate_identity(der: &[u8]) -> Option<crate::auth::User> {
 }
 
 /// Accepts TLS connections on `listener` until `shutdown` flips to true.
+/// What a plain-HTTP request to the TLS port gets (Go's `net/http` words it so).
+const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -125,6 +129,20 @@ pub async fn serve_tls(
         let app = app.clone();
         let mut sd = per_conn.clone();
         tokio::spawn(async move {
+            let mut tcp = tcp;
+            // A TLS connection opens with a handshake record (0x16); plain HTTP with a
+            // method's letters. Answer the latter as Go's servers do, readably.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0].is_ascii_uppercase() => {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = tcp.write_all(PLAIN_HTTP_ANSWER).await;
+                    let _ = tcp.shutdown().await;
+                    return;
+                }
+                Ok(Ok(1)) => {}
+                _ => return,
+            }
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 _ => return,

@@ -515,6 +515,30 @@ fn unauthenticated_requests_get_401() {
             .trim(),
         "ok"
     );
+    // Plain HTTP to the TLS port gets a readable 400, as from a Go server.
+    let kubeconfig = std::fs::read_to_string(&s.kubeconfig).expect("kubeconfig");
+    let addr = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("server address")
+        .trim_end_matches('/')
+        .to_string();
+    let mut tcp = std::net::TcpStream::connect(&addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    std::io::Write::write_all(&mut tcp, b"GET /api HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut tcp, &mut answer).expect("read");
+    assert!(
+        answer.starts_with("HTTP/1.0 400 Bad Request")
+            && answer.ends_with("Client sent an HTTP request to an HTTPS server.\n"),
+        "{answer}"
+    );
+    // The server still speaks TLS.
+    assert!(
+        s.ok(&["get", "ns", "default", "-o", "name"])
+            .contains("namespace/default")
+    );
 }
 
 #[test]

@@ -406,6 +406,26 @@ pub trait Facts {
     fn secret_used_by(&self, node: &str) -> bool;
 }
 
+/// Whether `user` may `verb` the non-resource `path`: the administrator anything, any
+/// other user what Kubernetes' default roles give every authenticated user (discovery,
+/// OpenAPI, version and health, read only).
+pub fn authorize_non_resource(user: &User, verb: &str, path: &str) -> Result<(), String> {
+    if user.is_admin() {
+        return Ok(());
+    }
+    let open = [
+        "/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz",
+    ];
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    if verb == "get" && open.iter().any(|p| under(p)) {
+        return Ok(());
+    }
+    Err(format!(
+        "User \"{}\" cannot {verb} path \"{path}\"",
+        user.name
+    ))
+}
+
 /// Whether `user` may make the request `a`; the error is the Forbidden message.
 pub fn authorize(user: &User, a: &Attributes<'_>, facts: &dyn Facts) -> Result<(), String> {
     if user.is_admin() {

@@ -45,9 +45,68 @@ pub fn api_versions() -> Value {
             "serverAddressByClientCIDRs": [{ "clientCIDR": "0.0.0.0/0", "serverAddress": "" }] })
 }
 
+/// A create-only endpoint that stores nothing: what `kubectl auth whoami` and
+/// `kubectl auth can-i` post (answered by `handlers::review`).
+#[derive(Debug)]
+pub struct Review {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+}
+
+pub static REVIEWS: &[Review] = &[
+    Review {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectAccessReview",
+        plural: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectRulesReview",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+    },
+];
+
+/// The review at `/apis/GROUP/VERSION/PLURAL`, if any.
+pub fn review(group: &str, version: &str, plural: &str) -> Option<&'static Review> {
+    REVIEWS
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Every group/version served: the resources' and the reviews'.
+fn all_groups() -> Vec<(&'static str, &'static str)> {
+    let mut out = resources::groups();
+    for r in REVIEWS {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+fn reviews_in<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Review> + 'a {
+    REVIEWS
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
+
 /// `GET /apis`, legacy form.
 pub fn api_groups() -> Value {
-    let groups: Vec<Value> = resources::groups()
+    let groups: Vec<Value> = all_groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, v)| {
@@ -60,7 +119,7 @@ pub fn api_groups() -> Value {
 
 /// `GET /apis/<group>` (the group alone).
 pub fn api_group(group: &str) -> Option<Value> {
-    let (g, v) = resources::groups()
+    let (g, v) = all_groups()
         .into_iter()
         .find(|(g, _)| *g == group && !g.is_empty())?;
     let gv = json!({ "groupVersion": format!("{g}/{v}"), "version": v });
@@ -72,10 +131,15 @@ pub fn api_group(group: &str) -> Option<Value> {
 /// `GET /api/v1` or `/apis/<g>/<v>`: the legacy APIResourceList.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let rs: Vec<&ResourceInfo> = resources::in_group_version(group, version).collect();
-    if rs.is_empty() {
+    if rs.is_empty() && reviews_in(group, version).next().is_none() {
         return None;
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Value> = reviews_in(group, version)
+        .map(|r| {
+            json!({ "name": r.plural, "singularName": r.singular, "namespaced": false,
+                    "kind": r.kind, "verbs": ["create"] })
+        })
+        .collect();
     for r in rs {
         let mut e = json!({
             "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
@@ -140,11 +204,16 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 /// Aggregated discovery for the core group (`core` true, served on `/api`) or for the
 /// named groups (`/apis`). `version` is "v2" or "v2beta1".
 pub fn aggregated(core: bool, version: &str) -> Value {
-    let items: Vec<Value> = resources::groups()
+    let items: Vec<Value> = all_groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(g, v)| {
-            let rs: Vec<Value> = resources::in_group_version(g, v).map(aggregated_resource).collect();
+            let mut rs: Vec<Value> = resources::in_group_version(g, v).map(aggregated_resource).collect();
+            rs.extend(reviews_in(g, v).map(|r| {
+                json!({ "resource": r.plural, "singularResource": r.singular, "scope": "Cluster",
+                        "responseKind": { "group": r.group, "version": r.version, "kind": r.kind },
+                        "verbs": ["create"] })
+            }));
             let mut meta = json!({ "creationTimestamp": null });
             if !g.is_empty() {
                 meta["name"] = json!(g);

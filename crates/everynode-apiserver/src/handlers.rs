@@ -120,8 +120,130 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
             )
             .await
         }
+        Route::Review(r) => review(&st, &user, &parts.method, &parts.headers, r, body).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `kubectl auth whoami` (a SelfSubjectReview: who the server takes the caller for) and
+/// `kubectl auth can-i` (a SelfSubjectAccessReview: whether the caller may do what the
+/// spec describes, decided by the same authorizer as real requests). Nothing is stored.
+async fn review(
+    st: &ServerState,
+    user: &User,
+    method: &Method,
+    headers: &HeaderMap,
+    r: &discovery::Review,
+    body: Body,
+) -> ApiResult<Response> {
+    if *method != Method::POST {
+        return Err(ApiError::method_not_routed());
+    }
+    let media = media_type(
+        headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut obj = decode_body(&media, &read_body(body).await?)?;
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: the body must be a JSON object",
+            r.kind, r.version, r.kind
+        )));
+    }
+    obj["apiVersion"] = json!(format!("{}/{}", r.group, r.version));
+    obj["kind"] = json!(r.kind);
+    obj["metadata"] = json!({ "creationTimestamp": null });
+    obj["status"] = match r.kind {
+        "SelfSubjectReview" => {
+            json!({ "userInfo": { "username": user.name, "groups": user.groups } })
+        }
+        // The administrator may do anything; other users' permissions depend on the
+        // objects (a node's on the pods bound to it), which rules cannot list.
+        "SelfSubjectRulesReview" if user.is_admin() => json!({
+            "resourceRules": [{ "verbs": ["*"], "apiGroups": ["*"], "resources": ["*"] }],
+            "nonResourceRules": [{ "verbs": ["*"], "nonResourceURLs": ["*"] }],
+            "incomplete": false,
+        }),
+        "SelfSubjectRulesReview" => json!({
+            "resourceRules": [], "nonResourceRules": [], "incomplete": true,
+            "evaluationError": "this user's permissions depend on the objects they name; ask for one with `kubectl auth can-i VERB RESOURCE`",
+        }),
+        _ => access_review(st, user, obj.get("spec").unwrap_or(&Value::Null))?,
+    };
+    Ok(json_response(StatusCode::CREATED, &obj))
+}
+
+/// The status of a SelfSubjectAccessReview whose spec is `spec`.
+fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value> {
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let verdict = if let Some(ra) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
+        let (verb, group, resource) = (text(ra, "verb"), text(ra, "group"), text(ra, "resource"));
+        let (sub, namespace, name) = (
+            text(ra, "subresource"),
+            text(ra, "namespace"),
+            text(ra, "name"),
+        );
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        fn some(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        let attrs = auth::Attributes {
+            verb: &verb,
+            group: &group,
+            resource: &resource,
+            subresource: some(&sub),
+            namespace: some(&namespace),
+            name: some(&name),
+        };
+        // The facts the node authorizer asks for (where a pod is bound, who uses a
+        // Secret) come from the store, for the object the review names.
+        let known = resources::RESOURCES
+            .iter()
+            .find(|r| r.group == group && r.plural == resource);
+        match known {
+            Some(res) => {
+                let t = Target {
+                    res,
+                    namespace: opt(&namespace),
+                    name: opt(&name),
+                    subresource: opt(&sub),
+                };
+                let facts = StoreFacts {
+                    st,
+                    t: &t,
+                    ns: t.namespace.as_deref(),
+                };
+                auth::authorize(user, &attrs, &facts)
+            }
+            None => auth::authorize(user, &attrs, &NoFacts),
+        }
+    } else if let Some(nra) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
+        auth::authorize_non_resource(user, &text(nra, "verb"), &text(nra, "path"))
+    } else {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        ));
+    };
+    Ok(match verdict {
+        Ok(()) => json!({ "allowed": true }),
+        Err(reason) => json!({ "allowed": false, "reason": reason }),
+    })
+}
+
+/// Facts about an object the server does not serve: nothing is bound, nothing used.
+struct NoFacts;
+
+impl auth::Facts for NoFacts {
+    fn pod_binding(&self) -> auth::PodBinding {
+        auth::PodBinding::Missing
+    }
+
+    fn secret_used_by(&self, _node: &str) -> bool {
+        false
+    }
 }
 
 /// Who sent the request: a verified client certificate, a static or bootstrap bearer

@@ -180,6 +180,21 @@ static KINDS: &[(&str, Option<&[&str]>, &Msg)] = &[
         Some(&["certificates.k8s.io/v1"]),
         &CSR,
     ),
+    (
+        "SelfSubjectAccessReview",
+        Some(&["authorization.k8s.io/v1"]),
+        &SELF_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "SelfSubjectReview",
+        Some(&["authentication.k8s.io/v1"]),
+        &SELF_SUBJECT_REVIEW,
+    ),
+    (
+        "SelfSubjectRulesReview",
+        Some(&["authorization.k8s.io/v1"]),
+        &SELF_SUBJECT_RULES_REVIEW,
+    ),
 ];
 
 /// Shortens a client-chosen string before it is echoed in an error.
@@ -594,6 +609,57 @@ static CSR_CONDITION: Msg = Msg {
         opt(4, "lastUpdateTime", Time),
         opt(5, "lastTransitionTime", Time),
     ],
+};
+
+// authorization/v1, authentication/v1: what `kubectl auth can-i` and `whoami` send --------
+
+static SELF_SUBJECT_ACCESS_REVIEW: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        opt(2, "spec", Ty::Msg(&SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+    ],
+};
+
+static SELF_SUBJECT_ACCESS_REVIEW_SPEC: Msg = Msg {
+    fields: &[
+        ptr(1, "resourceAttributes", Ty::Msg(&RESOURCE_ATTRIBUTES)),
+        ptr(
+            2,
+            "nonResourceAttributes",
+            Ty::Msg(&NON_RESOURCE_ATTRIBUTES),
+        ),
+    ],
+};
+
+static RESOURCE_ATTRIBUTES: Msg = Msg {
+    fields: &[
+        opt(1, "namespace", Str),
+        opt(2, "verb", Str),
+        opt(3, "group", Str),
+        opt(4, "version", Str),
+        opt(5, "resource", Str),
+        opt(6, "subresource", Str),
+        opt(7, "name", Str),
+    ],
+};
+
+static NON_RESOURCE_ATTRIBUTES: Msg = Msg {
+    fields: &[opt(1, "path", Str), opt(2, "verb", Str)],
+};
+
+static SELF_SUBJECT_RULES_REVIEW: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        opt(2, "spec", Ty::Msg(&SELF_SUBJECT_RULES_REVIEW_SPEC)),
+    ],
+};
+
+static SELF_SUBJECT_RULES_REVIEW_SPEC: Msg = Msg {
+    fields: &[opt(1, "namespace", Str)],
+};
+
+static SELF_SUBJECT_REVIEW: Msg = Msg {
+    fields: &[opt(1, "metadata", Ty::Msg(&OBJECT_META))],
 };
 
 // policy/v1 ------------------------------------------------------------------------------

@@ -32,11 +32,18 @@ pub enum Route {
     Health(String),
     ApiVersions,
     ApiGroups,
-    GroupVersion { group: String, version: String },
+    GroupVersion {
+        group: String,
+        version: String,
+    },
     OpenApiV2,
     OpenApiV3Index,
-    OpenApiV3 { path: String },
+    OpenApiV3 {
+        path: String,
+    },
     Resource(Target),
+    /// A create-only review (`kubectl auth whoami`, `kubectl auth can-i`).
+    Review(&'static crate::discovery::Review),
     Metrics,
     NotFound,
 }
@@ -90,6 +97,11 @@ pub fn parse_path(path: &str) -> Route {
     }
     if rest.iter().any(|s| !valid_segment(s)) {
         return Route::NotFound;
+    }
+    if let [plural] = rest
+        && let Some(r) = crate::discovery::review(group, version, plural)
+    {
+        return Route::Review(r);
     }
     let target =
         |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| -> Route {

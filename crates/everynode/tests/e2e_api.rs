@@ -496,6 +496,33 @@ fn api_resources_and_explain() {
 }
 
 #[test]
+fn kubectl_auth_whoami_and_can_i() {
+    let s = Server::start();
+    let who = rows(&s.ok(&["auth", "whoami"]));
+    assert_eq!(who[0], ["ATTRIBUTE", "VALUE"]);
+    assert_eq!(who[1], ["Username", "admin"]);
+    assert_eq!(who[2][0], "Groups");
+    assert_eq!(
+        s.ok(&["auth", "can-i", "create", "daemonsets.apps"]).trim(),
+        "yes"
+    );
+    assert_eq!(s.ok(&["auth", "can-i", "get", "/healthz"]).trim(), "yes");
+    let list = rows(&s.ok(&["auth", "can-i", "--list"]));
+    assert_eq!(
+        list[0],
+        [
+            "Resources",
+            "Non-Resource",
+            "URLs",
+            "Resource",
+            "Names",
+            "Verbs"
+        ]
+    );
+    assert_eq!(list[1], ["*.*", "[]", "[]", "[*]"]);
+}
+
+#[test]
 fn unauthenticated_requests_get_401() {
     let s = Server::start();
     let err = s.fails(&["--token", "not-the-token", "get", "pods"]);

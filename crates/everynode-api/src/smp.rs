@@ -270,6 +270,41 @@ fn field_meta(ty: Ty, field: &str) -> FieldMeta {
     }
 }
 
+/// A place in an object's schema, for walking it field by field with the list rules
+/// strategic merge uses (server-side apply's field sets follow the same keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position(Ty);
+
+/// How a field's value is merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListRule {
+    /// Not a list with merge semantics: a map merges, a list is replaced as a whole.
+    Plain,
+    /// A list whose items are matched by this key.
+    Keyed(&'static str),
+    /// A list of primitives merged as a set.
+    Set,
+}
+
+impl Position {
+    /// The top of an object of `kind`.
+    pub fn root(kind: &str) -> Position {
+        Position(root_type(kind))
+    }
+
+    /// Field `name` of an object at this position: how its value merges, and the
+    /// position of the value (of its items, for a list).
+    pub fn field(self, name: &str) -> (ListRule, Position) {
+        let meta = field_meta(self.0, name);
+        let rule = match (meta.merge, meta.key) {
+            (true, Some(k)) => ListRule::Keyed(k),
+            (true, None) => ListRule::Set,
+            (false, _) => ListRule::Plain,
+        };
+        (rule, Position(meta.child))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Go value model helpers
 // ---------------------------------------------------------------------------------------

@@ -105,6 +105,11 @@ impl ApiError {
         .with_details(Self::resource_details(res, name))
     }
 
+    /// 409 with field causes (a server-side apply's ownership conflicts).
+    pub fn conflict_with_causes(message: String, causes: Vec<Value>) -> Self {
+        Self::new(409, "Conflict", message).with_details(json!({ "causes": causes }))
+    }
+
     pub fn stale(res: &ResourceInfo, name: &str) -> Self {
         Self::conflict(
             res,

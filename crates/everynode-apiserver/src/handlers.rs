@@ -692,6 +692,7 @@ async fn resource_as(
                     obj,
                     &WriteOptions {
                         dry_run: dry_run(&q),
+                        manager: None,
                     },
                 )
                 .await?;
@@ -750,6 +751,7 @@ async fn resource_as(
                     part,
                     &WriteOptions {
                         dry_run: dry_run(&q),
+                        manager: Some(manager(&q, headers, None)),
                     },
                     |old| {
                         if res.strategy == Strategy::Node {
@@ -789,8 +791,13 @@ async fn resource_as(
                 Some(_) => Part::Status,
                 None => Part::Main,
             };
+            let applied = (kind == PatchType::Apply).then(|| crate::managed::Applied {
+                config: patch_body.clone(),
+                force: q.get("force").is_some_and(|f| f == "true"),
+            });
             let opts = WriteOptions {
                 dry_run: dry_run(&q),
+                manager: Some(manager(&q, headers, applied)),
             };
             let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
             // A patch is a precondition on resourceVersion only if it sets one itself; the
@@ -910,6 +917,29 @@ async fn resource_as(
             Err(ApiError::method_not_allowed(action, res.kind))
         }
     }
+}
+
+/// Who a write is by, for field ownership: `?fieldManager`, else the client's
+/// User-Agent up to its first `/` (as kube-apiserver defaults it).
+fn manager(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    apply: Option<crate::managed::Applied>,
+) -> crate::managed::Manager {
+    let name = q
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .or_else(|| {
+            headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into());
+    crate::managed::Manager { name, apply }
 }
 
 fn d_orphan_false(o: &DeleteOptions) -> bool {

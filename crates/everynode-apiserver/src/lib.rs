@@ -20,6 +20,7 @@ pub mod error;
 pub mod handlers;
 pub mod list;
 pub mod logs;
+pub mod managed;
 pub mod namespaces;
 pub mod openapi;
 pub mod patch;

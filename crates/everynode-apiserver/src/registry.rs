@@ -62,6 +62,9 @@ pub enum Part {
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// Who writes, for field ownership (`managed`); `None` leaves `managedFields` as
+    /// they are.
+    pub manager: Option<crate::managed::Manager>,
 }
 
 /// Delete options (from the body or the query).
@@ -413,7 +416,16 @@ fn keep_system_fields(new: &mut Value, old: &Value) {
             }
         }
     }
-    nm.remove("managedFields");
+    // Field ownership carries over; `managed::after_admission` rewrites it for the
+    // writes it tracks.
+    match om.get("managedFields") {
+        Some(v) => {
+            nm.insert("managedFields".into(), v.clone());
+        }
+        None => {
+            nm.remove("managedFields");
+        }
+    }
     nm.remove("selfLink");
 }
 
@@ -585,6 +597,18 @@ impl Registry {
         if !errs.is_empty() {
             return Err(ApiError::invalid(res, &name, &errs));
         }
+        // A server-side apply that creates: the applier owns what it applied.
+        if let Some(m) = opts.manager.as_ref().filter(|m| m.apply.is_some()) {
+            match &mut obj {
+                strategy::Admitted::Json(v) => crate::managed::after_admission(res, None, v, m),
+                strategy::Admitted::Pod(p) => {
+                    let mut v = json!({ "metadata": {} });
+                    crate::managed::after_admission(res, None, &mut v, m);
+                    p.metadata.managed_fields =
+                        serde_json::from_value(v["metadata"]["managedFields"].take()).ok();
+                }
+            }
+        }
         if res.namespaced
             && let Some(ns) = ns
         {
@@ -704,6 +728,10 @@ impl Registry {
             {
                 return Err(ApiError::stale(res, name));
             }
+            let manager = opts.manager.as_ref().filter(|_| part == Part::Main);
+            if let Some(m) = manager {
+                crate::managed::before_defaults(res, &old, &mut new, m)?;
+            }
             keep_system_fields(&mut new, &old);
             strategy::normalize_and_default(res, &mut new)?;
             match part {
@@ -711,6 +739,9 @@ impl Registry {
                 Part::Status => strategy::prepare_status_update(res, &mut new, &old),
                 Part::Approval => strategy::prepare_approval_update(&mut new, &old),
                 Part::System => {}
+            }
+            if let Some(m) = manager {
+                crate::managed::after_admission(res, Some(&old), &mut new, m);
             }
             let errs = match part {
                 Part::Main => strategy::validate_update(res, &new, &old)?,

@@ -495,6 +495,81 @@ fn api_resources_and_explain() {
     }
 }
 
+/// Server-side apply tracks who owns which fields: another manager's different value is
+/// a conflict until forced, and what an applier stops applying is removed.
+#[test]
+fn server_side_apply_owns_conflicts_and_removes_fields() {
+    let s = Server::start();
+    let manifest = |image: &str, extras: bool| {
+        let (tier, selector) = if extras {
+            (
+                ", tier: web",
+                "\n      nodeSelector: {kubernetes.io/os: linux}",
+            )
+        } else {
+            ("", "")
+        };
+        format!(
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {{name: ssa, labels: {{app: ssa{tier}}}}}\nspec:\n  selector: {{matchLabels: {{app: ssa}}}}\n  template:\n    metadata: {{labels: {{app: ssa}}}}\n    spec:{selector}\n      containers: [{{name: c, image: \"{image}\"}}]\n"
+        )
+    };
+    let apply = |yaml: &str, extra: &[&str]| {
+        let mut args = vec!["apply", "--server-side", "-f", "-"];
+        args.extend_from_slice(extra);
+        s.with_stdin(&args, yaml)
+    };
+    let show = |s: &Server| {
+        s.ok(&[
+            "get",
+            "ds",
+            "ssa",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.nodeSelector} {.metadata.labels}",
+        ])
+    };
+    for _ in 0..2 {
+        let o = apply(&manifest("nginx:1.27", true), &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("daemonset.apps/ssa serverside-applied")
+        );
+    }
+    let managers = s.ok(&[
+        "get",
+        "ds",
+        "ssa",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}:{.operation} {end}",
+    ]);
+    assert_eq!(managers.trim(), "kubectl:Apply");
+
+    // Another applier with another image: a conflict naming the field and its owner.
+    let o = apply(&manifest("nginx:1.28", true), &["--field-manager=other"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.template.spec.containers[name=\"c\"].image"),
+        "{err}"
+    );
+    // An update takes the field over; applying the old value conflicts with it now.
+    s.ok(&["set", "image", "ds/ssa", "c=nginx:1.29"]);
+    let o = apply(&manifest("nginx:1.27", true), &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("conflict with \"kubectl-set\""), "{err}");
+    assert!(show(&s).starts_with("nginx:1.29 "), "{}", show(&s));
+    let o = apply(&manifest("nginx:1.27", true), &["--force-conflicts"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        show(&s),
+        r#"nginx:1.27 {"kubernetes.io/os":"linux"} {"app":"ssa","tier":"web"}"#
+    );
+    // Fields the applier no longer applies, and nobody else owns, go.
+    let o = apply(&manifest("nginx:1.27", false), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(show(&s), r#"nginx:1.27  {"app":"ssa"}"#);
+}
+
 #[test]
 fn kubectl_auth_whoami_and_can_i() {
     let s = Server::start();

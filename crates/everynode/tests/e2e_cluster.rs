@@ -610,16 +610,23 @@ spec:
         &["get", "ds", "everywhere"],
         counts(["2", "2", "2", "2", "2"]),
     );
-    let ready_on_node1 = [
-        "get",
-        "po",
-        "-l",
-        "app=everywhere",
-        "--field-selector",
-        "spec.nodeName=node1",
-        "-o",
-        "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-    ];
+    // `kubectl get` of the daemon pod on node1, printing `jsonpath`.
+    let on_node1 = |jsonpath: &str| -> Vec<String> {
+        [
+            "get",
+            "po",
+            "-l",
+            "app=everywhere",
+            "--field-selector",
+            "spec.nodeName=node1",
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let ready = on_node1("{.items[*].status.conditions[?(@.type==\"Ready\")].status}");
+    let ready_on_node1: Vec<&str> = ready.iter().map(String::as_str).collect();
     assert_eq!(s.ok(&ready_on_node1).trim(), "True");
 
     let o = s.everynode(&["node", "stop", "node1"]);
@@ -632,16 +639,8 @@ spec:
         &["get", "ds", "everywhere"],
         counts(["2", "2", "1", "2", "1"]),
     );
-    let pod = s.ok(&[
-        "get",
-        "po",
-        "-l",
-        "app=everywhere",
-        "--field-selector",
-        "spec.nodeName=node1",
-        "-o",
-        "jsonpath={.items[0].metadata.name}",
-    ]);
+    let name = on_node1("{.items[0].metadata.name}");
+    let pod = s.ok(&name.iter().map(String::as_str).collect::<Vec<_>>());
     s.eventually(
         "a NodeNotReady event on the pod",
         &[

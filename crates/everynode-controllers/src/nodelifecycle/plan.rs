@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use everynode_api::scheduling::{
     TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, TAINT_NODE_NOT_READY,
-    TAINT_NODE_UNREACHABLE, TAINT_NODE_UNSCHEDULABLE, toleration_tolerates_taint,
+    TAINT_NODE_UNREACHABLE, TAINT_NODE_UNSCHEDULABLE, is_pod_ready, toleration_tolerates_taint,
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
@@ -59,15 +59,6 @@ fn ready_status(node: &Node) -> Option<&str> {
         .iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| c.status.as_str())
-}
-
-/// Whether the pod's Ready condition is True.
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
 }
 
 fn last_heartbeat(node: &Node, lease_renew: Option<Timestamp>) -> Option<Timestamp> {
@@ -202,7 +193,7 @@ pub fn plan<N: Borrow<Node>, P: Borrow<Pod>>(
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        if unready.contains(node) && pod_ready(pod) {
+        if unready.contains(node) && is_pod_ready(pod) {
             actions.push(Action::MarkPodNotReady {
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 name: pod.metadata.name.clone().unwrap_or_default(),

@@ -1,0 +1,635 @@
+//! Field ownership for server-side apply (`metadata.managedFields`).
+//!
+//! Each manager (`fieldManager`, with the operation `Apply` or `Update`) owns a set of
+//! fields in the FieldsV1 form: `f:name` a field, `k:{"name":"c"}` a list item matched by
+//! its merge key, `v:"x"` an item of a list of primitives merged as a set, `"."` the item
+//! itself, `{}` a leaf. An apply owns exactly the fields of the configuration it sent;
+//! a field another manager owns with a different value is a conflict (409, unless
+//! `force=true` takes it over); a field the applier applied last time and no longer
+//! does is removed, unless another manager owns it. An update by a manager takes the
+//! fields it changed from everyone else.
+//!
+//! Tracking starts with an object's first apply: writes to objects no one ever applied
+//! leave `managedFields` absent (they would cost every status write and every pod
+//! create a field-set computation for nothing an applier could use). Status writes are
+//! not tracked. Lists follow the strategic-merge keys (`smp`), so a list without a merge
+//! key is owned as a whole.
+
+use everynode_api::smp::{ListRule, Position};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::resources::ResourceInfo;
+
+/// Who writes, and for an apply what it applies.
+#[derive(Clone, Debug)]
+pub struct Manager {
+    pub name: String,
+    pub apply: Option<Applied>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The configuration as sent.
+    pub config: Value,
+    /// `force=true`: take over conflicting fields.
+    pub force: bool,
+}
+
+/// A set of fields in the FieldsV1 form.
+type Set = Map<String, Value>;
+/// A leaf's path through a set: its FieldsV1 elements.
+type Path = Vec<String>;
+
+/// Top-level fields no manager owns: the object's type, and status (written through its
+/// own subresource).
+const UNTRACKED: [&str; 3] = ["apiVersion", "kind", "status"];
+/// Metadata that identifies the object or that the server keeps.
+const UNTRACKED_META: [&str; 10] = [
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+];
+
+/// The fields `obj` sets, as a FieldsV1 set.
+fn fields_of(kind: &str, obj: &Value) -> Set {
+    let mut out = Set::new();
+    let Some(m) = obj.as_object() else {
+        return out;
+    };
+    let root = Position::root(kind);
+    for (k, v) in m {
+        if UNTRACKED.contains(&k.as_str()) {
+            continue;
+        }
+        let (rule, pos) = root.field(k);
+        if k == "metadata" {
+            let meta: Set = v
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(mk, _)| !UNTRACKED_META.contains(&mk.as_str()))
+                .map(|(mk, mv)| {
+                    let (r, p) = pos.field(mk);
+                    (format!("f:{mk}"), value_set(mv, r, p))
+                })
+                .collect();
+            if !meta.is_empty() {
+                out.insert("f:metadata".into(), Value::Object(meta));
+            }
+            continue;
+        }
+        out.insert(format!("f:{k}"), value_set(v, rule, pos));
+    }
+    out
+}
+
+/// `k:{"name":"c"}`: a keyed item's element.
+fn key_element(key: &str, id: &Value) -> String {
+    let mut m = Map::new();
+    m.insert(key.to_string(), id.clone());
+    format!("k:{}", Value::Object(m))
+}
+
+fn value_set(v: &Value, rule: ListRule, pos: Position) -> Value {
+    match (v, rule) {
+        (Value::Object(m), _) => Value::Object(
+            m.iter()
+                .map(|(k, c)| {
+                    let (r, p) = pos.field(k);
+                    (format!("f:{k}"), value_set(c, r, p))
+                })
+                .collect(),
+        ),
+        (Value::Array(items), ListRule::Keyed(key)) => {
+            let mut s = Set::new();
+            for item in items {
+                // An item without its key cannot be told apart: the list as a whole.
+                let Some(id) = item.get(key) else {
+                    return json!({});
+                };
+                let mut child = match value_set(item, ListRule::Plain, pos) {
+                    Value::Object(m) => m,
+                    _ => Set::new(),
+                };
+                child.insert(".".into(), json!({}));
+                s.insert(key_element(key, id), Value::Object(child));
+            }
+            Value::Object(s)
+        }
+        (Value::Array(items), ListRule::Set) => Value::Object(
+            items
+                .iter()
+                .map(|item| (format!("v:{item}"), json!({})))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+/// Every leaf of a set.
+fn leaves(set: &Set) -> Vec<Path> {
+    fn walk(set: &Set, at: &mut Path, out: &mut Vec<Path>) {
+        for (k, v) in set {
+            at.push(k.clone());
+            match v.as_object() {
+                Some(children) if !children.is_empty() => walk(children, at, out),
+                _ => out.push(at.clone()),
+            }
+            at.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(set, &mut Vec::new(), &mut out);
+    out
+}
+
+fn has_leaf(set: &Set, path: &[String]) -> bool {
+    let mut node = set;
+    for (i, el) in path.iter().enumerate() {
+        match node.get(el).and_then(Value::as_object) {
+            Some(next) if i + 1 == path.len() => return next.is_empty(),
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Removes a leaf and the parents it leaves empty (an empty parent would read as a leaf).
+fn remove_leaf(set: &mut Set, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        set.remove(first);
+        return;
+    }
+    if let Some(Value::Object(child)) = set.get_mut(first) {
+        remove_leaf(child, rest);
+        if child.is_empty() {
+            set.remove(first);
+        }
+    }
+}
+
+fn insert_leaf(set: &mut Set, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let child = set
+        .entry(first.clone())
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    if let Some(child) = child
+        && !rest.is_empty()
+    {
+        insert_leaf(child, rest);
+    }
+}
+
+/// The item of `list` an element (`k:…`, `v:…`) names, by index.
+fn find_item(list: &[Value], el: &str) -> Option<usize> {
+    if let Some(key) = el.strip_prefix("k:") {
+        let want: Map<String, Value> = serde_json::from_str(key).ok()?;
+        list.iter()
+            .position(|item| want.iter().all(|(k, v)| item.get(k) == Some(v)))
+    } else {
+        let want: Value = serde_json::from_str(el.strip_prefix("v:")?).ok()?;
+        list.iter().position(|item| *item == want)
+    }
+}
+
+/// The value a leaf path names in `obj` (for `"."`, the item itself).
+fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut v = obj;
+    for el in path {
+        v = match el.strip_prefix("f:") {
+            Some(field) => v.get(field)?,
+            None if el == "." => v,
+            None => {
+                let list = v.as_array()?;
+                &list[find_item(list, el)?]
+            }
+        };
+    }
+    Some(v)
+}
+
+/// Removes what a leaf path names from `obj` (a field, or a list item with `"."`).
+fn remove_at(obj: &mut Value, path: &[String]) {
+    let (parent, last) = match path {
+        [parent @ .., item, dot] if dot == "." => {
+            let Some(Value::Array(list)) = value_at_mut(obj, parent) else {
+                return;
+            };
+            if let Some(i) = find_item(list, item) {
+                list.remove(i);
+            }
+            return;
+        }
+        [parent @ .., last] => (parent, last),
+        [] => return,
+    };
+    match (value_at_mut(obj, parent), last.strip_prefix("f:")) {
+        (Some(Value::Object(m)), Some(field)) => {
+            m.remove(field);
+        }
+        (Some(Value::Array(list)), None) => {
+            if let Some(i) = find_item(list, last) {
+                list.remove(i);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn value_at_mut<'a>(obj: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    let mut v = obj;
+    for el in path {
+        v = match el.strip_prefix("f:") {
+            Some(field) => v.get_mut(field)?,
+            None => {
+                let list = v.as_array_mut()?;
+                let i = find_item(list, el)?;
+                &mut list[i]
+            }
+        };
+    }
+    Some(v)
+}
+
+/// `.spec.template.spec.containers[name="nginx"].image`, as conflicts are reported.
+fn display(path: &[String]) -> String {
+    let mut s = String::new();
+    for el in path {
+        if let Some(f) = el.strip_prefix("f:") {
+            s.push('.');
+            s.push_str(f);
+        } else if let Some(k) = el.strip_prefix("k:") {
+            let keys: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
+            let parts: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push_str(&format!("[{}]", parts.join(",")));
+        } else if let Some(v) = el.strip_prefix("v:") {
+            s.push_str(&format!("[={v}]"));
+        }
+    }
+    s
+}
+
+/// One `managedFields` entry.
+#[derive(Clone, Debug)]
+struct Entry {
+    raw: Value,
+    manager: String,
+    operation: String,
+    set: Set,
+}
+
+impl Entry {
+    fn is(&self, manager: &str, operation: &str) -> bool {
+        self.manager == manager && self.operation == operation
+    }
+}
+
+fn entries(obj: &Value) -> Vec<Entry> {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| Entry {
+            raw: e.clone(),
+            manager: e["manager"].as_str().unwrap_or("").to_string(),
+            operation: e["operation"].as_str().unwrap_or("").to_string(),
+            set: e["fieldsV1"].as_object().cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn operation(m: &Manager) -> &'static str {
+    if m.apply.is_some() { "Apply" } else { "Update" }
+}
+
+/// Before defaulting, for an apply: refuses fields other managers own with other values
+/// (unless forced), and removes from `new` what this applier applied last time and no
+/// longer applies, where no other manager owns it.
+pub fn before_defaults(
+    res: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+    m: &Manager,
+) -> Result<(), ApiError> {
+    let Some(applied) = &m.apply else {
+        return Ok(());
+    };
+    let owned = entries(old);
+    let set = fields_of(res.kind, &applied.config);
+    let wanted = leaves(&set);
+    if !applied.force {
+        // manager → (apiVersion, conflicting paths)
+        let mut conflicts: Vec<(String, String, Vec<String>)> = Vec::new();
+        for e in owned.iter().filter(|e| e.manager != m.name) {
+            let paths: Vec<String> = wanted
+                .iter()
+                .filter(|p| p.last().is_some_and(|l| l != "."))
+                .filter(|p| has_leaf(&e.set, p))
+                .filter(|p| value_at(old, p) != value_at(&applied.config, p))
+                .map(|p| display(p))
+                .collect();
+            if !paths.is_empty() {
+                let version = e.raw["apiVersion"].as_str().unwrap_or("").to_string();
+                conflicts.push((e.manager.clone(), version, paths));
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(conflict(&conflicts));
+        }
+    }
+    if let Some(last) = owned.iter().find(|e| e.is(&m.name, "Apply")) {
+        for p in leaves(&last.set) {
+            let still = wanted.contains(&p)
+                || owned
+                    .iter()
+                    .any(|e| !e.is(&m.name, "Apply") && has_leaf(&e.set, &p));
+            if !still {
+                remove_at(new, &p);
+                prune_emptied(new, &p, &set);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After removing `path`: its parents that are now empty maps or lists, and that the
+/// applied configuration does not mention, go too (`nodeSelector: {}` would stay).
+fn prune_emptied(obj: &mut Value, path: &[String], applied: &Set) {
+    // A removed list item (`…, k:{…}, .`): from its list up.
+    let top = if path.last().is_some_and(|l| l == ".") {
+        path.len().saturating_sub(1)
+    } else {
+        path.len()
+    };
+    for end in (1..top).rev() {
+        let parent = &path[..end];
+        if !parent.last().is_some_and(|l| l.starts_with("f:")) || has_node(applied, parent) {
+            return;
+        }
+        let empty = match value_at(obj, parent) {
+            Some(Value::Object(m)) => m.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            _ => false,
+        };
+        if !empty {
+            return;
+        }
+        remove_at(obj, parent);
+    }
+}
+
+fn has_node(set: &Set, path: &[String]) -> bool {
+    let mut node = set;
+    for (i, el) in path.iter().enumerate() {
+        match node.get(el).and_then(Value::as_object) {
+            Some(_) if i + 1 == path.len() => return true,
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The 409 of an apply that conflicts, as kube-apiserver words it.
+fn conflict(conflicts: &[(String, String, Vec<String>)]) -> ApiError {
+    let total: usize = conflicts.iter().map(|(_, _, p)| p.len()).sum();
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .flat_map(|(manager, version, paths)| {
+            paths.iter().map(move |p| {
+                json!({ "reason": "FieldManagerConflict",
+                        "message": format!("conflict with \"{manager}\" using {version}"), "field": p })
+            })
+        })
+        .collect();
+    let message = if total == 1 {
+        let (manager, version, paths) = &conflicts[0];
+        format!(
+            "Apply failed with 1 conflict: conflict with \"{manager}\" using {version}: {}",
+            paths[0]
+        )
+    } else {
+        let groups: Vec<String> = conflicts
+            .iter()
+            .map(|(manager, version, paths)| {
+                let list: Vec<String> = paths.iter().map(|p| format!("- {p}")).collect();
+                format!(
+                    "conflicts with \"{manager}\" using {version}:\n{}",
+                    list.join("\n")
+                )
+            })
+            .collect();
+        format!("Apply failed with {total} conflicts: {}", groups.join("\n"))
+    };
+    ApiError::conflict_with_causes(message, causes)
+}
+
+/// After admission: `new`'s `managedFields`. An apply owns what it applied (taking
+/// forced fields from the others); an update, on an object some manager applied,
+/// takes the fields it changed from everyone else.
+pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value, m: &Manager) {
+    let mut owned = old.map(entries).unwrap_or_default();
+    if owned.is_empty() && m.apply.is_none() {
+        return;
+    }
+    let op = operation(m);
+    let (taken, mine): (Vec<Path>, Set) = match &m.apply {
+        Some(applied) => {
+            let set = fields_of(res.kind, &applied.config);
+            let taken = if applied.force {
+                leaves(&set)
+            } else {
+                Vec::new()
+            };
+            (taken, set)
+        }
+        None => {
+            let before = old.map(|o| fields_of(res.kind, o)).unwrap_or_default();
+            let after = fields_of(res.kind, new);
+            let empty = Value::Null;
+            let changed: Vec<Path> = leaves(&after)
+                .into_iter()
+                .filter(|p| {
+                    value_at(new, p)
+                        != old
+                            .and_then(|o| value_at(o, p))
+                            .or(Some(&empty))
+                            .filter(|v| !v.is_null())
+                })
+                .collect();
+            let gone: Vec<Path> = leaves(&before)
+                .into_iter()
+                .filter(|p| value_at(new, p).is_none())
+                .collect();
+            let mut mine = owned
+                .iter()
+                .find(|e| e.is(&m.name, "Update"))
+                .map(|e| e.set.clone())
+                .unwrap_or_default();
+            for p in &gone {
+                remove_leaf(&mut mine, p);
+            }
+            for p in &changed {
+                insert_leaf(&mut mine, p);
+            }
+            (changed.into_iter().chain(gone).collect(), mine)
+        }
+    };
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let api_version = res.api_version();
+    let mut out: Vec<Value> = Vec::new();
+    let mut placed = false;
+    for e in owned.iter_mut() {
+        if e.is(&m.name, op) {
+            placed = true;
+            if e.set == mine {
+                out.push(e.raw.clone());
+            } else if !mine.is_empty() {
+                out.push(entry(&m.name, op, &api_version, &now, &mine));
+            }
+            continue;
+        }
+        let before = e.set.clone();
+        for p in &taken {
+            remove_leaf(&mut e.set, p);
+        }
+        if e.set.is_empty() {
+            continue;
+        }
+        if e.set == before {
+            out.push(e.raw.clone());
+        } else {
+            let mut raw = e.raw.clone();
+            raw["fieldsV1"] = Value::Object(e.set.clone());
+            raw["time"] = json!(now);
+            out.push(raw);
+        }
+    }
+    if !placed && !mine.is_empty() {
+        out.push(entry(&m.name, op, &api_version, &now, &mine));
+    }
+    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        if out.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), Value::Array(out));
+        }
+    }
+}
+
+fn entry(manager: &str, operation: &str, api_version: &str, time: &str, set: &Set) -> Value {
+    json!({ "manager": manager, "operation": operation, "apiVersion": api_version,
+            "time": time, "fieldsType": "FieldsV1", "fieldsV1": set })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ds_config(image: &str, extra_label: bool) -> Value {
+        let mut labels = json!({ "app": "x" });
+        if extra_label {
+            labels["tier"] = json!("web");
+        }
+        json!({ "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": { "name": "d", "labels": labels },
+            "spec": { "selector": { "matchLabels": { "app": "x" } },
+                "template": { "metadata": { "labels": { "app": "x" } },
+                    "spec": { "containers": [{ "name": "c", "image": image, "args": ["a", "b"] }] } } } })
+    }
+
+    #[test]
+    fn field_sets_follow_the_merge_keys() {
+        let set = fields_of("DaemonSet", &ds_config("nginx:1", true));
+        let paths: Vec<String> = leaves(&set).iter().map(|p| display(p)).collect();
+        for want in [
+            ".metadata.labels.app",
+            ".metadata.labels.tier",
+            ".spec.selector.matchLabels.app",
+            ".spec.template.spec.containers[name=\"c\"].image",
+            ".spec.template.spec.containers[name=\"c\"].args",
+        ] {
+            assert!(paths.contains(&want.to_string()), "{want} not in {paths:?}");
+        }
+        // The item itself, and nothing of the name or the type.
+        assert!(paths.contains(&".spec.template.spec.containers[name=\"c\"]".to_string()));
+        assert!(!paths.iter().any(|p| p == ".metadata.name" || p == ".kind"));
+        let image: Path = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"c\"}",
+            "f:image",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            value_at(&ds_config("nginx:1", false), &image),
+            Some(&json!("nginx:1"))
+        );
+        // An applier that stops applying a map's last key takes the map with it.
+        let mut obj = ds_config("nginx:1", true);
+        let tier: Path = ["f:metadata", "f:labels", "f:tier"]
+            .map(String::from)
+            .to_vec();
+        remove_at(&mut obj, &tier);
+        prune_emptied(
+            &mut obj,
+            &tier,
+            &fields_of("DaemonSet", &ds_config("nginx:1", false)),
+        );
+        assert_eq!(
+            obj.pointer("/metadata/labels"),
+            Some(&json!({ "app": "x" }))
+        );
+        let mut obj = ds_config("nginx:1", false);
+        remove_at(&mut obj, &image);
+        assert!(value_at(&obj, &image).is_none());
+        let item: Path = image[..5]
+            .iter()
+            .cloned()
+            .chain(["."].map(String::from))
+            .collect();
+        remove_at(&mut obj, &item);
+        assert_eq!(
+            obj.pointer("/spec/template/spec/containers"),
+            Some(&json!([]))
+        );
+        // Emptied by the removal, and not in the (empty) applied set: the list goes, its
+        // parent (which still holds other fields) stays.
+        prune_emptied(&mut obj, &item, &Set::new());
+        assert!(obj.pointer("/spec/template/spec/containers").is_none());
+        assert!(obj.pointer("/spec/template/metadata").is_some());
+    }
+
+    #[test]
+    fn removing_a_leaf_prunes_its_emptied_parents() {
+        let mut set = fields_of("DaemonSet", &ds_config("nginx:1", false));
+        for p in leaves(&set.clone()) {
+            if display(&p).starts_with(".spec") {
+                remove_leaf(&mut set, &p);
+            }
+        }
+        assert!(!set.contains_key("f:spec"), "{set:?}");
+        assert!(set.contains_key("f:metadata"));
+    }
+}

@@ -554,7 +554,10 @@ async fn resource(
         return Err(ApiError::not_acceptable());
     }
     let json = "application/json";
-    let answer = resource_as(st, user, method, headers, t, q, Some(json), body).await?;
+    let answer = match resource_as(st, user, method, headers, t, q, Some(json), body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
     Ok(as_yaml(answer).await)
 }
 

@@ -172,7 +172,10 @@ fn remove_leaf(set: &mut Set, path: &[String]) {
         set.remove(first);
         return;
     }
-    if let Some(Value::Object(child)) = set.get_mut(first) {
+    // Below a leaf nothing is owned separately: nothing to remove (and the leaf stays).
+    if let Some(Value::Object(child)) = set.get_mut(first)
+        && !child.is_empty()
+    {
         remove_leaf(child, rest);
         if child.is_empty() {
             set.remove(first);
@@ -331,8 +334,8 @@ pub fn before_defaults(
     };
     let owned = entries(old);
     let set = fields_of(res.kind, &applied.config);
-    let wanted = leaves(&set);
     if !applied.force {
+        let wanted = leaves(&set);
         // manager → (apiVersion, conflicting paths)
         let mut conflicts: Vec<(String, String, Vec<String>)> = Vec::new();
         for e in owned.iter().filter(|e| e.manager != m.name) {
@@ -354,17 +357,38 @@ pub fn before_defaults(
     }
     if let Some(last) = owned.iter().find(|e| e.is(&m.name, "Apply")) {
         for p in leaves(&last.set) {
-            let still = wanted.contains(&p)
+            // Still applied (as it was, or now with content: `{}` that became
+            // `{disk: ssd}`), owned by someone else (it or anything under it), or the
+            // key of an item that stays: kept.
+            // An item (`…, k:{…}, .`) stays while anyone owns any field of it.
+            let theirs = match p.split_last() {
+                Some((dot, item)) if dot == "." => item,
+                _ => &p[..],
+            };
+            let kept = has_node(&set, &p)
                 || owned
                     .iter()
-                    .any(|e| !e.is(&m.name, "Apply") && has_leaf(&e.set, &p));
-            if !still {
+                    .any(|e| !e.is(&m.name, "Apply") && has_node(&e.set, theirs))
+                || is_item_key(&p);
+            if !kept {
                 remove_at(new, &p);
                 prune_emptied(new, &p, &set);
             }
         }
     }
     Ok(())
+}
+
+/// Whether a leaf is a key field of the list item around it (`…, k:{"name":"c"},
+/// f:name`): it goes with the item (`…, k:{…}, .`), never alone.
+fn is_item_key(path: &[String]) -> bool {
+    let [.., item, field] = path else {
+        return false;
+    };
+    let (Some(key), Some(field)) = (item.strip_prefix("k:"), field.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(field))
 }
 
 /// After removing `path`: its parents that are now empty maps or lists, and that the
@@ -461,15 +485,16 @@ pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value,
         None => {
             let before = old.map(|o| fields_of(res.kind, o)).unwrap_or_default();
             let after = fields_of(res.kind, new);
-            let empty = Value::Null;
+            // What the update set or changed; a list item itself only when it added it
+            // (changing a field of an item does not take the item).
             let changed: Vec<Path> = leaves(&after)
                 .into_iter()
                 .filter(|p| {
-                    value_at(new, p)
-                        != old
-                            .and_then(|o| value_at(o, p))
-                            .or(Some(&empty))
-                            .filter(|v| !v.is_null())
+                    let before = old.and_then(|o| value_at(o, p));
+                    if p.last().is_some_and(|l| l == ".") {
+                        return before.is_none();
+                    }
+                    value_at(new, p) != before
                 })
                 .collect();
             let gone: Vec<Path> = leaves(&before)
@@ -619,6 +644,96 @@ mod tests {
         prune_emptied(&mut obj, &item, &Set::new());
         assert!(obj.pointer("/spec/template/spec/containers").is_none());
         assert!(obj.pointer("/spec/template/metadata").is_some());
+    }
+
+    fn ds() -> &'static ResourceInfo {
+        crate::resources::lookup("apps", "v1", "daemonsets").expect("daemonsets")
+    }
+
+    fn apply_as(name: &str, config: &Value) -> Manager {
+        Manager {
+            name: name.into(),
+            apply: Some(Applied {
+                config: config.clone(),
+                force: false,
+            }),
+        }
+    }
+
+    /// The object a first apply of `config` stores.
+    fn applied(config: &Value) -> Value {
+        let mut obj = config.clone();
+        after_admission(ds(), None, &mut obj, &apply_as("kubectl", config));
+        obj
+    }
+
+    #[test]
+    fn a_map_applied_empty_then_filled_keeps_its_content() {
+        let mut first = ds_config("nginx:1", false);
+        first["spec"]["template"]["spec"]["nodeSelector"] = json!({});
+        let old = applied(&first);
+        let mut second = first.clone();
+        second["spec"]["template"]["spec"]["nodeSelector"] = json!({ "disk": "ssd" });
+        let mut new = old.clone();
+        new["spec"]["template"]["spec"]["nodeSelector"] = json!({ "disk": "ssd" });
+        before_defaults(ds(), &old, &mut new, &apply_as("kubectl", &second)).expect("no conflict");
+        assert_eq!(
+            new.pointer("/spec/template/spec/nodeSelector"),
+            Some(&json!({ "disk": "ssd" }))
+        );
+    }
+
+    #[test]
+    fn an_item_another_manager_changed_stays_whole_when_the_applier_drops_it() {
+        let mut config = ds_config("nginx:1", false);
+        config["spec"]["template"]["spec"]["containers"] =
+            json!([{ "name": "c", "image": "nginx:1" }, { "name": "d", "image": "busybox" }]);
+        let old = applied(&config);
+        // `kubectl set image ds/x c=nginx:2`: an update of one field of item c.
+        let mut updated = old.clone();
+        updated["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+        let set = Manager {
+            name: "kubectl-set".into(),
+            apply: None,
+        };
+        after_admission(ds(), Some(&old), &mut updated, &set);
+        // The applier drops c; strategic merge keeps c in the merged object.
+        let mut without_c = config.clone();
+        without_c["spec"]["template"]["spec"]["containers"] =
+            json!([{ "name": "d", "image": "busybox" }]);
+        let mut new = updated.clone();
+        before_defaults(ds(), &updated, &mut new, &apply_as("kubectl", &without_c))
+            .expect("no conflict");
+        assert_eq!(
+            new.pointer("/spec/template/spec/containers"),
+            Some(
+                &json!([{ "name": "c", "image": "nginx:2" }, { "name": "d", "image": "busybox" }])
+            ),
+            "c keeps its name and the image kubectl-set owns"
+        );
+        // Dropped by the applier and owned by nobody else, an item goes whole.
+        let mut new = old.clone();
+        before_defaults(ds(), &old, &mut new, &apply_as("kubectl", &without_c))
+            .expect("no conflict");
+        assert_eq!(
+            new.pointer("/spec/template/spec/containers"),
+            Some(&json!([{ "name": "d", "image": "busybox" }]))
+        );
+    }
+
+    #[test]
+    fn removing_below_a_leaf_leaves_the_leaf() {
+        let mut set = Set::new();
+        insert_leaf(
+            &mut set,
+            &["f:metadata".to_string(), "f:labels".to_string()],
+        );
+        let below: Path = ["f:metadata", "f:labels", "f:x"].map(String::from).to_vec();
+        remove_leaf(&mut set, &below);
+        assert_eq!(
+            Value::Object(set),
+            json!({ "f:metadata": { "f:labels": {} } })
+        );
     }
 
     #[test]

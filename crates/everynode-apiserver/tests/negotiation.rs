@@ -76,6 +76,12 @@ async fn yaml_is_served_when_asked_for_first() {
     assert_eq!(list["kind"], "ConfigMapList");
     assert_eq!(list["items"][0]["data"], as_json["data"]);
 
+    // Errors come as YAML too.
+    let (code, ct, yaml) = call(&s, "GET", &format!("{CMS}/nope"), "application/yaml", None).await;
+    assert_eq!((code, ct.as_str()), (404, "application/yaml"));
+    let status: Value = serde_saphyr::from_str(&yaml).expect("yaml");
+    assert_eq!(status["reason"], "NotFound");
+
     // JSON first still means JSON; a watch cannot be YAML; protobuf alone is refused.
     let accept = "application/json, application/yaml";
     let (_, ct, _) = call(&s, "GET", &format!("{CMS}/c"), accept, None).await;

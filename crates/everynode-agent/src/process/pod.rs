@@ -92,6 +92,9 @@ pub struct Worker {
     start_time: String,
     last_written: Option<Value>,
     write_retry: bool,
+    /// When to write the status again because the stored Ready differs from what this
+    /// agent wrote (at most once per [`STATUS_RESYNC`], as a kubelet's status sync).
+    status_resync: Option<Instant>,
     volumes_ready: bool,
     volume_retry: Option<Instant>,
     stopping: bool,
@@ -107,6 +110,10 @@ fn restart_policy(pod: &Pod) -> String {
         .and_then(|s| s.restart_policy.clone())
         .unwrap_or_else(|| "Always".into())
 }
+
+/// How soon an agent writes its view of a pod's status again after someone else changed
+/// it (the node lifecycle marks pods not Ready while their node is not).
+const STATUS_RESYNC: Duration = Duration::from_secs(5);
 
 impl Worker {
     pub fn new(ctx: Arc<NodeCtx>, pod: Pod, tx: PodTx) -> Worker {
@@ -217,6 +224,7 @@ impl Worker {
             start_time,
             last_written: None,
             write_retry: false,
+            status_resync: None,
             volumes_ready: false,
             volume_retry: None,
             stopping: false,
@@ -278,6 +286,12 @@ impl Worker {
                 return;
             }
             self.step().await;
+            if self.status_resync.is_some_and(|t| t <= Instant::now()) {
+                self.status_resync = None;
+                if self.written_ready() != self.stored_ready() {
+                    self.last_written = None;
+                }
+            }
             self.publish().await;
             let wake = self.next_wake();
             let event = tokio::select! {
@@ -301,9 +315,12 @@ impl Worker {
                         self.pod = *pod;
                         // Someone else changed what this agent reported (the node
                         // lifecycle marks pods not Ready while their node is not): the
-                        // next publish writes the agent's view again.
-                        if self.written_ready() != self.stored_ready() {
-                            self.last_written = None;
+                        // agent writes its view again shortly, not at once, so a node
+                        // still seen as not Ready does not trade writes with it.
+                        if self.written_ready() != self.stored_ready()
+                            && self.status_resync.is_none()
+                        {
+                            self.status_resync = Some(Instant::now() + STATUS_RESYNC);
                         }
                     }
                 }
@@ -347,6 +364,9 @@ impl Worker {
         }
         if self.write_retry {
             consider(Instant::now() + Duration::from_secs(1));
+        }
+        if let Some(t) = self.status_resync {
+            consider(t);
         }
         wake
     }

@@ -794,6 +794,13 @@ async fn resource_as(
                 Some(_) => Part::Status,
                 None => Part::Main,
             };
+            if kind == PatchType::Apply && q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                ));
+            }
             let applied = (kind == PatchType::Apply).then(|| crate::managed::Applied {
                 config: patch_body.clone(),
                 force: q.get("force").is_some_and(|f| f == "true"),

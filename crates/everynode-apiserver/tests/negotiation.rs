@@ -103,3 +103,29 @@ async fn yaml_is_served_when_asked_for_first() {
         "NotAcceptable"
     );
 }
+
+/// An apply must name its field manager (kube-apiserver's PatchOptions validation).
+#[tokio::test]
+async fn an_apply_without_a_field_manager_is_invalid() {
+    let s = server().await;
+    let req = Request::builder()
+        .method("PATCH")
+        .uri(format!("{CMS}/c"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/apply-patch+yaml")
+        .body(Body::from(
+            json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } })
+                .to_string(),
+        ))
+        .expect("request");
+    let resp = s.router().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status().as_u16(), 422);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let status: Value = serde_json::from_slice(&bytes).expect("status");
+    assert_eq!(
+        status["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+}

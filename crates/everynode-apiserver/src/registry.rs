@@ -662,6 +662,9 @@ impl Registry {
             }
             match result {
                 Ok(kv) => {
+                    if res.strategy == Strategy::Namespace {
+                        self.default_service_account(&name).await?;
+                    }
                     if let Some(json) = api_bytes(res, &kv.value, kv.mod_revision) {
                         return Ok(Created::Json(json));
                     }
@@ -1012,7 +1015,8 @@ impl Registry {
         ))
     }
 
-    /// Creates the namespaces every cluster starts with, if they are missing.
+    /// Creates the namespaces every cluster starts with, if they are missing, and the
+    /// `default` ServiceAccount of every namespace that lacks one.
     pub async fn bootstrap(&self) -> ApiResult<()> {
         let res = resources::namespaces();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -1027,7 +1031,38 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
+        let namespaces = self
+            .store
+            .list(&res.prefix(None), None, None, None)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        for kv in namespaces.items {
+            let Some(name) = kv.key.rsplit('/').next() else {
+                continue;
+            };
+            self.default_service_account(name).await?;
+        }
         Ok(())
+    }
+
+    /// The ServiceAccount `default` in namespace `ns` (what Kubernetes' service account
+    /// controller keeps in every namespace, and what pods run as unless they say
+    /// otherwise), created if missing.
+    async fn default_service_account(&self, ns: &str) -> ApiResult<()> {
+        let Some(sas) = resources::lookup("", "v1", "serviceaccounts") else {
+            return Ok(());
+        };
+        if self.store.get(&sas.key(Some(ns), "default")).is_some() {
+            return Ok(());
+        }
+        let sa = json!({ "apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": { "name": "default", "namespace": ns } });
+        match Box::pin(self.create(sas, Some(ns), sa, &WriteOptions::default())).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.reason == "AlreadyExists" => Ok(()),
+            // A namespace already terminating takes no new content; nothing to keep.
+            Err(e) if e.code == 403 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -1104,6 +1139,39 @@ mod tests {
             want["metadata"]["resourceVersion"] = json!("42");
             assert_eq!(answer, want, "{}", res.kind);
         }
+    }
+
+    /// Every namespace has a `default` ServiceAccount, and pods run as it unless they
+    /// name another (in either of the two fields).
+    #[tokio::test]
+    async fn namespaces_get_a_default_service_account_and_pods_use_it() {
+        let reg = Registry::new(Store::memory());
+        reg.bootstrap().await.unwrap();
+        let sas = resources::lookup("", "v1", "serviceaccounts").unwrap();
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            reg.get(sas, Some(ns), "default").unwrap();
+        }
+        let nss = resources::namespaces();
+        let opts = WriteOptions::default();
+        let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "team" } });
+        reg.create(nss, None, ns, &opts).await.unwrap();
+        reg.get(sas, Some("team"), "default").unwrap();
+        let pods = resources::lookup("", "v1", "pods").unwrap();
+        let plain = reg
+            .create(pods, Some("default"), pod(), &opts)
+            .await
+            .unwrap();
+        assert_eq!(plain["spec"]["serviceAccountName"], "default");
+        assert_eq!(plain["spec"]["serviceAccount"], "default");
+        let mut old_style = pod();
+        old_style["metadata"]["name"] = json!("q");
+        old_style["spec"]["serviceAccount"] = json!("fluentd");
+        let named = reg
+            .create(pods, Some("default"), old_style, &opts)
+            .await
+            .unwrap();
+        assert_eq!(named["spec"]["serviceAccountName"], "fluentd");
+        assert_eq!(named["spec"]["serviceAccount"], "fluentd");
     }
 
     /// Creating into a namespace refuses only a terminating namespace: a namespace

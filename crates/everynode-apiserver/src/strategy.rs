@@ -262,6 +262,15 @@ pub fn encode_pod(pod: &Pod) -> serde_json::Result<Vec<u8>> {
 fn prepare_pod_create(pod: &mut Pod, has_generation: bool) {
     use k8s_openapi::api::core::v1::{PodStatus, Toleration};
     if let Some(spec) = pod.spec.as_mut() {
+        // The ServiceAccount admission's default (and the deprecated field kept equal).
+        let account = [&spec.service_account_name, &spec.service_account]
+            .into_iter()
+            .flatten()
+            .find(|a| !a.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        spec.service_account_name = Some(account.clone());
+        spec.service_account = Some(account);
         let missing: Vec<&str> = DEFAULT_TOLERATED
             .into_iter()
             .filter(|key| !tolerates_no_execute(spec.tolerations.as_deref().unwrap_or(&[]), key))

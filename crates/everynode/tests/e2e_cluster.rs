@@ -686,10 +686,11 @@ spec:
     });
 }
 
-/// exec, attach and port-forward reach the server (discovery lists the subresources)
-/// and say why they cannot work, instead of a bare NotFound.
+/// A pod runs as its namespace's default ServiceAccount (every namespace has one); exec,
+/// attach and port-forward reach the server (discovery lists the subresources) and say
+/// why they cannot work, instead of a bare NotFound.
 #[test]
-fn exec_attach_and_port_forward_say_why_they_cannot() {
+fn pods_run_as_the_default_service_account_and_exec_says_why_it_cannot() {
     let s = Server::up(2);
     s.ok(&["run", "p", "--image=nginx"]);
     s.eventually(
@@ -709,6 +710,19 @@ fn exec_attach_and_port_forward_say_why_they_cannot() {
         );
         assert!(err.contains(&want), "{args:?}: {err}");
     }
+    // Like every pod, it runs as its namespace's default ServiceAccount.
+    let described = s.ok(&["describe", "pod", "p"]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("Service Account:") && l.trim_end().ends_with("default")),
+        "{described}"
+    );
+    s.ok(&["create", "namespace", "team"]);
+    assert_eq!(
+        s.ok(&["get", "sa", "-n", "team", "-o", "name"]).trim(),
+        "serviceaccount/default"
+    );
     let err = s.fails(&["exec", "nope", "--", "ls"]);
     assert!(err.contains("pods \"nope\" not found"), "{err}");
     let subs = s.ok(&["get", "--raw", "/api/v1"]);

@@ -475,8 +475,13 @@ pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value,
     let (taken, mine): (Vec<Path>, Set) = match &m.apply {
         Some(applied) => {
             let set = fields_of(res.kind, &applied.config);
+            // A forced apply takes the fields it conflicted on (another value than the
+            // one it applies); fields it applies with the value they had stay shared.
             let taken = if applied.force {
                 leaves(&set)
+                    .into_iter()
+                    .filter(|p| old.and_then(|o| value_at(o, p)) != value_at(&applied.config, p))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -719,6 +724,43 @@ mod tests {
             new.pointer("/spec/template/spec/containers"),
             Some(&json!([{ "name": "d", "image": "busybox" }]))
         );
+    }
+
+    /// `--force-conflicts` takes the conflicting fields only: a field applied with the
+    /// value it had stays shared, and survives the forcing applier dropping it.
+    #[test]
+    fn forcing_takes_only_the_conflicting_fields() {
+        let cms = crate::resources::lookup("", "v1", "configmaps").expect("configmaps");
+        let cm = |data: Value| json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": data });
+        let first = cm(json!({ "a": "1", "b": "2", "c": "3" }));
+        let mut old = first.clone();
+        after_admission(cms, None, &mut old, &apply_as("kubectl", &first));
+        let forced = cm(json!({ "a": "1", "b": "9" }));
+        let x = Manager {
+            name: "x".into(),
+            apply: Some(Applied {
+                config: forced.clone(),
+                force: true,
+            }),
+        };
+        let mut new = old.clone();
+        new["data"] = json!({ "a": "1", "b": "9", "c": "3" });
+        before_defaults(cms, &old, &mut new, &x).expect("forced");
+        after_admission(cms, Some(&old), &mut new, &x);
+        let owners = |obj: &Value, manager: &str| -> Vec<String> {
+            let e = entries(obj)
+                .into_iter()
+                .find(|e| e.manager == manager)
+                .expect(manager);
+            leaves(&e.set).iter().map(|p| display(p)).collect()
+        };
+        assert_eq!(owners(&new, "kubectl"), [".data.a", ".data.c"]);
+        assert_eq!(owners(&new, "x"), [".data.a", ".data.b"]);
+        // x drops a: kubectl still owns it, so it stays.
+        let dropped = cm(json!({ "b": "9" }));
+        let mut after = new.clone();
+        before_defaults(cms, &new, &mut after, &apply_as("x", &dropped)).expect("no conflict");
+        assert_eq!(after["data"], json!({ "a": "1", "b": "9", "c": "3" }));
     }
 
     #[test]

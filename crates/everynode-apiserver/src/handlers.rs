@@ -801,6 +801,14 @@ async fn resource_as(
                     "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
                 ));
             }
+            if kind == PatchType::Apply {
+                crate::managed::check_config(res, ns, n, &patch_body)?;
+            }
+            // What strategic merge merges: the patch, or an apply's configuration with
+            // the lists it would match wrongly marked for replacement.
+            let merged_body = (kind == PatchType::Apply)
+                .then(|| crate::managed::merge_body(res, &patch_body))
+                .flatten();
             let applied = (kind == PatchType::Apply).then(|| crate::managed::Applied {
                 config: patch_body.clone(),
                 force: q.get("force").is_some_and(|f| f == "true"),
@@ -814,7 +822,8 @@ async fn resource_as(
             // version copied from the stored object must not turn a race into a 409.
             let explicit_rv = mentions_resource_version(&patch_body);
             let mutate = |old: &Value| -> ApiResult<Value> {
-                let mut patched = patch::apply(res, kind, old, &patch_body)?;
+                let body = merged_body.as_ref().unwrap_or(&patch_body);
+                let mut patched = patch::apply(res, kind, old, body)?;
                 if res.strategy == Strategy::Node {
                     auth::admit_node_update(user, old, &patched).map_err(ApiError::forbidden)?;
                 }

@@ -91,11 +91,37 @@ fn fields_of(kind: &str, obj: &Value) -> Set {
     out
 }
 
+/// The fields that identify an item of a list merged by `key`: the key, and for ports
+/// their protocol too (server-side apply's list-map keys: a DNS daemon serves port 53
+/// over both UDP and TCP).
+fn item_keys(key: &'static str) -> Vec<&'static str> {
+    match key {
+        "containerPort" => vec!["containerPort", "protocol"],
+        "port" => vec!["port", "protocol"],
+        _ => vec![key],
+    }
+}
+
+/// An item's value for one of its key fields (a port's protocol defaults to TCP).
+fn key_value(item: &Value, k: &str) -> Option<Value> {
+    item.get(k)
+        .filter(|v| !v.is_null())
+        .cloned()
+        .or_else(|| (k == "protocol").then(|| json!("TCP")))
+}
+
+/// The key fields of an item of a list merged by `key`; None without the key itself.
+fn item_id(item: &Value, key: &'static str) -> Option<Map<String, Value>> {
+    item.get(key)?;
+    item_keys(key)
+        .into_iter()
+        .map(|k| Some((k.to_string(), key_value(item, k)?)))
+        .collect()
+}
+
 /// `k:{"name":"c"}`: a keyed item's element.
-fn key_element(key: &str, id: &Value) -> String {
-    let mut m = Map::new();
-    m.insert(key.to_string(), id.clone());
-    format!("k:{}", Value::Object(m))
+fn key_element(id: Map<String, Value>) -> String {
+    format!("k:{}", Value::Object(id))
 }
 
 fn value_set(v: &Value, rule: ListRule, pos: Position) -> Value {
@@ -112,7 +138,7 @@ fn value_set(v: &Value, rule: ListRule, pos: Position) -> Value {
             let mut s = Set::new();
             for item in items {
                 // An item without its key cannot be told apart: the list as a whole.
-                let Some(id) = item.get(key) else {
+                let Some(id) = item_id(item, key) else {
                     return json!({});
                 };
                 let mut child = match value_set(item, ListRule::Plain, pos) {
@@ -120,7 +146,7 @@ fn value_set(v: &Value, rule: ListRule, pos: Position) -> Value {
                     _ => Set::new(),
                 };
                 child.insert(".".into(), json!({}));
-                s.insert(key_element(key, id), Value::Object(child));
+                s.insert(key_element(id), Value::Object(child));
             }
             Value::Object(s)
         }
@@ -132,6 +158,95 @@ fn value_set(v: &Value, rule: ListRule, pos: Position) -> Value {
         ),
         _ => json!({}),
     }
+}
+
+/// What server-side apply refuses in a configuration before merging it: two items of
+/// one keyed list with the same key (`duplicate entries for key [name="A"]`).
+pub fn check_config(
+    res: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    config: &Value,
+) -> Result<(), ApiError> {
+    fn walk(v: &Value, pos: Position, at: &str) -> Option<String> {
+        let Value::Object(m) = v else {
+            return None;
+        };
+        for (k, child) in m {
+            let (rule, p) = pos.field(k);
+            let here = format!("{at}.{k}");
+            match (child, rule) {
+                (Value::Array(items), ListRule::Keyed(key)) => {
+                    let mut seen = std::collections::HashSet::new();
+                    for item in items {
+                        let Some(id) = item_id(item, key) else {
+                            continue;
+                        };
+                        let shown = display(&[key_element(id.clone())]);
+                        if !seen.insert(Value::Object(id)) {
+                            let inner = shown.trim_start_matches('[').trim_end_matches(']');
+                            return Some(format!("{here}: duplicate entries for key [{inner}]"));
+                        }
+                        let item_at = format!("{here}{shown}");
+                        if let Some(e) = walk(item, p, &item_at) {
+                            return Some(e);
+                        }
+                    }
+                }
+                (Value::Object(_), _) => {
+                    if let Some(e) = walk(child, p, &here) {
+                        return Some(e);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    match walk(config, Position::root(res.kind), "") {
+        None => Ok(()),
+        Some(e) => Err(ApiError::bad_request(format!(
+            "failed to create typed patch object ({}/{name}; {}, Kind={}): {e}",
+            ns.unwrap_or(""),
+            res.api_version(),
+            res.kind
+        ))),
+    }
+}
+
+/// The configuration to merge for an apply, when strategic merge would match its items
+/// wrongly: a list whose items share their strategic-merge key but differ in their
+/// apply key (ports 53/UDP and 53/TCP) is replaced whole (`$patch: replace`) instead.
+/// `None`: merge the configuration as it is.
+pub fn merge_body(res: &ResourceInfo, config: &Value) -> Option<Value> {
+    fn walk(v: &mut Value, pos: Position) -> bool {
+        let Value::Object(m) = v else {
+            return false;
+        };
+        let mut changed = false;
+        for (k, child) in m.iter_mut() {
+            let (rule, p) = pos.field(k);
+            if let (Value::Array(items), ListRule::Keyed(key)) = (&mut *child, rule) {
+                let mut plain = std::collections::HashSet::new();
+                let shared = items
+                    .iter()
+                    .filter_map(|item| item.get(key))
+                    .any(|id| !plain.insert(id.to_string()));
+                for item in items.iter_mut() {
+                    changed |= walk(item, p);
+                }
+                if shared {
+                    items.push(json!({ "$patch": "replace" }));
+                    changed = true;
+                }
+            } else if child.is_object() {
+                changed |= walk(child, p);
+            }
+        }
+        changed
+    }
+    let mut body = config.clone();
+    walk(&mut body, Position::root(res.kind)).then_some(body)
 }
 
 /// Every leaf of a set.
@@ -202,8 +317,10 @@ fn insert_leaf(set: &mut Set, path: &[String]) {
 fn find_item(list: &[Value], el: &str) -> Option<usize> {
     if let Some(key) = el.strip_prefix("k:") {
         let want: Map<String, Value> = serde_json::from_str(key).ok()?;
-        list.iter()
-            .position(|item| want.iter().all(|(k, v)| item.get(k) == Some(v)))
+        list.iter().position(|item| {
+            want.iter()
+                .all(|(k, v)| key_value(item, k).as_ref() == Some(v))
+        })
     } else {
         let want: Value = serde_json::from_str(el.strip_prefix("v:")?).ok()?;
         list.iter().position(|item| *item == want)
@@ -761,6 +878,44 @@ mod tests {
         let mut after = new.clone();
         before_defaults(cms, &new, &mut after, &apply_as("x", &dropped)).expect("no conflict");
         assert_eq!(after["data"], json!({ "a": "1", "b": "9", "c": "3" }));
+    }
+
+    /// Ports are told apart by port and protocol (a DNS daemon's 53/UDP and 53/TCP);
+    /// strategic merge, which knows only the port, replaces such a list whole; true
+    /// duplicates are refused as server-side apply refuses them.
+    #[test]
+    fn ports_are_keyed_by_protocol_too_and_duplicates_are_refused() {
+        let mut config = ds_config("coredns", false);
+        config["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([
+            { "name": "dns", "containerPort": 53, "protocol": "UDP" },
+            { "name": "dns-tcp", "containerPort": 53 }
+        ]);
+        let paths: Vec<String> = leaves(&fields_of("DaemonSet", &config))
+            .iter()
+            .map(|p| display(p))
+            .collect();
+        for port in [
+            "[containerPort=53,protocol=\"UDP\"]",
+            "[containerPort=53,protocol=\"TCP\"]",
+        ] {
+            let want = format!(".spec.template.spec.containers[name=\"c\"].ports{port}.name");
+            assert!(paths.contains(&want), "{want} not in {paths:?}");
+        }
+        check_config(ds(), Some("default"), "d", &config).expect("distinct keys");
+        let body = merge_body(ds(), &config).expect("the ports list is replaced whole");
+        assert_eq!(
+            body.pointer("/spec/template/spec/containers/0/ports/2"),
+            Some(&json!({ "$patch": "replace" }))
+        );
+        assert!(merge_body(ds(), &ds_config("nginx", false)).is_none());
+        let mut twice = ds_config("nginx", false);
+        twice["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{ "name": "A", "value": "1" }, { "name": "A", "value": "2" }]);
+        let err = check_config(ds(), Some("default"), "d", &twice).expect_err("duplicate");
+        assert_eq!(
+            err.message,
+            "failed to create typed patch object (default/d; apps/v1, Kind=DaemonSet): .spec.template.spec.containers[name=\"c\"].env: duplicate entries for key [name=\"A\"]"
+        );
     }
 
     #[test]

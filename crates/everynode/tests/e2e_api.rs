@@ -568,6 +568,33 @@ fn server_side_apply_owns_conflicts_and_removes_fields() {
     let o = apply(&manifest("nginx:1.27", false), &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(show(&s), r#"nginx:1.27  {"app":"ssa"}"#);
+
+    // A DNS daemon's 53/UDP and 53/TCP are two ports, applied again and again.
+    let dns = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: dns}\nspec:\n  selector: {matchLabels: {app: dns}}\n  template:\n    metadata: {labels: {app: dns}}\n    spec:\n      containers:\n      - name: c\n        image: coredns\n        ports:\n        - {name: dns, containerPort: 53, protocol: UDP}\n        - {name: dns-tcp, containerPort: 53, protocol: TCP}\n";
+    for _ in 0..2 {
+        let o = apply(dns, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let ports = s.ok(&[
+        "get",
+        "ds",
+        "dns",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].ports[*].name}",
+    ]);
+    assert_eq!(ports, "dns dns-tcp");
+    // Two items with one key are refused, as server-side apply refuses them.
+    let twice = dns.replace(
+        "dns-tcp, containerPort: 53, protocol: TCP",
+        "dns2, containerPort: 53, protocol: UDP",
+    );
+    let o = apply(&twice, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("ports: duplicate entries for key [containerPort=53,protocol=\"UDP\"]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -406,6 +406,44 @@ pub trait Facts {
     fn secret_used_by(&self, node: &str) -> bool;
 }
 
+/// The user a request acts as: `user`, or whom it impersonates (`Impersonate-User`,
+/// `Impersonate-Group`, as `kubectl --as/--as-group` send them). Only the administrator
+/// may impersonate; the impersonated user is signed in (`system:authenticated`) unless
+/// it is `system:anonymous`.
+pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, String> {
+    let name = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let groups: Vec<String> = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let Some(name) = name else {
+        if groups.is_empty() {
+            return Ok(user);
+        }
+        return Err(format!("requested {groups:?} without impersonating a user"));
+    };
+    if !user.is_admin() {
+        return Err(format!(
+            "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+            user.name
+        ));
+    }
+    let mut groups = groups;
+    let signed_in = if name == "system:anonymous" {
+        "system:unauthenticated"
+    } else {
+        GROUP_AUTHENTICATED
+    };
+    if !groups.iter().any(|g| g == signed_in) {
+        groups.push(signed_in.to_string());
+    }
+    Ok(User { name, groups })
+}
+
 /// Whether `user` may `verb` the non-resource `path`: the administrator anything, any
 /// other user what Kubernetes' default roles give every authenticated user (discovery,
 /// OpenAPI, version and health, read only).
@@ -438,6 +476,18 @@ pub fn authorize(user: &User, a: &Attributes<'_>, facts: &dyn Facts) -> Result<(
         && a.verb == "get";
     if is_cluster_info {
         // The discovery object every joining machine reads before it trusts anything.
+        return Ok(());
+    }
+    // system:basic-user: everyone signed in may ask who they are and what they may do.
+    let review = matches!(
+        (a.group, a.resource),
+        ("authentication.k8s.io", "selfsubjectreviews")
+            | (
+                "authorization.k8s.io",
+                "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+            )
+    );
+    if review && a.verb == "create" && user.groups.iter().any(|g| g == GROUP_AUTHENTICATED) {
         return Ok(());
     }
     let csr = a.group == "certificates.k8s.io" && a.resource == "certificatesigningrequests";

@@ -190,6 +190,15 @@ impl ApiError {
         )
     }
 
+    /// A watch in a form this server does not stream (YAML).
+    pub fn not_acceptable_for_watch() -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted for watch: application/json, application/json;stream=watch",
+        )
+    }
+
     pub fn not_acceptable() -> Self {
         Self::new(
             406,

@@ -63,6 +63,11 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
     let Some(user) = authenticate(&st, &parts, &route) else {
         return ApiError::unauthorized().into_response();
     };
+    let user = match auth::impersonated(user, &parts.headers) {
+        Ok(u) => u,
+        Err(why) if why.starts_with("users ") => return ApiError::forbidden(why).into_response(),
+        Err(why) => return ApiError::bad_request(why).into_response(),
+    };
     let q = parse_query(parts.uri.query());
     let accept = parts
         .headers
@@ -229,6 +234,14 @@ fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value
     };
     Ok(match verdict {
         Ok(()) => json!({ "allowed": true }),
+        // A plain "no rule allows it" carries no reason (kubectl prints a bare "no");
+        // the node authorizer's refusals say why.
+        Err(reason)
+            if reason.ends_with("at the cluster scope")
+                || (reason.ends_with('"') && reason.contains("\" in the namespace \"")) =>
+        {
+            json!({ "allowed": false })
+        }
         Err(reason) => json!({ "allowed": false, "reason": reason }),
     })
 }
@@ -551,7 +564,7 @@ async fn resource(
         return resource_as(st, user, method, headers, t, q, accept, body).await;
     }
     if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-        return Err(ApiError::not_acceptable());
+        return Err(ApiError::not_acceptable_for_watch());
     }
     let json = "application/json";
     let answer = match resource_as(st, user, method, headers, t, q, Some(json), body).await {

@@ -168,6 +168,12 @@ pub fn check_config(
     name: &str,
     config: &Value,
 ) -> Result<(), ApiError> {
+    if config
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
     fn walk(v: &Value, pos: Position, at: &str) -> Option<String> {
         let Value::Object(m) = v else {
             return None;
@@ -902,6 +908,13 @@ mod tests {
             assert!(paths.contains(&want), "{want} not in {paths:?}");
         }
         check_config(ds(), Some("default"), "d", &config).expect("distinct keys");
+        let mut owned = config.clone();
+        owned["metadata"]["managedFields"] = json!([]);
+        let err = check_config(ds(), Some("default"), "d", &owned).expect_err("managedFields");
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (400, "metadata.managedFields must be nil")
+        );
         let body = merge_body(ds(), &config).expect("the ports list is replaced whole");
         assert_eq!(
             body.pointer("/spec/template/spec/containers/0/ports/2"),

@@ -69,11 +69,18 @@ async fn reviews_answer_for_the_caller() {
     // A node may read its own Node but not delete DaemonSets or read unrelated Secrets.
     let own = json!({ "resourceAttributes": { "verb": "get", "resource": "nodes", "name": "n1" } });
     assert!(can(&s, NODE, own).await.0);
-    let (allowed, reason) = can(&s, NODE, anything).await;
-    assert!(!allowed);
-    assert!(reason.contains("system:node:n1"), "{reason}");
+    // No rule allows it: a bare no. The node authorizer's refusal says why.
+    assert_eq!(can(&s, NODE, anything).await, (false, String::new()));
     let secret = json!({ "resourceAttributes": { "verb": "get", "resource": "secrets", "namespace": "default", "name": "s" } });
-    assert!(!can(&s, NODE, secret).await.0);
+    let (allowed, reason) = can(&s, NODE, secret).await;
+    assert!(!allowed);
+    assert!(
+        reason.contains("no relationship found between node 'n1'"),
+        "{reason}"
+    );
+    // Everyone signed in may ask.
+    let ask = json!({ "resourceAttributes": { "verb": "create", "group": "authorization.k8s.io", "resource": "selfsubjectaccessreviews" } });
+    assert!(can(&s, NODE, ask).await.0);
     // Non-resource paths: discovery and health for every user, the rest for the admin.
     let path = |p: &str| json!({ "nonResourceAttributes": { "verb": "get", "path": p } });
     assert!(can(&s, NODE, path("/healthz")).await.0);
@@ -91,4 +98,59 @@ async fn reviews_answer_for_the_caller() {
         .expect("request");
     let resp = s.router().oneshot(req).await.expect("infallible");
     assert_eq!(resp.status().as_u16(), 405);
+}
+
+/// `kubectl --as`: the administrator acts as another user (and its groups); nobody
+/// else may.
+#[tokio::test]
+async fn the_administrator_may_impersonate_and_nobody_else() {
+    let s = server().await;
+    let whoami =
+        |token: &'static str, as_user: Option<&'static str>, groups: &'static [&'static str]| {
+            let s = &s;
+            async move {
+                let mut req = Request::builder()
+                    .method("POST")
+                    .uri("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json");
+                if let Some(u) = as_user {
+                    req = req.header("impersonate-user", u);
+                }
+                for g in groups {
+                    req = req.header("impersonate-group", *g);
+                }
+                let req = req
+                    .body(Body::from(
+                        json!({ "kind": "SelfSubjectReview" }).to_string(),
+                    ))
+                    .expect("request");
+                let resp = s.router().oneshot(req).await.expect("infallible");
+                let code = resp.status().as_u16();
+                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .expect("body");
+                (
+                    code,
+                    serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+                )
+            }
+        };
+    let (code, v) = whoami(ADMIN, Some("bob"), &["devs"]).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(
+        v["status"]["userInfo"],
+        json!({ "username": "bob", "groups": ["devs", "system:authenticated"] })
+    );
+    let (code, v) = whoami(NODE, Some("bob"), &[]).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot impersonate resource \"users\""),
+        "{v}"
+    );
+    let (code, _) = whoami(ADMIN, None, &["devs"]).await;
+    assert_eq!(code, 400);
 }

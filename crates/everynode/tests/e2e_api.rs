@@ -609,6 +609,11 @@ fn kubectl_auth_whoami_and_can_i() {
         "yes"
     );
     assert_eq!(s.ok(&["auth", "can-i", "get", "/healthz"]).trim(), "yes");
+    // As another user: bob may ask, and do nothing else.
+    let bob = rows(&s.ok(&["auth", "whoami", "--as", "bob"]));
+    assert_eq!(bob[1], ["Username", "bob"]);
+    let out = s.kubectl(&["auth", "can-i", "create", "pods", "--as", "bob"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
     let list = rows(&s.ok(&["auth", "can-i", "--list"]));
     assert_eq!(
         list[0],

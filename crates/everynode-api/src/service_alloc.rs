@@ -674,6 +674,26 @@ pub fn carry_over_allocated(new: &mut Service, old: &Service) {
     {
         n.health_check_node_port = None;
     }
+    // Leaving LoadBalancer: its node-port switch and class go, unless the client set them.
+    if text(&o.type_) == "LoadBalancer" && text(&n.type_) != "LoadBalancer" {
+        if n.allocate_load_balancer_node_ports.is_some()
+            && n.allocate_load_balancer_node_ports == o.allocate_load_balancer_node_ports
+        {
+            n.allocate_load_balancer_node_ports = None;
+        }
+        if n.load_balancer_class == o.load_balancer_class {
+            n.load_balancer_class = None;
+        }
+    }
+    // No longer reachable from outside the cluster: the external traffic policy goes.
+    let external = |s: &ServiceSpec| match text(&s.type_) {
+        "LoadBalancer" | "NodePort" => true,
+        "" | "ClusterIP" => s.external_ips.as_ref().is_some_and(|ips| !ips.is_empty()),
+        _ => false,
+    };
+    if external(o) && !external(n) && n.external_traffic_policy == o.external_traffic_policy {
+        n.external_traffic_policy = None;
+    }
 }
 
 #[cfg(test)]
@@ -998,5 +1018,54 @@ mod tests {
         let alloc = r.allocate_update(&mut ext, &cip, 0).expect("update");
         r.commit(alloc);
         assert_eq!(r.ips_used(), 0);
+    }
+
+    /// A patch of `type` alone (`kubectl patch svc x -p '{"spec":{"type":"ClusterIP"}}'`):
+    /// what only the old type allowed goes with it, unless the client changed it.
+    #[test]
+    fn a_type_change_drops_what_only_the_old_type_allowed() {
+        let lb = svc(
+            "u",
+            json!({"type": "LoadBalancer", "loadBalancerClass": "example.com/lb",
+                   "ports": [{"name": "web", "port": 80, "nodePort": 30080}]}),
+        );
+        assert_eq!(spec(&lb).allocate_load_balancer_node_ports, Some(true));
+        assert_eq!(
+            spec(&lb).external_traffic_policy.as_deref(),
+            Some("Cluster")
+        );
+        let retyped = |from: &Service, to: &str| {
+            let mut s = from.clone();
+            if let Some(sp) = s.spec.as_mut() {
+                sp.type_ = Some(to.into());
+            }
+            carry_over_allocated(&mut s, from);
+            s
+        };
+        let np = retyped(&lb, "NodePort");
+        assert_eq!(spec(&np).allocate_load_balancer_node_ports, None);
+        assert_eq!(spec(&np).load_balancer_class, None);
+        assert_eq!(
+            spec(&np).external_traffic_policy.as_deref(),
+            Some("Cluster")
+        );
+        assert_eq!(
+            spec(&np).ports.as_ref().expect("ports")[0].node_port,
+            Some(30080)
+        );
+        let cip = retyped(&np, "ClusterIP");
+        assert_eq!(spec(&cip).external_traffic_policy, None);
+        assert_eq!(spec(&cip).ports.as_ref().expect("ports")[0].node_port, None);
+        // A value the client changed together with the type stays (validation judges it).
+        let mut local = np.clone();
+        if let Some(sp) = local.spec.as_mut() {
+            sp.type_ = Some("ClusterIP".into());
+            sp.external_traffic_policy = Some("Local".into());
+        }
+        carry_over_allocated(&mut local, &np);
+        assert_eq!(
+            spec(&local).external_traffic_policy.as_deref(),
+            Some("Local")
+        );
     }
 }

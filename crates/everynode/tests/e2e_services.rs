@@ -355,6 +355,36 @@ fn services_get_cluster_ips_that_survive_restarts() {
     assert_eq!(k["spec"]["ports"][0]["port"], 443);
     let ep = s.json(&["get", "endpoints", "kubernetes"]);
     assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.1");
+    // A type patched down drops what only the old type allowed (node ports, the
+    // load balancer's switches, the external traffic policy).
+    s.ok(&["create", "service", "loadbalancer", "lb", "--tcp=80:8080"]);
+    s.ok(&[
+        "patch",
+        "svc",
+        "lb",
+        "-p",
+        r#"{"spec":{"type":"NodePort"}}"#,
+    ]);
+    let np = s.json(&["get", "svc", "lb"]);
+    assert!(
+        np["spec"].get("allocateLoadBalancerNodePorts").is_none(),
+        "{np}"
+    );
+    assert!(
+        np["spec"]["ports"][0]["nodePort"].as_i64().is_some(),
+        "{np}"
+    );
+    s.ok(&[
+        "patch",
+        "svc",
+        "lb",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP"}}"#,
+    ]);
+    let cip = s.json(&["get", "svc", "lb"]);
+    assert!(cip["spec"].get("externalTrafficPolicy").is_none(), "{cip}");
+    assert!(cip["spec"]["ports"][0].get("nodePort").is_none(), "{cip}");
+    s.ok(&["delete", "svc", "lb"]);
     s.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
     let web = s.json(&["get", "svc", "web"]);
     let ip = web["spec"]["clusterIP"].as_str().expect("ip").to_string();

@@ -576,6 +576,8 @@ impl Fleet {
     fn watch_error(&self, what: &str, e: &watcher::Error) {
         if self.opts.only_node.is_some() {
             tracing::debug!(error = %e, "sim node: {what} watch");
+        } else if everynode_controllers::runtime::server_gone(e) {
+            tracing::debug!(error = %e, "sim fleet: {what} watch");
         } else {
             tracing::warn!(error = %e, "sim fleet: {what} watch");
         }

@@ -233,6 +233,13 @@ impl<K: Cached> Cache<K> {
     }
 }
 
+/// Whether a watch failed because an in-process API server is gone (it shuts down
+/// before the controllers that run beside it: `everynode up` on Ctrl-C), which is no
+/// news worth a warning.
+pub fn server_gone(e: &watcher::Error) -> bool {
+    e.to_string().contains("buffer's worker closed")
+}
+
 /// Keeps a cache current from its watch until the cache is dropped.
 async fn feed<K: Cached>(
     cache: Weak<CacheInner<K>>,
@@ -245,6 +252,7 @@ async fn feed<K: Cached>(
         };
         match event {
             Ok(e) => Cache { inner }.apply(e),
+            Err(e) if server_gone(&e) => tracing::debug!(error = %e, "watch failed; retrying"),
             Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
         }
     }

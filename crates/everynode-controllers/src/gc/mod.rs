@@ -290,6 +290,9 @@ pub async fn run(client: kube::Client) {
                             changed.notify_one();
                         }
                     }
+                    Err(e) if crate::runtime::server_gone(&e) => {
+                        tracing::debug!(kind = %w.kind, error = %e, "garbage collector watch")
+                    }
                     Err(e) => tracing::warn!(kind = %w.kind, error = %e, "garbage collector watch"),
                 }
             }

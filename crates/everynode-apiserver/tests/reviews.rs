@@ -21,13 +21,26 @@ async fn server() -> ApiServer {
 }
 
 async fn post(s: &ApiServer, token: &str, uri: &str, body: Value) -> (u16, Value) {
-    let req = Request::builder()
+    post_as(s, token, uri, body, &[]).await
+}
+
+/// [`post`] with extra headers (impersonation).
+async fn post_as(
+    s: &ApiServer,
+    token: &str,
+    uri: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = Request::builder()
         .method("POST")
         .uri(uri)
         .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request");
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Body::from(body.to_string())).expect("request");
     let resp = s.router().oneshot(req).await.expect("infallible");
     let code = resp.status().as_u16();
     let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
@@ -105,44 +118,26 @@ async fn reviews_answer_for_the_caller() {
 #[tokio::test]
 async fn the_administrator_may_impersonate_and_nobody_else() {
     let s = server().await;
-    let whoami =
-        |token: &'static str, as_user: Option<&'static str>, groups: &'static [&'static str]| {
-            let s = &s;
-            async move {
-                let mut req = Request::builder()
-                    .method("POST")
-                    .uri("/apis/authentication.k8s.io/v1/selfsubjectreviews")
-                    .header("authorization", format!("Bearer {token}"))
-                    .header("content-type", "application/json");
-                if let Some(u) = as_user {
-                    req = req.header("impersonate-user", u);
-                }
-                for g in groups {
-                    req = req.header("impersonate-group", *g);
-                }
-                let req = req
-                    .body(Body::from(
-                        json!({ "kind": "SelfSubjectReview" }).to_string(),
-                    ))
-                    .expect("request");
-                let resp = s.router().oneshot(req).await.expect("infallible");
-                let code = resp.status().as_u16();
-                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-                    .await
-                    .expect("body");
-                (
-                    code,
-                    serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-                )
-            }
-        };
-    let (code, v) = whoami(ADMIN, Some("bob"), &["devs"]).await;
+    let whoami = |token: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        post_as(
+            &s,
+            token,
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            json!({ "kind": "SelfSubjectReview" }),
+            headers,
+        )
+    };
+    let (code, v) = whoami(
+        ADMIN,
+        &[("impersonate-user", "bob"), ("impersonate-group", "devs")],
+    )
+    .await;
     assert_eq!(code, 201, "{v}");
     assert_eq!(
         v["status"]["userInfo"],
         json!({ "username": "bob", "groups": ["devs", "system:authenticated"] })
     );
-    let (code, v) = whoami(NODE, Some("bob"), &[]).await;
+    let (code, v) = whoami(NODE, &[("impersonate-user", "bob")]).await;
     assert_eq!(code, 403, "{v}");
     assert!(
         v["message"]
@@ -151,6 +146,6 @@ async fn the_administrator_may_impersonate_and_nobody_else() {
             .contains("cannot impersonate resource \"users\""),
         "{v}"
     );
-    let (code, _) = whoami(ADMIN, None, &["devs"]).await;
+    let (code, _) = whoami(ADMIN, &[("impersonate-group", "devs")]).await;
     assert_eq!(code, 400);
 }

@@ -111,6 +111,13 @@ pub async fn run(informers: Informers, grace: Duration) {
     tokio::join!(feeds, worker);
 }
 
+/// The time now as the API writes it (`2026-11-25T07:30:00Z`).
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
 fn has_no_execute(node: &Node) -> bool {
     node.spec
         .as_ref()
@@ -127,9 +134,7 @@ async fn act(client: &kube::Client, events: &Recorder, nodes: &[Arc<Node>], acti
     };
     let result = match action {
         Action::MarkUnknown { node } => {
-            let now = jiff::Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
+            let now = now();
             let mut conditions: Vec<serde_json::Value> = find(&node)
                 .and_then(|n| n.status.as_ref()?.conditions.clone())
                 .unwrap_or_default()
@@ -180,9 +185,7 @@ async fn act(client: &kube::Client, events: &Recorder, nodes: &[Arc<Node>], acti
             node,
         } => {
             let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-            let now = jiff::Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
+            let now = now();
             // The uid makes the patch fail on a pod of that name created since.
             let patch = json!({
                 "metadata": { "uid": uid },

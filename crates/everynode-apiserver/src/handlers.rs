@@ -708,7 +708,7 @@ async fn resource_as(
                     obj,
                     &WriteOptions {
                         dry_run: dry_run(&q),
-                        manager: None,
+                        manager: Some(manager(&q, headers, None)),
                     },
                 )
                 .await?;

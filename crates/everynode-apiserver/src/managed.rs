@@ -9,9 +9,10 @@
 //! does is removed, unless another manager owns it. An update by a manager takes the
 //! fields it changed from everyone else.
 //!
-//! Tracking starts with an object's first apply: writes to objects no one ever applied
-//! leave `managedFields` absent (they would cost every status write and every pod
-//! create a field-set computation for nothing an applier could use). Status writes are
+//! Tracking starts at creation for the kinds people write ([`tracked_from_creation`]:
+//! DaemonSets, ConfigMaps, Secrets, Services, Namespaces, ServiceAccounts) and with the
+//! first apply for the others: pods, events and leases written by the thousand carry no
+//! `managedFields` until someone applies them. Status writes are
 //! not tracked. Lists follow the strategic-merge keys (`smp`), so a list without a merge
 //! key is owned as a whole.
 
@@ -20,6 +21,21 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
+
+/// Kinds whose field ownership is kept from their creation on, as Kubernetes keeps it
+/// for everything: the objects people write (so a first server-side apply conflicts
+/// with `kubectl create`, and takes over from client-side apply). Pods, events, leases
+/// and the other objects components write by the thousand start with their first apply.
+pub fn tracked_from_creation(res: &ResourceInfo) -> bool {
+    matches!(
+        (res.group, res.kind),
+        ("apps", "DaemonSet")
+            | (
+                "",
+                "ConfigMap" | "Secret" | "Service" | "Namespace" | "ServiceAccount"
+            )
+    )
+}
 
 /// Who writes, and for an apply what it applies.
 #[derive(Clone, Debug)]
@@ -590,8 +606,16 @@ fn conflict(conflicts: &[(String, String, Vec<String>)]) -> ApiError {
 /// forced fields from the others); an update, on an object some manager applied,
 /// takes the fields it changed from everyone else.
 pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value, m: &Manager) {
-    let mut owned = old.map(entries).unwrap_or_default();
-    if owned.is_empty() && m.apply.is_none() {
+    // Ownership the client wrote itself (kubectl's move from client-side to server-side
+    // apply rewrites it) is where this write starts from; otherwise the stored one.
+    let stored = old.and_then(|o| o.pointer("/metadata/managedFields"));
+    let sent = new.pointer("/metadata/managedFields");
+    let mut owned = if sent.is_some() && sent != stored {
+        entries(new)
+    } else {
+        old.map(entries).unwrap_or_default()
+    };
+    if owned.is_empty() && m.apply.is_none() && !tracked_from_creation(res) {
         return;
     }
     let op = operation(m);

@@ -598,7 +598,11 @@ impl Registry {
             return Err(ApiError::invalid(res, &name, &errs));
         }
         // A server-side apply that creates: the applier owns what it applied.
-        if let Some(m) = opts.manager.as_ref().filter(|m| m.apply.is_some()) {
+        if let Some(m) = opts
+            .manager
+            .as_ref()
+            .filter(|m| m.apply.is_some() || crate::managed::tracked_from_creation(res))
+        {
             match &mut obj {
                 strategy::Admitted::Json(v) => crate::managed::after_admission(res, None, v, m),
                 strategy::Admitted::Pod(p) => {
@@ -735,7 +739,15 @@ impl Registry {
             if let Some(m) = manager {
                 crate::managed::before_defaults(res, &old, &mut new, m)?;
             }
+            // managedFields a client rewrote (kubectl's client-side to server-side apply
+            // move) are kept; anything else carries the stored ones over.
+            let sent = manager
+                .and_then(|_| new.pointer("/metadata/managedFields").cloned())
+                .filter(|mf| old.pointer("/metadata/managedFields") != Some(mf));
             keep_system_fields(&mut new, &old);
+            if let Some(mf) = sent {
+                new["metadata"]["managedFields"] = mf;
+            }
             strategy::normalize_and_default(res, &mut new)?;
             match part {
                 Part::Main => strategy::prepare_update(res, &mut new, &old),

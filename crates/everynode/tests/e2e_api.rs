@@ -569,6 +569,42 @@ fn server_side_apply_owns_conflicts_and_removes_fields() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(show(&s), r#"nginx:1.27  {"app":"ssa"}"#);
 
+    // What `kubectl create` set is owned from the start: another value conflicts.
+    s.ok(&["create", "cm", "made", "--from-literal=a=1"]);
+    let o = apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: made}\ndata: {a: \"2\"}\n",
+        &["--field-manager=other"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("conflict with \"kubectl-create\" using v1: .data.a"),
+        "{err}"
+    );
+    // From client-side to server-side apply: kubectl hands the client-side fields over,
+    // and what the server-side manifest leaves out goes.
+    let cm = |labels: &str, data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: moved, labels: {{{labels}}}}}\ndata: {{{data}}}\n"
+        )
+    };
+    let o = s.with_stdin(
+        &["apply", "-f", "-"],
+        &cm("keep: \"1\", drop: \"1\"", "a: \"1\", b: \"2\""),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = apply(&cm("keep: \"1\"", "a: \"1\""), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "cm",
+            "moved",
+            "-o",
+            "jsonpath={.metadata.labels} {.data}"
+        ]),
+        r#"{"keep":"1"} {"a":"1"}"#
+    );
+
     // A DNS daemon's 53/UDP and 53/TCP are two ports, applied again and again.
     let dns = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: dns}\nspec:\n  selector: {matchLabels: {app: dns}}\n  template:\n    metadata: {labels: {app: dns}}\n    spec:\n      containers:\n      - name: c\n        image: coredns\n        ports:\n        - {name: dns, containerPort: 53, protocol: UDP}\n        - {name: dns-tcp, containerPort: 53, protocol: TCP}\n";
     for _ in 0..2 {

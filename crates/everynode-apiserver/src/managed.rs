@@ -288,16 +288,22 @@ fn leaves(set: &Set) -> Vec<Path> {
     out
 }
 
-fn has_leaf(set: &Set, path: &[String]) -> bool {
+/// The part of a set at `path` (an empty one is a leaf).
+fn node_at<'a>(set: &'a Set, path: &[String]) -> Option<&'a Set> {
+    let (last, above) = path.split_last()?;
     let mut node = set;
-    for (i, el) in path.iter().enumerate() {
-        match node.get(el).and_then(Value::as_object) {
-            Some(next) if i + 1 == path.len() => return next.is_empty(),
-            Some(next) => node = next,
-            None => return false,
-        }
+    for el in above {
+        node = node.get(el)?.as_object()?;
     }
-    false
+    node.get(last)?.as_object()
+}
+
+fn has_leaf(set: &Set, path: &[String]) -> bool {
+    node_at(set, path).is_some_and(Set::is_empty)
+}
+
+fn has_node(set: &Set, path: &[String]) -> bool {
+    node_at(set, path).is_some()
 }
 
 /// Removes a leaf and the parents it leaves empty (an empty parent would read as a leaf).
@@ -556,18 +562,6 @@ fn prune_emptied(obj: &mut Value, path: &[String], applied: &Set) {
     }
 }
 
-fn has_node(set: &Set, path: &[String]) -> bool {
-    let mut node = set;
-    for (i, el) in path.iter().enumerate() {
-        match node.get(el).and_then(Value::as_object) {
-            Some(_) if i + 1 == path.len() => return true,
-            Some(next) => node = next,
-            None => return false,
-        }
-    }
-    false
-}
-
 /// The 409 of an apply that conflicts, as kube-apiserver words it.
 fn conflict(conflicts: &[(String, String, Vec<String>)]) -> ApiError {
     let total: usize = conflicts.iter().map(|(_, _, p)| p.len()).sum();
@@ -606,15 +600,9 @@ fn conflict(conflicts: &[(String, String, Vec<String>)]) -> ApiError {
 /// forced fields from the others); an update, on an object some manager applied,
 /// takes the fields it changed from everyone else.
 pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value, m: &Manager) {
-    // Ownership the client wrote itself (kubectl's move from client-side to server-side
-    // apply rewrites it) is where this write starts from; otherwise the stored one.
-    let stored = old.and_then(|o| o.pointer("/metadata/managedFields"));
-    let sent = new.pointer("/metadata/managedFields");
-    let mut owned = if sent.is_some() && sent != stored {
-        entries(new)
-    } else {
-        old.map(entries).unwrap_or_default()
-    };
+    // `new` holds the stored ownership (the registry carries it over), or the one the
+    // client wrote itself (kubectl's move from client-side to server-side apply).
+    let mut owned = entries(new);
     if owned.is_empty() && m.apply.is_none() && !tracked_from_creation(res) {
         return;
     }
@@ -667,9 +655,7 @@ pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value,
             (changed.into_iter().chain(gone).collect(), mine)
         }
     };
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+    let now = crate::registry::format_time(jiff::Timestamp::now());
     let api_version = res.api_version();
     let mut out: Vec<Value> = Vec::new();
     let mut placed = false;

@@ -23,6 +23,8 @@ use http::HeaderMap;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use crate::error::ApiError;
+
 pub const GROUP_MASTERS: &str = "system:masters";
 pub const GROUP_NODES: &str = "system:nodes";
 pub const GROUP_BOOTSTRAPPERS: &str = "system:bootstrappers";
@@ -346,7 +348,7 @@ impl Attributes<'_> {
 
     /// RBAC's denial: `... is forbidden: User "u" cannot VERB resource "R" in API group
     /// "G" at the cluster scope` (or `in the namespace "ns"`).
-    fn rbac_denial(&self, user: &User) -> String {
+    pub fn rbac_denial(&self, user: &User) -> String {
         let res = match self.subresource {
             Some(s) => format!("{}/{s}", self.resource),
             None => self.resource.to_string(),
@@ -410,7 +412,7 @@ pub trait Facts {
 /// `Impersonate-Group`, as `kubectl --as/--as-group` send them). Only the administrator
 /// may impersonate; the impersonated user is signed in (`system:authenticated`) unless
 /// it is `system:anonymous`.
-pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, String> {
+pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, ApiError> {
     let name = headers
         .get("impersonate-user")
         .and_then(|v| v.to_str().ok())
@@ -424,13 +426,15 @@ pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, Strin
         if groups.is_empty() {
             return Ok(user);
         }
-        return Err(format!("requested {groups:?} without impersonating a user"));
+        return Err(ApiError::bad_request(format!(
+            "requested {groups:?} without impersonating a user"
+        )));
     };
     if !user.is_admin() {
-        return Err(format!(
+        return Err(ApiError::forbidden(format!(
             "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
             user.name
-        ));
+        )));
     }
     let mut groups = groups;
     let signed_in = if name == "system:anonymous" {

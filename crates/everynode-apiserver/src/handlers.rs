@@ -65,8 +65,7 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
     };
     let user = match auth::impersonated(user, &parts.headers) {
         Ok(u) => u,
-        Err(why) if why.starts_with("users ") => return ApiError::forbidden(why).into_response(),
-        Err(why) => return ApiError::bad_request(why).into_response(),
+        Err(e) => return e.into_response(),
     };
     let q = parse_query(parts.uri.query());
     let accept = parts
@@ -182,17 +181,21 @@ async fn review(
 /// The status of a SelfSubjectAccessReview whose spec is `spec`.
 fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value> {
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let verdict = if let Some(ra) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
+    // The verdict, and what "no rule allows it" reads like for this request (to tell it
+    // from a refusal with a reason).
+    let (verdict, plain_no) = if let Some(ra) =
+        spec.get("resourceAttributes").filter(|v| v.is_object())
+    {
         let (verb, group, resource) = (text(ra, "verb"), text(ra, "group"), text(ra, "resource"));
         let (sub, namespace, name) = (
             text(ra, "subresource"),
             text(ra, "namespace"),
             text(ra, "name"),
         );
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
         fn some(s: &str) -> Option<&str> {
             (!s.is_empty()).then_some(s)
         }
+        let opt = |s: &str| some(s).map(str::to_string);
         let attrs = auth::Attributes {
             verb: &verb,
             group: &group,
@@ -206,7 +209,7 @@ fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value
         let known = resources::RESOURCES
             .iter()
             .find(|r| r.group == group && r.plural == resource);
-        match known {
+        let verdict = match known {
             Some(res) => {
                 let t = Target {
                     res,
@@ -222,9 +225,14 @@ fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value
                 auth::authorize(user, &attrs, &facts)
             }
             None => auth::authorize(user, &attrs, &NoFacts),
-        }
+        };
+        (verdict, Some(attrs.rbac_denial(user)))
     } else if let Some(nra) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
-        auth::authorize_non_resource(user, &text(nra, "verb"), &text(nra, "path"))
+        let path = text(nra, "path");
+        (
+            auth::authorize_non_resource(user, &text(nra, "verb"), &path),
+            None,
+        )
     } else {
         return Err(ApiError::new(
             422,
@@ -236,12 +244,7 @@ fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value
         Ok(()) => json!({ "allowed": true }),
         // A plain "no rule allows it" carries no reason (kubectl prints a bare "no");
         // the node authorizer's refusals say why.
-        Err(reason)
-            if reason.ends_with("at the cluster scope")
-                || (reason.ends_with('"') && reason.contains("\" in the namespace \"")) =>
-        {
-            json!({ "allowed": false })
-        }
+        Err(reason) if Some(&reason) == plain_no.as_ref() => json!({ "allowed": false }),
         Err(reason) => json!({ "allowed": false, "reason": reason }),
     })
 }
@@ -807,25 +810,27 @@ async fn resource_as(
                 Some(_) => Part::Status,
                 None => Part::Main,
             };
-            if kind == PatchType::Apply && q.get("fieldManager").is_none_or(|m| m.is_empty()) {
-                return Err(ApiError::new(
-                    422,
-                    "Invalid",
-                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-                ));
-            }
-            if kind == PatchType::Apply {
+            let applied = if kind == PatchType::Apply {
+                if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    ));
+                }
                 crate::managed::check_config(res, ns, n, &patch_body)?;
-            }
+                Some(crate::managed::Applied {
+                    config: patch_body.clone(),
+                    force: q.get("force").is_some_and(|f| f == "true"),
+                })
+            } else {
+                None
+            };
             // What strategic merge merges: the patch, or an apply's configuration with
             // the lists it would match wrongly marked for replacement.
-            let merged_body = (kind == PatchType::Apply)
-                .then(|| crate::managed::merge_body(res, &patch_body))
-                .flatten();
-            let applied = (kind == PatchType::Apply).then(|| crate::managed::Applied {
-                config: patch_body.clone(),
-                force: q.get("force").is_some_and(|f| f == "true"),
-            });
+            let merged_body = applied
+                .as_ref()
+                .and_then(|a| crate::managed::merge_body(res, &a.config));
             let opts = WriteOptions {
                 dry_run: dry_run(&q),
                 manager: Some(manager(&q, headers, applied)),

@@ -235,17 +235,6 @@ pub enum SimError {
 /// fleet looks once more (past the node lifecycle's next pass).
 const RESYNC_AGAIN: Duration = Duration::from_secs(2);
 
-/// The status of one of the pod's conditions.
-fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a str> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.as_str())
-}
-
 /// Whether the node carries `everynode.io/sim-stopped: "true"`.
 fn sim_stopped(node: &Node) -> bool {
     node.metadata
@@ -711,7 +700,10 @@ impl Fleet {
             return;
         }
         if let Some(stage) = st.pods.get(&uid) {
-            if resync && *stage == Stage::Running && condition(&pod, "Ready") == Some("False") {
+            if resync
+                && *stage == Stage::Running
+                && everynode_api::scheduling::pod_condition_status(&pod, "Ready") == Some("False")
+            {
                 drop(guard);
                 tokio::spawn(self.clone().ready_again(pod));
             }

@@ -396,13 +396,22 @@ pub fn is_node_ready(node: &Node) -> bool {
         .is_some_and(|c| c.status == "True")
 }
 
-fn pod_ready_condition(pod: &Pod) -> Option<&PodCondition> {
+fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
     pod.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
-        .find(|c| c.type_ == "Ready")
+        .find(|c| c.type_ == type_)
+}
+
+fn pod_ready_condition(pod: &Pod) -> Option<&PodCondition> {
+    pod_condition(pod, "Ready")
+}
+
+/// The status (`True`, `False`, `Unknown`) of the pod's first condition of this type.
+pub fn pod_condition_status<'a>(pod: &'a Pod, type_: &str) -> Option<&'a str> {
+    pod_condition(pod, type_).map(|c| c.status.as_str())
 }
 
 /// `IsPodReady`: the pod's first `Ready` condition has status `True`.

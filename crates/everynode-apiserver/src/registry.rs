@@ -666,8 +666,12 @@ impl Registry {
             }
             match result {
                 Ok(kv) => {
-                    if res.strategy == Strategy::Namespace {
-                        self.default_service_account(&name).await?;
+                    // The namespace stands whatever becomes of its ServiceAccount (the
+                    // next start creates one that is missing).
+                    if res.strategy == Strategy::Namespace
+                        && let Err(e) = self.default_service_account(&name).await
+                    {
+                        tracing::warn!(namespace = %name, error = %e.message, "default ServiceAccount");
                     }
                     if let Some(json) = api_bytes(res, &kv.value, kv.mod_revision) {
                         return Ok(Created::Json(json));

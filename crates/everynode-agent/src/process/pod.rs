@@ -340,14 +340,7 @@ impl Worker {
 
     /// The Ready condition's status in the pod as the API server has it.
     fn stored_ready(&self) -> Option<&str> {
-        self.pod
-            .status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .map(|c| c.status.as_str())
+        everynode_api::scheduling::pod_condition_status(&self.pod, "Ready")
     }
 
     fn next_wake(&self) -> Option<Instant> {

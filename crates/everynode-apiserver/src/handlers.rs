@@ -819,10 +819,11 @@ async fn resource_as(
                     ));
                 }
                 crate::managed::check_config(res, ns, n, &patch_body)?;
-                Some(crate::managed::Applied {
-                    config: patch_body.clone(),
-                    force: q.get("force").is_some_and(|f| f == "true"),
-                })
+                Some(crate::managed::Applied::new(
+                    res.kind,
+                    patch_body.clone(),
+                    q.get("force").is_some_and(|f| f == "true"),
+                ))
             } else {
                 None
             };

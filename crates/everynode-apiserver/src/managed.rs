@@ -50,6 +50,21 @@ pub struct Applied {
     pub config: Value,
     /// `force=true`: take over conflicting fields.
     pub force: bool,
+    /// The fields the configuration sets (computed once, used before and after
+    /// admission).
+    fields: Set,
+}
+
+impl Applied {
+    /// An apply of `config` to an object of `kind`.
+    pub fn new(kind: &str, config: Value, force: bool) -> Applied {
+        let fields = fields_of(kind, &config);
+        Applied {
+            config,
+            force,
+            fields,
+        }
+    }
 }
 
 /// A set of fields in the FieldsV1 form.
@@ -468,19 +483,14 @@ fn operation(m: &Manager) -> &'static str {
 /// Before defaulting, for an apply: refuses fields other managers own with other values
 /// (unless forced), and removes from `new` what this applier applied last time and no
 /// longer applies, where no other manager owns it.
-pub fn before_defaults(
-    res: &ResourceInfo,
-    old: &Value,
-    new: &mut Value,
-    m: &Manager,
-) -> Result<(), ApiError> {
+pub fn before_defaults(old: &Value, new: &mut Value, m: &Manager) -> Result<(), ApiError> {
     let Some(applied) = &m.apply else {
         return Ok(());
     };
     let owned = entries(old);
-    let set = fields_of(res.kind, &applied.config);
+    let set = &applied.fields;
     if !applied.force {
-        let wanted = leaves(&set);
+        let wanted = leaves(set);
         // manager → (apiVersion, conflicting paths)
         let mut conflicts: Vec<(String, String, Vec<String>)> = Vec::new();
         for e in owned.iter().filter(|e| e.manager != m.name) {
@@ -510,14 +520,14 @@ pub fn before_defaults(
                 Some((dot, item)) if dot == "." => item,
                 _ => &p[..],
             };
-            let kept = has_node(&set, &p)
+            let kept = has_node(set, &p)
                 || owned
                     .iter()
                     .any(|e| !e.is(&m.name, "Apply") && has_node(&e.set, theirs))
                 || is_item_key(&p);
             if !kept {
                 remove_at(new, &p);
-                prune_emptied(new, &p, &set);
+                prune_emptied(new, &p, set);
             }
         }
     }
@@ -609,7 +619,7 @@ pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value,
     let op = operation(m);
     let (taken, mine): (Vec<Path>, Set) = match &m.apply {
         Some(applied) => {
-            let set = fields_of(res.kind, &applied.config);
+            let set = applied.fields.clone();
             // A forced apply takes the fields it conflicted on (another value than the
             // one it applies); fields it applies with the value they had stay shared.
             let taken = if applied.force {
@@ -791,10 +801,11 @@ mod tests {
     fn apply_as(name: &str, config: &Value) -> Manager {
         Manager {
             name: name.into(),
-            apply: Some(Applied {
-                config: config.clone(),
-                force: false,
-            }),
+            apply: Some(Applied::new(
+                config["kind"].as_str().unwrap_or(""),
+                config.clone(),
+                false,
+            )),
         }
     }
 
@@ -814,7 +825,7 @@ mod tests {
         second["spec"]["template"]["spec"]["nodeSelector"] = json!({ "disk": "ssd" });
         let mut new = old.clone();
         new["spec"]["template"]["spec"]["nodeSelector"] = json!({ "disk": "ssd" });
-        before_defaults(ds(), &old, &mut new, &apply_as("kubectl", &second)).expect("no conflict");
+        before_defaults(&old, &mut new, &apply_as("kubectl", &second)).expect("no conflict");
         assert_eq!(
             new.pointer("/spec/template/spec/nodeSelector"),
             Some(&json!({ "disk": "ssd" }))
@@ -840,8 +851,7 @@ mod tests {
         without_c["spec"]["template"]["spec"]["containers"] =
             json!([{ "name": "d", "image": "busybox" }]);
         let mut new = updated.clone();
-        before_defaults(ds(), &updated, &mut new, &apply_as("kubectl", &without_c))
-            .expect("no conflict");
+        before_defaults(&updated, &mut new, &apply_as("kubectl", &without_c)).expect("no conflict");
         assert_eq!(
             new.pointer("/spec/template/spec/containers"),
             Some(
@@ -851,8 +861,7 @@ mod tests {
         );
         // Dropped by the applier and owned by nobody else, an item goes whole.
         let mut new = old.clone();
-        before_defaults(ds(), &old, &mut new, &apply_as("kubectl", &without_c))
-            .expect("no conflict");
+        before_defaults(&old, &mut new, &apply_as("kubectl", &without_c)).expect("no conflict");
         assert_eq!(
             new.pointer("/spec/template/spec/containers"),
             Some(&json!([{ "name": "d", "image": "busybox" }]))
@@ -871,14 +880,11 @@ mod tests {
         let forced = cm(json!({ "a": "1", "b": "9" }));
         let x = Manager {
             name: "x".into(),
-            apply: Some(Applied {
-                config: forced.clone(),
-                force: true,
-            }),
+            apply: Some(Applied::new("ConfigMap", forced.clone(), true)),
         };
         let mut new = old.clone();
         new["data"] = json!({ "a": "1", "b": "9", "c": "3" });
-        before_defaults(cms, &old, &mut new, &x).expect("forced");
+        before_defaults(&old, &mut new, &x).expect("forced");
         after_admission(cms, Some(&old), &mut new, &x);
         let owners = |obj: &Value, manager: &str| -> Vec<String> {
             let e = entries(obj)
@@ -892,7 +898,7 @@ mod tests {
         // x drops a: kubectl still owns it, so it stays.
         let dropped = cm(json!({ "b": "9" }));
         let mut after = new.clone();
-        before_defaults(cms, &new, &mut after, &apply_as("x", &dropped)).expect("no conflict");
+        before_defaults(&new, &mut after, &apply_as("x", &dropped)).expect("no conflict");
         assert_eq!(after["data"], json!({ "a": "1", "b": "9", "c": "3" }));
     }
 

@@ -741,7 +741,7 @@ impl Registry {
             }
             let manager = opts.manager.as_ref().filter(|_| part == Part::Main);
             if let Some(m) = manager {
-                crate::managed::before_defaults(res, &old, &mut new, m)?;
+                crate::managed::before_defaults(&old, &mut new, m)?;
             }
             // managedFields a client rewrote (kubectl's client-side to server-side apply
             // move) are kept; anything else carries the stored ones over.

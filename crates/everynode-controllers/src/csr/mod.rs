@@ -189,6 +189,9 @@ pub async fn run(client: kube::Client, signer: Option<Signer>) {
                 handle(&client, &api, signer.as_ref(), csr).await;
             }
             Ok(_) => {}
+            Err(e) if crate::runtime::server_gone(&e) => {
+                tracing::debug!(error = %e, "certificate request watch")
+            }
             Err(e) => tracing::warn!(error = %e, "certificate request watch"),
         }
     }

@@ -153,6 +153,16 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// An admission plugin's refusal of one object: `pods "p" is forbidden: WHY`.
+    pub fn forbidden_object(res: &ResourceInfo, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{}\" is forbidden: {why}", res.qualified(), name),
+        )
+        .with_details(Self::resource_details(res, name))
+    }
+
     pub fn namespace_terminating(res: &ResourceInfo, name: &str, ns: &str) -> Self {
         let mut details = Self::resource_details(res, name);
         details["causes"] = json!([{

@@ -518,6 +518,40 @@ impl Registry {
         }
     }
 
+    /// The ServiceAccount admission's lookup: a pod runs as a ServiceAccount that exists
+    /// in its namespace (mirror pods, which name none, excepted).
+    fn check_service_account(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        pod: &k8s_openapi::api::core::v1::Pod,
+    ) -> ApiResult<()> {
+        let mirror = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+        let Some(sas) = resources::lookup("", "v1", "serviceaccounts") else {
+            return Ok(());
+        };
+        let account = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_deref())
+            .unwrap_or("default");
+        if mirror || self.store.get(&sas.key(Some(ns), account)).is_some() {
+            return Ok(());
+        }
+        Err(ApiError::forbidden_object(
+            res,
+            name,
+            &format!(
+                "error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"
+            ),
+        ))
+    }
+
     /// Admission for a new object: type, namespace, defaults, create-time resets,
     /// validation. Returns the admitted object and the validation errors (empty: valid).
     fn admit_create(
@@ -594,6 +628,16 @@ impl Registry {
         }
         let (mut obj, errs) = self.admit_create(res, ns, obj)?;
         let mut name = obj.name().to_string();
+        // Kubernetes' order: the admission plugins (namespace lifecycle, then the
+        // ServiceAccount lookup) before the object's validation.
+        if res.namespaced
+            && let Some(ns) = ns
+        {
+            self.check_namespace(res, ns, &name)?;
+            if let strategy::Admitted::Pod(pod) = &obj {
+                self.check_service_account(res, ns, &name, pod)?;
+            }
+        }
         if !errs.is_empty() {
             return Err(ApiError::invalid(res, &name, &errs));
         }
@@ -612,11 +656,6 @@ impl Registry {
                         serde_json::from_value(v["metadata"]["managedFields"].take()).ok();
                 }
             }
-        }
-        if res.namespaced
-            && let Some(ns) = ns
-        {
-            self.check_namespace(res, ns, &name)?;
         }
         let attempts = if generate.is_some() { 8 } else { 1 };
         for attempt in 0..attempts {
@@ -958,6 +997,16 @@ impl Registry {
                         if Self::is_service(res) {
                             self.services.release(&obj);
                         }
+                        // As Kubernetes' service account controller does: a namespace
+                        // that is not going away gets its `default` back at once.
+                        if let Some(ns) = ns
+                            && name == "default"
+                            && res.plural == "serviceaccounts"
+                            && res.group.is_empty()
+                            && let Err(e) = self.default_service_account(ns).await
+                        {
+                            tracing::warn!(namespace = ns, error = %e.message, "recreating the default ServiceAccount");
+                        }
                         obj["metadata"]["resourceVersion"] = json!(d.mod_revision.to_string());
                         return Ok(Deleted {
                             object: obj,
@@ -1157,8 +1206,9 @@ mod tests {
         }
     }
 
-    /// Every namespace has a `default` ServiceAccount, and pods run as it unless they
-    /// name another (in either of the two fields).
+    /// Every namespace has a `default` ServiceAccount (deleting it brings a new one),
+    /// and pods run as it unless they name another (in either of the two fields), which
+    /// must exist.
     #[tokio::test]
     async fn namespaces_get_a_default_service_account_and_pods_use_it() {
         let reg = Registry::new(Store::memory());
@@ -1182,12 +1232,37 @@ mod tests {
         let mut old_style = pod();
         old_style["metadata"]["name"] = json!("q");
         old_style["spec"]["serviceAccount"] = json!("fluentd");
+        let refused = reg
+            .create(pods, Some("default"), old_style.clone(), &opts)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!((refused.code, refused.reason), (403, "Forbidden"));
+        assert_eq!(
+            refused.message,
+            "pods \"q\" is forbidden: error looking up service account default/fluentd: serviceaccount \"fluentd\" not found"
+        );
+        let sa = json!({ "apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": { "name": "fluentd", "namespace": "default" } });
+        reg.create(sas, Some("default"), sa, &opts).await.unwrap();
         let named = reg
             .create(pods, Some("default"), old_style, &opts)
             .await
             .unwrap();
         assert_eq!(named["spec"]["serviceAccountName"], "fluentd");
         assert_eq!(named["spec"]["serviceAccount"], "fluentd");
+
+        let before = reg.get(sas, Some("team"), "default").unwrap();
+        reg.delete(sas, Some("team"), "default", &DeleteOptions::default())
+            .await
+            .unwrap();
+        let after = reg.get(sas, Some("team"), "default").unwrap();
+        assert_ne!(after["metadata"]["uid"], before["metadata"]["uid"]);
+        let mut in_team = pod();
+        in_team["metadata"]["namespace"] = json!("team");
+        reg.create(pods, Some("team"), in_team, &opts)
+            .await
+            .unwrap();
     }
 
     /// Creating into a namespace refuses only a terminating namespace: a namespace

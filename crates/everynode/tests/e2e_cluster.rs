@@ -686,9 +686,11 @@ spec:
     });
 }
 
-/// A pod runs as its namespace's default ServiceAccount (every namespace has one); exec,
-/// attach and port-forward reach the server (discovery lists the subresources) and say
-/// why they cannot work, instead of a bare NotFound.
+/// A pod runs as its namespace's default ServiceAccount (every namespace has one) or the
+/// one it names, which must exist: the seed's fluentd DaemonSet, applied before its
+/// ServiceAccount, reports FailedCreate with kube-apiserver's reason and lands once the
+/// ServiceAccount is there. exec, attach and port-forward reach the server (discovery
+/// lists the subresources) and say why they cannot work, instead of a bare NotFound.
 #[test]
 fn pods_run_as_the_default_service_account_and_exec_says_why_it_cannot() {
     let s = Server::up(2);
@@ -723,6 +725,31 @@ fn pods_run_as_the_default_service_account_and_exec_says_why_it_cannot() {
         s.ok(&["get", "sa", "-n", "team", "-o", "name"]).trim(),
         "serviceaccount/default"
     );
+    let err = s.fails(&[
+        "run",
+        "q",
+        "--image=nginx",
+        "--overrides",
+        r#"{"spec":{"serviceAccountName":"missing"}}"#,
+    ]);
+    assert!(
+        err.contains("pods \"q\" is forbidden: error looking up service account default/missing: serviceaccount \"missing\" not found"),
+        "{err}"
+    );
+    s.ok(&["apply", "-f", &example("fluentd.yaml")]);
+    s.eventually(
+        "fluentd's FailedCreate",
+        &["describe", "ds", "fluentd", "-n", "kube-system"],
+        |out| {
+            out.lines().any(|l| {
+                l.contains("FailedCreate")
+                    && l.contains("is forbidden: error looking up service account kube-system/fluentd: serviceaccount \"fluentd\" not found")
+            })
+        },
+    );
+    s.ok(&["apply", "-f", &example("fluentd-serviceaccount.yaml")]);
+    wait_pods_on(&s, "kube-system", "app=fluentd", &["master", "node1"]);
+
     let err = s.fails(&["exec", "nope", "--", "ls"]);
     assert!(err.contains("pods \"nope\" not found"), "{err}");
     let subs = s.ok(&["get", "--raw", "/api/v1"]);

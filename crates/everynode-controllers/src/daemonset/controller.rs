@@ -64,7 +64,20 @@ struct Ctl {
     /// DaemonSets whose last pass with creates or deletes had no failure: their creates
     /// skip slow start.
     trusted: Mutex<HashSet<Key>>,
+    /// Per DaemonSet, how many passes in a row had a failed create or delete: the
+    /// next retry waits [`retry_delay`] of it.
+    failures: Mutex<HashMap<Key, u32>>,
     events: Recorder,
+}
+
+/// How long a DaemonSet waits before its next pass after `failures` passes in a row
+/// with a failed create or delete: 1 s, doubling, at most 30 s. (Kubernetes' queue
+/// backs off up to 1,000 s; a refusal the user fixes — a missing ServiceAccount, a
+/// quota — is retried sooner here.)
+fn retry_delay(failures: u32) -> Duration {
+    const MAX: Duration = Duration::from_secs(30);
+    let doublings = failures.saturating_sub(1).min(5);
+    (Duration::from_secs(1) * (1u32 << doublings)).min(MAX)
 }
 
 fn controller_of(pod: &Pod) -> Option<(String, String)> {
@@ -94,6 +107,7 @@ pub async fn run(informers: Informers) {
         backoff: Mutex::new(FailedPodBackoff::default()),
         bursts: Mutex::default(),
         trusted: Mutex::default(),
+        failures: Mutex::default(),
         events: Recorder::new(client, "daemonset-controller"),
     });
     let queue: Arc<WorkQueue<Key>> = WorkQueue::new();
@@ -271,6 +285,7 @@ impl Ctl {
             self.expectations().remove(key);
             lock(&self.bursts).remove(key);
             lock(&self.trusted).remove(key);
+            lock(&self.failures).remove(key);
             return Ok(None);
         };
         let burst = lock(&self.bursts)
@@ -458,9 +473,14 @@ impl Ctl {
                 }
             }
         }
+        let mut failures = lock(&self.failures);
         if retry_soon {
-            requeue =
-                Some(requeue.map_or(Duration::from_secs(1), |r| r.min(Duration::from_secs(1))));
+            let n = failures.entry(key.clone()).or_default();
+            *n = n.saturating_add(1);
+            let delay = retry_delay(*n);
+            requeue = Some(requeue.map_or(delay, |r| r.min(delay)));
+        } else {
+            failures.remove(key);
         }
         Ok(requeue)
     }
@@ -637,5 +657,17 @@ fn ignore_gone(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
     match r {
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_passes_back_off_from_one_second_to_thirty() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(30));
     }
 }

@@ -452,7 +452,9 @@ impl Ctl {
             }
         }
         if let Some(status) = plan.status {
-            let patch = plan::status_patch(&status);
+            // A 409 (another client wrote the DaemonSet since the cache's copy) is
+            // left to the pass that write's watch event brings.
+            let patch = plan::status_patch(&status, ds.metadata.resource_version.as_deref());
             ignore_gone(
                 crate::write::patch(&ds_api, key.name.as_str(), true, &pp, &Patch::Merge(patch))
                     .await,

@@ -1650,8 +1650,11 @@ fn deadline_wait(secs: i64) -> Duration {
 /// The merge patch that writes `status` as a whole (Kubernetes `PUT`s the status): every
 /// optional field the new status leaves out is sent as `null`, so a counter that drops
 /// to zero (`numberUnavailable` after a rollout) or a removed condition is cleared instead
-/// of keeping its stored value.
-pub fn status_patch(status: &DaemonSetStatus) -> Value {
+/// of keeping its stored value. The status was computed from the DaemonSet at
+/// `resource_version`, so the patch carries it: should another client have written the
+/// DaemonSet since (a condition of its own), the write is refused (409) instead of
+/// dropping that change, and the pass runs again on the newer object.
+pub fn status_patch(status: &DaemonSetStatus, resource_version: Option<&str>) -> Value {
     let mut body = match serde_json::to_value(status) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -1667,6 +1670,12 @@ pub fn status_patch(status: &DaemonSetStatus) -> Value {
         body.entry(field).or_insert(Value::Null);
     }
     let mut root = Map::new();
+    if let Some(rv) = resource_version {
+        root.insert(
+            "metadata".to_string(),
+            serde_json::json!({ "resourceVersion": rv }),
+        );
+    }
     root.insert("status".to_string(), Value::Object(body));
     Value::Object(root)
 }

@@ -1920,7 +1920,8 @@ fn status_patch_clears_counters_that_drop_to_zero() {
     let plan = w.plan();
     let status = plan.status.expect("the status changed");
     assert_eq!(status.number_unavailable, None);
-    let patch = status_patch(&status);
+    let patch = status_patch(&status, Some("42"));
+    assert_eq!(patch["metadata"]["resourceVersion"], "42");
     assert_eq!(
         patch["status"]["numberUnavailable"],
         serde_json::Value::Null

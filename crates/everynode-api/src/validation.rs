@@ -33,10 +33,10 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, DownwardAPIVolumeFile, EnvFromSource, EnvVar, Event,
-    HTTPGetAction, KeyToPath, LifecycleHandler, Namespace, Node, NodeSelector,
+    Affinity, ConfigMap, Container, ContainerPort, DownwardAPIVolumeFile, EnvFromSource, EnvVar,
+    Event, HTTPGetAction, KeyToPath, LifecycleHandler, Namespace, Node, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, Pod, PodAffinityTerm,
-    PodSecurityContext, PodSpec, Probe, ResourceRequirements, SecurityContext, Service,
+    PodSecurityContext, PodSpec, Probe, ResourceRequirements, Secret, SecurityContext, Service,
     ServicePort, ServiceSpec, Taint, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -4107,6 +4107,144 @@ fn traffic_policies(spec: &ServiceSpec) -> Errs {
     errs
 }
 
+/// A ConfigMap's keys (its metadata and size are checked with every generic object):
+/// each a valid key, none in both `data` and `binaryData`.
+pub fn validate_config_map(cm: &ConfigMap) -> Errs {
+    let mut errs = Vec::new();
+    let data = cm.data.as_ref();
+    for k in data.into_iter().flat_map(|d| d.keys()) {
+        invalid_each(&mut errs, &key("data", k), k, fmt::config_map_key(k));
+    }
+    for k in cm.binary_data.iter().flat_map(|d| d.keys()) {
+        invalid_each(&mut errs, &key("binaryData", k), k, fmt::config_map_key(k));
+        if data.is_some_and(|d| d.contains_key(k)) {
+            errs.push(FieldError::invalid(
+                key("data", k),
+                k,
+                "duplicate of key present in data",
+            ));
+        }
+    }
+    errs
+}
+
+const IMMUTABLE_WHEN_SET: &str = "field is immutable when `immutable` is set";
+
+/// An update of a ConfigMap: one marked `immutable` keeps its data and the mark.
+pub fn validate_config_map_update(new: &ConfigMap, old: &ConfigMap) -> Errs {
+    let mut errs = Vec::new();
+    if old.immutable == Some(true) {
+        if new.immutable != Some(true) {
+            errs.push(FieldError::forbidden("immutable", IMMUTABLE_WHEN_SET));
+        }
+        if new.data != old.data {
+            errs.push(FieldError::forbidden("data", IMMUTABLE_WHEN_SET));
+        }
+        if new.binary_data != old.binary_data {
+            errs.push(FieldError::forbidden("binaryData", IMMUTABLE_WHEN_SET));
+        }
+    }
+    errs.extend(validate_config_map(new));
+    errs
+}
+
+/// A Secret's keys and what its type requires (metadata and size are checked with every
+/// generic object).
+pub fn validate_secret(secret: &Secret) -> Errs {
+    let mut errs = Vec::new();
+    let data = secret.data.as_ref();
+    for k in data.into_iter().flat_map(|d| d.keys()) {
+        invalid_each(&mut errs, &key("data", k), k, fmt::config_map_key(k));
+    }
+    let has = |k: &str| data.is_some_and(|d| d.contains_key(k));
+    let value = |k: &str| data.and_then(|d| d.get(k)).map(|b| b.0.as_slice());
+    let json_object = |bytes: &[u8]| -> Result<(), String> {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    match secret.type_.as_deref().unwrap_or("") {
+        "kubernetes.io/service-account-token" => {
+            let named = secret
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("kubernetes.io/service-account.name"))
+                .is_some_and(|v| !v.is_empty());
+            if !named {
+                errs.push(FieldError::required(
+                    key("metadata.annotations", "kubernetes.io/service-account.name"),
+                    "",
+                ));
+            }
+        }
+        t @ ("kubernetes.io/dockercfg" | "kubernetes.io/dockerconfigjson") => {
+            let k = if t == "kubernetes.io/dockercfg" {
+                ".dockercfg"
+            } else {
+                ".dockerconfigjson"
+            };
+            match value(k) {
+                None => errs.push(FieldError::required(key("data", k), "")),
+                Some(bytes) => {
+                    if let Err(e) = json_object(bytes) {
+                        errs.push(FieldError::invalid(
+                            key("data", k),
+                            "<secret contents redacted>",
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+        // Either may be empty, but one must be there.
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            errs.push(FieldError::required(key("data", "username"), ""));
+            errs.push(FieldError::required(key("data", "password"), ""));
+        }
+        "kubernetes.io/ssh-auth" if value("ssh-privatekey").is_none_or(<[u8]>::is_empty) => {
+            errs.push(FieldError::required(key("data", "ssh-privatekey"), ""));
+        }
+        "kubernetes.io/tls" => {
+            for k in ["tls.crt", "tls.key"] {
+                if !has(k) {
+                    errs.push(FieldError::required(key("data", k), ""));
+                }
+            }
+        }
+        _ => {}
+    }
+    errs
+}
+
+/// An update of a Secret: its type never changes, and one marked `immutable` keeps its
+/// data and the mark.
+pub fn validate_secret_update(new: &Secret, old: &Secret) -> Errs {
+    let mut errs = Vec::new();
+    // (Secrets stored before their type was defaulted count as Opaque.)
+    let type_of = |s: &Secret| match text(&s.type_) {
+        "" => "Opaque".to_string(),
+        t => t.to_string(),
+    };
+    if type_of(new) != type_of(old) {
+        errs.push(FieldError::invalid(
+            "type",
+            text(&new.type_),
+            "field is immutable",
+        ));
+    }
+    if old.immutable == Some(true) {
+        if new.immutable != Some(true) {
+            errs.push(FieldError::forbidden("immutable", IMMUTABLE_WHEN_SET));
+        }
+        if new.data != old.data {
+            errs.push(FieldError::forbidden("data", IMMUTABLE_WHEN_SET));
+        }
+    }
+    errs.extend(validate_secret(new));
+    errs
+}
+
 /// Leases (coordination.k8s.io): metadata plus positive durations and a known strategy.
 pub fn validate_lease(l: &Lease) -> Errs {
     let mut errs = object_meta(
@@ -5364,5 +5502,86 @@ metadata.taints[3].effect: Required value]"
         for (s, want) in cases {
             assert_eq!(selector_matches(&sel(s.clone()), &labels), want, "{s}");
         }
+    }
+
+    fn messages(errs: &Errs) -> Vec<String> {
+        errs.iter().map(FieldError::message).collect()
+    }
+
+    #[test]
+    fn config_map_keys_are_checked_and_not_repeated_in_binary_data() {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "c"},
+            "data": {"ok": "1", "a/b": "2"},
+            "binaryData": {"ok": "eA=="}
+        }))
+        .unwrap();
+        let got = messages(&validate_config_map(&cm));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("data[a/b]: Invalid value: \"a/b\": a valid config key"));
+        assert_eq!(
+            got[1],
+            "data[ok]: Invalid value: \"ok\": duplicate of key present in data"
+        );
+    }
+
+    #[test]
+    fn secret_types_require_their_keys() {
+        let secret = |t: &str, data: Value| -> Secret {
+            serde_json::from_value(json!({"metadata": {"name": "s"}, "type": t, "data": data}))
+                .unwrap()
+        };
+        let cases = [
+            ("Opaque", json!({}), vec![]),
+            ("example.com/custom", json!({}), vec![]),
+            (
+                "kubernetes.io/tls",
+                json!({"tls.key": "eA=="}),
+                vec!["data[tls.crt]: Required value"],
+            ),
+            ("kubernetes.io/basic-auth", json!({"password": ""}), vec![]),
+            (
+                "kubernetes.io/basic-auth",
+                json!({}),
+                vec![
+                    "data[username]: Required value",
+                    "data[password]: Required value",
+                ],
+            ),
+            (
+                "kubernetes.io/ssh-auth",
+                json!({"ssh-privatekey": ""}),
+                vec!["data[ssh-privatekey]: Required value"],
+            ),
+            (
+                "kubernetes.io/dockerconfigjson",
+                json!({".dockerconfigjson": "e30="}),
+                vec![],
+            ),
+            (
+                "kubernetes.io/service-account-token",
+                json!({}),
+                vec!["metadata.annotations[kubernetes.io/service-account.name]: Required value"],
+            ),
+        ];
+        for (t, data, want) in cases {
+            assert_eq!(messages(&validate_secret(&secret(t, data))), want, "{t}");
+        }
+        // Not JSON: named, its contents withheld.
+        let got = messages(&validate_secret(&secret(
+            "kubernetes.io/dockerconfigjson",
+            json!({".dockerconfigjson": "bm9wZQ=="}),
+        )));
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with(
+                "data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": "
+            ),
+            "{got:?}"
+        );
+        // A Secret stored before types were defaulted counts as Opaque.
+        let mut old = secret("Opaque", json!({}));
+        old.type_ = None;
+        assert!(validate_secret_update(&secret("Opaque", json!({})), &old).is_empty());
     }
 }

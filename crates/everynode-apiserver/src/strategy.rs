@@ -126,6 +126,9 @@ fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
             // As the API server does, `stringData` is written into `data` (replacing
             // what `data` had under the same key) and not stored.
             "Secret" => edit::<k::core::v1::Secret>(res, v, |s| {
+                if s.type_.as_deref().is_none_or(str::is_empty) {
+                    s.type_ = Some("Opaque".into());
+                }
                 if let Some(plain) = s.string_data.take() {
                     let data = s.data.get_or_insert_with(Default::default);
                     for (k, v) in plain {
@@ -315,7 +318,15 @@ fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> 
             e.extend(csr::validate_spec(v));
             e
         }
-        Strategy::EventV1 | Strategy::Generic => generic_meta(res, v)?,
+        Strategy::EventV1 | Strategy::Generic => {
+            let mut e = generic_meta(res, v)?;
+            match res.kind {
+                "ConfigMap" => e.extend(validation::validate_config_map(&typed(res, v)?)),
+                "Secret" => e.extend(validation::validate_secret(&typed(res, v)?)),
+                _ => {}
+            }
+            e
+        }
     })
 }
 
@@ -406,7 +417,18 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
             e
         }
         Strategy::EventV1 | Strategy::Generic | Strategy::CertificateSigningRequest => {
-            generic_meta_update(res, new, old)?
+            let mut e = generic_meta_update(res, new, old)?;
+            match (res.strategy, res.kind) {
+                (Strategy::Generic, "ConfigMap") => e.extend(
+                    validation::validate_config_map_update(&typed(res, new)?, &typed(res, old)?),
+                ),
+                (Strategy::Generic, "Secret") => e.extend(validation::validate_secret_update(
+                    &typed(res, new)?,
+                    &typed(res, old)?,
+                )),
+                _ => {}
+            }
+            e
         }
     })
 }

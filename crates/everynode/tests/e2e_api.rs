@@ -934,6 +934,87 @@ fn bad_bodies_get_status_errors() {
         serde_json::json!({ "a": "bmV3", "b": "Yg==" })
     );
     assert!(stored.get("stringData").is_none(), "{stored}");
+    // A Secret without a type is Opaque (kubectl's TYPE column, `type=Opaque` selects
+    // it); a typed one must carry its keys; the type never changes.
+    assert_eq!(stored["type"], "Opaque");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "secret",
+            "--field-selector=type=Opaque",
+            "-o",
+            "name"
+        ])
+        .trim(),
+        "secret/mixed"
+    );
+    let tls = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: tls\ntype: kubernetes.io/tls\ndata:\n  tls.crt: eA==\n";
+    let out = s.with_stdin(&["create", "-f", "-"], tls);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Secret \"tls\" is invalid: data[tls.key]: Required value"),
+        "{err}"
+    );
+    let err = s.fails(&[
+        "patch",
+        "secret",
+        "mixed",
+        "-p",
+        r#"{"type":"kubernetes.io/basic-auth"}"#,
+    ]);
+    assert!(
+        err.contains("The Secret \"mixed\" is invalid: \n* type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable\n* data[username]: Required value"),
+        "{err}"
+    );
+    // An immutable ConfigMap or Secret keeps its data, and stays immutable.
+    s.ok(&["create", "configmap", "frozen", "--from-literal=a=b"]);
+    s.ok(&[
+        "patch",
+        "configmap",
+        "frozen",
+        "-p",
+        r#"{"immutable":true}"#,
+    ]);
+    let err = s.fails(&[
+        "patch",
+        "configmap",
+        "frozen",
+        "-p",
+        r#"{"data":{"a":"c"}}"#,
+    ]);
+    assert!(
+        err.contains("ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
+    let err = s.fails(&[
+        "patch",
+        "configmap",
+        "frozen",
+        "-p",
+        r#"{"immutable":false}"#,
+    ]);
+    assert!(
+        err.contains("ConfigMap \"frozen\" is invalid: immutable: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
+    s.ok(&["patch", "secret", "mixed", "-p", r#"{"immutable":true}"#]);
+    let err = s.fails(&[
+        "patch",
+        "secret",
+        "mixed",
+        "-p",
+        r#"{"stringData":{"a":"newer"}}"#,
+    ]);
+    assert!(
+        err.contains("Secret \"mixed\" is invalid: data: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
+    assert_eq!(s.json(&["get", "secret", "mixed"])["data"]["a"], "bmV3");
+    // Keys follow the config key rule.
+    let bad_key = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: badkey\ndata:\n  a/b: c\n";
+    let out = s.with_stdin(&["create", "-f", "-"], bad_key);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ConfigMap \"badkey\" is invalid: data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters"), "{err}");
     // A value of the wrong type is named by its field, in Go's words, with kubectl's
     // validation on or off.
     let port = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: typo\nspec:\n  containers:\n  - name: c\n    image: nginx\n    ports:\n    - containerPort: abc\n";

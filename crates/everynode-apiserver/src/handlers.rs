@@ -112,7 +112,8 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
         Route::Metrics => Ok(metrics(&st)),
         Route::Health(_) => Err(ApiError::path_not_found()),
         Route::Resource(t) => {
-            resource(
+            let deprecated = deprecation(t.res);
+            let answer = resource(
                 &st,
                 &user,
                 &parts.method,
@@ -123,6 +124,11 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
                 body,
             )
             .await
+            .unwrap_or_else(IntoResponse::into_response);
+            Ok(match deprecated {
+                Some(w) => with_warnings(answer, &[w.to_string()]),
+                None => answer,
+            })
         }
         Route::Review(r) => review(&st, &user, &parts.method, &parts.headers, r, body).await,
     };
@@ -460,6 +466,12 @@ fn check_fields(
         )));
     }
     Ok(unknown)
+}
+
+/// The warning Kubernetes 1.33 attaches to every request for a deprecated API.
+fn deprecation(res: &ResourceInfo) -> Option<&'static str> {
+    (res.group.is_empty() && res.plural == "endpoints")
+        .then_some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
 }
 
 fn with_warnings(mut r: Response, warnings: &[String]) -> Response {

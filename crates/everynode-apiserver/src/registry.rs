@@ -845,6 +845,9 @@ impl Registry {
                 if let Some(a) = alloc {
                     self.services.rollback(a);
                 }
+                // Nothing was written: the answer carries the stored version (a patch
+                // leaves it out of `new`), so `kubectl diff` sees no change there.
+                new["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
                 return Ok(Updated::object(new));
             }
             // An object being deleted whose last finalizer (and grace period) is gone

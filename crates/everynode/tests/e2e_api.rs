@@ -543,6 +543,36 @@ fn server_side_apply_owns_conflicts_and_removes_fields() {
         "jsonpath={range .metadata.managedFields[*]}{.manager}:{.operation} {end}",
     ]);
     assert_eq!(managers.trim(), "kubectl:Apply");
+    // A server-side dry run answers with the stored resourceVersion, so diffing the
+    // applied manifest shows nothing.
+    let o = s.with_stdin(
+        &["diff", "--server-side", "-f", "-"],
+        &manifest("nginx:1.27", true),
+    );
+    assert!(
+        o.status.success() && o.stdout.is_empty(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stored = s.ok(&[
+        "get",
+        "ds",
+        "ssa",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    let dry = s.ok(&[
+        "patch",
+        "ds",
+        "ssa",
+        "--dry-run=server",
+        "-p",
+        r#"{"metadata":{"labels":{"a":"b"}}}"#,
+        "-o",
+        "jsonpath={.metadata.resourceVersion} {.metadata.labels.a}",
+    ]);
+    assert_eq!(dry, format!("{stored} b"));
 
     // Another applier with another image: a conflict naming the field and its owner.
     let o = apply(&manifest("nginx:1.28", true), &["--field-manager=other"]);

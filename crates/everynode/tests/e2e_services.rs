@@ -281,7 +281,15 @@ fn daemon_pods_are_reached_through_services_and_dns() {
     assert_eq!(r[1][1..3], ["IPv4", "9100"]);
     let listed: BTreeSet<String> = r[1][3].split(',').map(String::from).collect();
     assert_eq!(listed, ips);
-    let eps = s.ok(&["get", "endpoints", "agents"]);
+    let o = s.kubectl(&["get", "endpoints", "agents"]);
+    let eps = String::from_utf8_lossy(&o.stdout).into_owned();
+    // As Kubernetes 1.33 warns of the deprecated API.
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+        ),
+        "{o:?}"
+    );
     let r = rows(&eps);
     assert_eq!(r[0], ["NAME", "ENDPOINTS", "AGE"]);
     let listed: BTreeSet<String> = r[1][1].split(',').map(String::from).collect();

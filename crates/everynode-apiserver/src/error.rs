@@ -120,19 +120,24 @@ impl ApiError {
 
     /// 422 with one cause per field error; `details.kind` is the Kind here, not the resource.
     pub fn invalid(res: &ResourceInfo, name: &str, errs: &[FieldError]) -> Self {
+        Self::invalid_kind(res.kind, res.group, name, errs)
+    }
+
+    /// 422 for an object of any kind (`ListOptions.meta.k8s.io "" is invalid: ...`).
+    pub fn invalid_kind(kind: &str, group: &str, name: &str, errs: &[FieldError]) -> Self {
         let causes: Vec<Value> = errs
             .iter()
             .map(|e| json!({ "reason": e.kind.reason(), "message": e.cause_message(), "field": e.field }))
             .collect();
-        let kind = if res.group.is_empty() {
-            res.kind.to_string()
-        } else {
-            format!("{}.{}", res.kind, res.group)
-        };
-        let mut details = json!({ "name": name, "kind": res.kind, "causes": causes });
-        if !res.group.is_empty() {
-            details["group"] = json!(res.group);
+        let mut details = json!({ "name": name, "kind": kind, "causes": causes });
+        if !group.is_empty() {
+            details["group"] = json!(group);
         }
+        let kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         Self::new(
             422,
             "Invalid",

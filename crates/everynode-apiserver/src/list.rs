@@ -117,6 +117,52 @@ impl Page {
     }
 }
 
+/// kube-apiserver's checks of a list's `resourceVersionMatch`.
+fn validate_options(q: &HashMap<String, String>) -> ApiResult<()> {
+    use everynode_api::field::FieldError;
+    let Some(m) = q.get("resourceVersionMatch").filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
+    let rv = q.get("resourceVersion").map_or("", String::as_str);
+    let field = "resourceVersionMatch";
+    let mut errs = Vec::new();
+    if rv.is_empty() {
+        errs.push(FieldError::forbidden(
+            field,
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ));
+    }
+    if q.get("continue").is_some_and(|c| !c.is_empty()) {
+        errs.push(FieldError::forbidden(
+            field,
+            "resourceVersionMatch is forbidden when continue is provided",
+        ));
+    }
+    if m != "Exact" && m != "NotOlderThan" {
+        errs.push(FieldError::not_supported(
+            field,
+            m,
+            &["Exact", "NotOlderThan", ""],
+        ));
+    }
+    if m == "Exact" && rv == "0" {
+        errs.push(FieldError::forbidden(
+            field,
+            "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        ));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_kind(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            &errs,
+        ))
+    }
+}
+
 /// Lists one page following the request's selectors, `limit`, `continue` and
 /// `resourceVersion`/`resourceVersionMatch`.
 pub fn list(
@@ -126,6 +172,7 @@ pub fn list(
     q: &HashMap<String, String>,
     filter: &Filter,
 ) -> ApiResult<Page> {
+    validate_options(q)?;
     let prefix = res.prefix(ns);
     let limit = match q.get("limit") {
         Some(l) => {
@@ -136,6 +183,7 @@ pub fn list(
         }
         None => None,
     };
+    let continued = q.get("continue").is_some_and(|c| !c.is_empty());
     let (at, start) = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(c) => {
             let t = decode_continue(c)?;
@@ -167,9 +215,12 @@ pub fn list(
         }
     };
     let snapshot = reg.store.list(&prefix, start.as_deref(), None, at).map_err(|e| match e {
-        ListError::Expired { requested, oldest } => ApiError::expired(format!(
+        ListError::Expired { requested, oldest } if continued => ApiError::expired(format!(
             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list. (requested {requested}, oldest {oldest})"
         )),
+        ListError::Expired { .. } => {
+            ApiError::expired("The resourceVersion for the provided list is too old.")
+        }
     })?;
     let mut items = Vec::new();
     let mut last_key: Option<&str> = None;

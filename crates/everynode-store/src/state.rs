@@ -208,21 +208,41 @@ impl Shared {
             pin.last_used = now;
             return Ok((pin.map.clone(), at));
         }
-        let (map, revision) = self.current();
-        if let Some(at) = at
-            && at != revision
-        {
-            let oldest = pins
-                .iter()
-                .find(|(_, pin)| now.duration_since(pin.last_used) <= self.snapshot_retention)
-                .map_or(revision, |(rev, _)| *rev);
-            return Err(ListError::Expired {
-                requested: at,
-                oldest,
-            });
+        let (map, revision, newer) = {
+            let st = self.read();
+            // A past revision the history still reaches back to: the events after it,
+            // to be undone on a copy of the current state.
+            let newer: Option<Vec<Arc<Event>>> = match at {
+                Some(at) if at < st.revision && st.can_watch_from(at) => Some(
+                    (at + 1..=st.revision)
+                        .filter_map(|r| st.event(r).cloned())
+                        .collect(),
+                ),
+                _ => None,
+            };
+            (st.map.clone(), st.revision, newer)
+        };
+        let Some(at) = at.filter(|at| *at != revision) else {
+            self.pin(&mut pins, revision, &map, now);
+            return Ok((map, revision));
+        };
+        match newer {
+            Some(events) if at > 0 => {
+                let past = undo(map, &events);
+                self.pin(&mut pins, at, &past, now);
+                Ok((past, at))
+            }
+            _ => {
+                let oldest = pins
+                    .iter()
+                    .find(|(_, pin)| now.duration_since(pin.last_used) <= self.snapshot_retention)
+                    .map_or(revision, |(rev, _)| *rev);
+                Err(ListError::Expired {
+                    requested: at,
+                    oldest,
+                })
+            }
         }
-        self.pin(&mut pins, revision, &map, now);
-        Ok((map, revision))
     }
 
     fn pin(
@@ -249,4 +269,21 @@ impl Shared {
             },
         );
     }
+}
+
+/// The state before `events` (ascending, the newest ending at `map`'s revision): each
+/// undone newest first, a create by removing its key, an update or a deletion by putting
+/// back the state before it.
+fn undo(mut map: Map, events: &[Arc<Event>]) -> Map {
+    for event in events.iter().rev() {
+        match &event.prev {
+            Some(prev) => {
+                map.insert(Arc::from(prev.key.as_str()), Arc::new(prev.clone()));
+            }
+            None => {
+                map.remove(event.kv.key.as_str());
+            }
+        }
+    }
+    map
 }

@@ -774,6 +774,36 @@ fn pagination_and_generate_name() {
         name.starts_with("configmap/gen-") && name.len() == "configmap/gen-".len() + 5,
         "{name}"
     );
+    // An exact list at an earlier resourceVersion shows the state then.
+    let before: serde_json::Value =
+        serde_json::from_str(&s.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]))
+            .expect("json");
+    let rv = before["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    s.ok(&["delete", "configmap", "cm-0"]);
+    s.ok(&["label", "configmap", "cm-1", "later=yes"]);
+    let then: serde_json::Value = serde_json::from_str(&s.ok(&[
+        "get",
+        "--raw",
+        &format!(
+            "/api/v1/namespaces/default/configmaps?resourceVersion={rv}&resourceVersionMatch=Exact"
+        ),
+    ]))
+    .expect("json");
+    assert_eq!(then["metadata"]["resourceVersion"], rv.as_str());
+    assert_eq!(then["items"], before["items"]);
+    // resourceVersionMatch without a resourceVersion, as kube-apiserver answers it.
+    let err = s.fails(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?resourceVersionMatch=NotOlderThan",
+    ]);
+    assert!(
+        err.contains("The ListOptions \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"),
+        "{err}"
+    );
 }
 
 #[test]

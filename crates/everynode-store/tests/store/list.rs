@@ -117,42 +117,69 @@ async fn list_pagination_at_a_snapshot_while_writes_continue() {
     );
 }
 
+/// A list at a past revision is the state at that revision, rebuilt from the watch
+/// history (as etcd serves one until compaction); before the history, it is expired.
 #[tokio::test]
-async fn list_at_a_revision_no_list_returned_is_expired() {
-    let store = Store::memory();
+async fn list_at_a_past_revision_is_rebuilt_from_the_history() {
+    let store = Store::memory_with(StoreOptions {
+        history_events: 6,
+        ..Default::default()
+    });
     for i in 0..5 {
         store.create(&format!("/k/{i}"), b("v")).await.unwrap();
     }
-    // Revision 3 was never the state a list saw.
+    let kv = store.get("/k/1").unwrap();
+    store.update("/k/1", b("w"), kv.mod_revision).await.unwrap(); // 6
+    store.delete("/k/0", None).await.unwrap(); // 7
+    store.create("/other", b("x")).await.unwrap(); // 8
+    let at = |rev| store.list("/k/", None, None, Some(rev));
+    let at3 = at(3).unwrap();
+    assert_eq!(at3.revision, 3);
+    assert_eq!(keys(&at3.items), ["/k/0", "/k/1", "/k/2"]);
+    let at6 = at(6).unwrap();
+    assert_eq!(keys(&at6.items), ["/k/0", "/k/1", "/k/2", "/k/3", "/k/4"]);
+    assert_eq!(at6.items[1].value, b("w"));
+    assert_eq!(at6.items[1].mod_revision, 6);
+    let at5 = at(5).unwrap();
+    assert_eq!(at5.items[1].value, b("v"));
+    assert_eq!(at5.items[1].mod_revision, 2);
     assert_eq!(
-        store.list("/k/", None, None, Some(3)),
+        keys(&at(7).unwrap().items),
+        ["/k/1", "/k/2", "/k/3", "/k/4"]
+    );
+    // Pages of such a list read the same rebuilt state.
+    let page = store.list("/k/", Some("/k/1"), Some(1), Some(3)).unwrap();
+    assert_eq!(keys(&page.items), ["/k/2"]);
+    // The history (six events: 3..=8) no longer reaches back to revision 1.
+    assert_eq!(
+        at(1),
         Err(ListError::Expired {
-            requested: 3,
-            oldest: 5
+            requested: 1,
+            oldest: 3
         })
     );
     // A revision in the future cannot be served either.
     assert!(matches!(
-        store.list("/k/", None, None, Some(99)),
+        at(99),
         Err(ListError::Expired { requested: 99, .. })
     ));
     // The current revision can always be served.
-    assert_eq!(
-        store.list("/k/", None, None, Some(5)).unwrap().items.len(),
-        5
-    );
+    assert_eq!(at(8).unwrap().items.len(), 4);
 }
 
 #[tokio::test]
 async fn list_snapshot_expires_after_retention() {
+    // (A history of one event cannot rebuild the older snapshot either once two writes
+    // followed it.)
     let store = Store::memory_with(StoreOptions {
         snapshot_retention: Duration::ZERO,
-        ..Default::default()
+        history_events: 1,
     });
     store.create("/k/a", b("v")).await.unwrap();
     let page = store.list("/k/", None, Some(1), None).unwrap();
     // A write both moves the current revision on and lets time pass beyond a zero retention.
     store.create("/k/b", b("v")).await.unwrap();
+    store.create("/k/c", b("v")).await.unwrap();
     // (Instant has nanosecond resolution; the write's round trip to the writer thread
     // takes microseconds, so the zero retention has certainly passed.)
     let result = store.list("/k/", Some("/k/a"), Some(1), Some(page.revision));
@@ -160,7 +187,7 @@ async fn list_snapshot_expires_after_retention() {
         result,
         Err(ListError::Expired {
             requested: 1,
-            oldest: 2
+            oldest: 3
         })
     );
 }

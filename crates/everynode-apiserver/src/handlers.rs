@@ -852,9 +852,13 @@ async fn resource_as(
             // A patch is a precondition on resourceVersion only if it sets one itself; the
             // version copied from the stored object must not turn a race into a 409.
             let explicit_rv = mentions_resource_version(&patch_body);
+            let apply_manager = q.get("fieldManager").filter(|_| kind == PatchType::Apply);
             let mutate = |old: &Value| -> ApiResult<Value> {
                 let body = merged_body.as_ref().unwrap_or(&patch_body);
                 let mut patched = patch::apply(res, kind, old, body)?;
+                if let Some(m) = apply_manager {
+                    crate::managed::sync_last_applied(m, &patch_body, &mut patched);
+                }
                 if res.strategy == Strategy::Node {
                     auth::admit_node_update(user, old, &patched).map_err(ApiError::forbidden)?;
                 }

@@ -44,6 +44,57 @@ pub struct Manager {
     pub apply: Option<Applied>,
 }
 
+/// kubectl's client-side apply record.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// After a server-side apply by `kubectl` (the manager kubectl uses), an object that
+/// still carries client-side apply's record gets it rewritten to this configuration, as
+/// kube-apiserver does, so a later client-side `kubectl apply` computes its three-way
+/// patch from what was really applied last. Other managers leave it alone.
+pub fn sync_last_applied(manager: &str, config: &Value, merged: &mut Value) {
+    let has = merged
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if manager != "kubectl" || !has {
+        return;
+    }
+    let mut record = config.clone();
+    if let Some(a) = record
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(LAST_APPLIED);
+    }
+    // As Go encodes a map: keys sorted, compact, one newline at the end.
+    let mut text = sorted(&record).to_string();
+    text.push('\n');
+    if let Some(a) = merged
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.insert(LAST_APPLIED.to_string(), Value::String(text));
+    }
+}
+
+/// `v` with every object's keys in order.
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Applied {
     /// The configuration as sent.

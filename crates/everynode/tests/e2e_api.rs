@@ -634,6 +634,27 @@ fn server_side_apply_owns_conflicts_and_removes_fields() {
         ]),
         r#"{"keep":"1"} {"a":"1"}"#
     );
+    // kubectl's client-side record follows the server-side apply, so going back to
+    // client-side apply starts from what was applied last.
+    let record: serde_json::Value = serde_json::from_str(&s.ok(&[
+        "get",
+        "cm",
+        "moved",
+        "-o",
+        r"jsonpath={.metadata.annotations.kubectl\.kubernetes\.io/last-applied-configuration}",
+    ]))
+    .expect("the record is JSON");
+    assert_eq!(record["data"], serde_json::json!({ "a": "1" }));
+    assert_eq!(
+        record["metadata"]["labels"],
+        serde_json::json!({ "keep": "1" })
+    );
+    let o = s.with_stdin(&["apply", "-f", "-"], &cm("keep: \"1\"", "b: \"2\""));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        s.ok(&["get", "cm", "moved", "-o", "jsonpath={.data}"]),
+        r#"{"b":"2"}"#
+    );
 
     // A DNS daemon's 53/UDP and 53/TCP are two ports, applied again and again.
     let dns = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: dns}\nspec:\n  selector: {matchLabels: {app: dns}}\n  template:\n    metadata: {labels: {app: dns}}\n    spec:\n      containers:\n      - name: c\n        image: coredns\n        ports:\n        - {name: dns, containerPort: 53, protocol: UDP}\n        - {name: dns-tcp, containerPort: 53, protocol: TCP}\n";

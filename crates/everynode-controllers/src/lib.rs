@@ -9,6 +9,7 @@
 //! - [`gc`]: the garbage collector (owner references, orphan and foreground deletion).
 //! - [`csr`]: approves and signs kubelet client certificate requests (node join).
 //! - [`nodelifecycle`]: silent nodes become Unknown, get unreachable taints, lose pods.
+//! - [`rootca`]: the ConfigMap `kube-root-ca.crt` (the cluster CA) in every namespace.
 //! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording;
 //!   [`write`]: writes whose answer is not decoded.
 
@@ -18,6 +19,7 @@ pub mod endpointslice;
 pub mod events;
 pub mod gc;
 pub mod nodelifecycle;
+pub mod rootca;
 pub mod runtime;
 pub mod scheduler;
 pub mod write;

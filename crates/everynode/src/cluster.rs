@@ -92,6 +92,15 @@ pub fn start_csr(client: kube::Client, signer: Option<everynode_controllers::csr
     tokio::spawn(everynode_controllers::csr::run(client, signer));
 }
 
+/// Starts the root CA publisher (`kube-root-ca.crt` in every namespace). Runs until the
+/// runtime stops.
+pub fn start_root_ca(client: kube::Client, ca_pem: &str) {
+    tokio::spawn(everynode_controllers::rootca::run(
+        client,
+        ca_pem.to_string(),
+    ));
+}
+
 /// Starts `count` process nodes in this process (`master`, tainted like the simulated
 /// one, then `node1`, `node2`, ...), node i on 127.0.0.(i+1) with its root directory in
 /// DATA_DIR/nodes/NAME, and the host's Service proxy. They run until `shutdown` turns true, then stop their processes.

@@ -421,6 +421,7 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     let server_url = join::advertised_url(running.addr);
     join::publish_cluster_info(&admin, &server_url, &running.ca_pem).await?;
     let token = join::ensure_start_token(&admin, &args.data_dir).await?;
+    cluster::start_root_ca(admin.clone(), &running.ca_pem);
     cluster::start_csr(admin, Some(pki::kubelet_signer(&args.data_dir)?));
     let (stop_nodes, nodes_stopped) = tokio::sync::watch::channel(false);
     let mut process_nodes = Vec::new();

@@ -831,6 +831,60 @@ fn pagination_and_generate_name() {
 fn deleting_a_namespace_deletes_its_contents() {
     let s = Server::start();
     s.ok(&["create", "namespace", "scratch"]);
+    // Every namespace gets the cluster CA as kube-root-ca.crt (the kubeconfig's CA),
+    // and keeps it: deleted or edited, it comes back.
+    let ca = {
+        use base64::Engine;
+        let kc = std::fs::read_to_string(s.data_dir().join("kubeconfig")).expect("kubeconfig");
+        let b64 = kc
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+            .expect("CA data")
+            .trim()
+            .to_string();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64"),
+        )
+        .expect("PEM")
+    };
+    let bundle = |ns: &str| {
+        s.eventually(
+            "kube-root-ca.crt",
+            &[
+                "get",
+                "cm",
+                "kube-root-ca.crt",
+                "-n",
+                ns,
+                "-o",
+                r"jsonpath={.data.ca\.crt}",
+            ],
+            |out| !out.is_empty() && !out.contains("edited"),
+        )
+    };
+    for ns in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "scratch",
+    ] {
+        assert_eq!(bundle(ns), ca, "{ns}");
+    }
+    s.ok(&["delete", "cm", "kube-root-ca.crt", "-n", "scratch"]);
+    assert_eq!(bundle("scratch"), ca);
+    s.ok(&[
+        "patch",
+        "cm",
+        "kube-root-ca.crt",
+        "-n",
+        "scratch",
+        "-p",
+        r#"{"data":{"ca.crt":"edited"}}"#,
+    ]);
+    assert_eq!(bundle("scratch"), ca);
     s.ok(&[
         "create",
         "configmap",
@@ -871,6 +925,12 @@ fn deleting_a_namespace_deletes_its_contents() {
 #[test]
 fn objects_and_watch_history_survive_sigkill() {
     let mut s = Server::start();
+    // The root CA publisher's ConfigMap comes first (the replay below counts events).
+    s.eventually(
+        "kube-root-ca.crt in default",
+        &["get", "configmap", "kube-root-ca.crt", "-o", "name"],
+        |out| out.trim() == "configmap/kube-root-ca.crt",
+    );
     s.ok(&["apply", "-f", &example("nginx-ds.yaml")]);
     for n in ["keep", "change", "drop"] {
         s.ok(&["create", "configmap", n, "--from-literal=v=1"]);

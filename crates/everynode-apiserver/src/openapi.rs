@@ -442,6 +442,17 @@ impl OpenApi {
                 paths_for(r, &mut paths);
             }
             let mut defs = generator.take_definitions(true);
+            // k8s-openapi's types hold `metadata` unconditionally, so its schemas list
+            // it as required; Kubernetes' own require it nowhere (`kubectl explain ds`
+            // must not mark it `-required-`).
+            for s in defs.values_mut() {
+                if let Some(Value::Array(req)) = s.get_mut("required") {
+                    req.retain(|f| f != "metadata");
+                    if req.is_empty() {
+                        s.as_object_mut().map(|o| o.remove("required"));
+                    }
+                }
+            }
             for r in resources::in_group_version(g, v) {
                 if let Some(Value::Object(s)) = defs.get_mut(r.schema) {
                     s.insert(

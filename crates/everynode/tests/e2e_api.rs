@@ -493,6 +493,22 @@ fn api_resources_and_explain() {
     ] {
         assert!(ex.contains(f), "explain lacks {f}:\n{ex}");
     }
+    // As in Kubernetes' schemas, metadata is required of no kind; a DaemonSet's spec
+    // requires its selector and template.
+    let ex = s.ok(&["explain", "ds"]);
+    let line = |name: &str| {
+        ex.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(!line("metadata").contains("-required-"), "{ex}");
+    let ex = s.ok(&["explain", "ds.spec"]);
+    assert!(
+        ex.lines()
+            .any(|l| l.trim_start().starts_with("selector") && l.contains("-required-")),
+        "{ex}"
+    );
 }
 
 /// Server-side apply tracks who owns which fields: another manager's different value is

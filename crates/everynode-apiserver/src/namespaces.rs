@@ -2,6 +2,7 @@
 //! `kubernetes` finalizer removed, which removes the namespace (kube-controller-manager's
 //! namespace controller, run inside the API server because it touches every resource).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error:
         return Ok(true);
     };
     let nodes = resources::lookup("", "v1", "nodes");
-    let mut remaining = 0usize;
+    let mut left = Remaining::default();
     for res in RESOURCES
         .iter()
         .filter(|r| r.namespaced && r.strategy != Strategy::EventV1)
@@ -52,7 +53,6 @@ async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error:
             .list(&res.prefix(Some(ns)), None, None, None)
             .map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
         for kv in &page.items {
-            remaining += 1;
             let obj = crate::registry::decode(res, kv)?;
             if obj
                 .pointer("/metadata/deletionTimestamp")
@@ -60,12 +60,19 @@ async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error:
             {
                 // Already terminating; a pod whose node is gone will never be confirmed
                 // by a kubelet, so it is removed here (what pod GC does).
-                if res.strategy == Strategy::Pod && !node_exists(st, nodes, &obj) {
+                let gone = if res.strategy == Strategy::Pod && !node_exists(st, nodes, &obj) {
                     let opts = DeleteOptions {
                         grace_period_seconds: Some(0),
                         ..Default::default()
                     };
-                    let _ = reg.delete(res, Some(ns), name_of(&obj), &opts).await;
+                    reg.delete(res, Some(ns), name_of(&obj), &opts)
+                        .await
+                        .is_ok_and(|d| d.gone)
+                } else {
+                    false
+                };
+                if !gone {
+                    left.add(res, &obj);
                 }
                 continue;
             }
@@ -74,13 +81,15 @@ async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error:
                 opts.grace_period_seconds = Some(0);
             }
             match reg.delete(res, Some(ns), name_of(&obj), &opts).await {
-                Ok(_) => {}
+                Ok(d) if d.gone => {}
+                Ok(d) => left.add(res, &d.object),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
             }
         }
     }
-    if remaining > 0 {
+    write_conditions(st, ns, &left).await;
+    if !left.resources.is_empty() {
         return Ok(false);
     }
     // Empty: drop the `kubernetes` finalizer, which completes the deletion.
@@ -102,6 +111,152 @@ async fn finalize_once(st: &ServerState, ns: &str) -> Result<bool, crate::error:
         Ok(_) => Ok(true),
         Err(e) if e.code == 404 => Ok(true),
         Err(e) => Err(e),
+    }
+}
+
+/// What a pass left in a terminating namespace: instances per resource
+/// (`configmaps.`, `leases.coordination.k8s.io`) and per finalizer.
+#[derive(Default)]
+struct Remaining {
+    resources: BTreeMap<String, usize>,
+    finalizers: BTreeMap<String, usize>,
+}
+
+impl Remaining {
+    fn add(&mut self, res: &resources::ResourceInfo, obj: &Value) {
+        *self
+            .resources
+            .entry(format!("{}.{}", res.plural, res.group))
+            .or_default() += 1;
+        let fins = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        for f in fins {
+            *self.finalizers.entry(f.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// The namespace controller's account of a deletion in the namespace's status: what
+/// content is left, and which finalizers hold it (kube-controller-manager's five
+/// conditions, the first three of which always say all went well here).
+fn conditions(left: &Remaining) -> [(&'static str, &'static str, &'static str, String); 5] {
+    let content = if left.resources.is_empty() {
+        (
+            "False",
+            "ContentRemoved",
+            "All content successfully removed".to_string(),
+        )
+    } else {
+        let list: Vec<String> = left
+            .resources
+            .iter()
+            .map(|(r, n)| format!("{r} has {n} resource instances"))
+            .collect();
+        (
+            "True",
+            "SomeResourcesRemain",
+            format!("Some resources are remaining: {}", list.join(", ")),
+        )
+    };
+    let finalizers = if left.finalizers.is_empty() {
+        (
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished".to_string(),
+        )
+    } else {
+        let list: Vec<String> = left
+            .finalizers
+            .iter()
+            .map(|(f, n)| format!("{f} in {n} resource instances"))
+            .collect();
+        (
+            "True",
+            "SomeFinalizersRemain",
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                list.join(", ")
+            ),
+        )
+    };
+    [
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered".to_string(),
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed".to_string(),
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".to_string(),
+        ),
+        ("NamespaceContentRemaining", content.0, content.1, content.2),
+        (
+            "NamespaceFinalizersRemaining",
+            finalizers.0,
+            finalizers.1,
+            finalizers.2,
+        ),
+    ]
+}
+
+/// Writes [`conditions`] into the namespace's status when they changed (a condition's
+/// transition time moves only with its status).
+async fn write_conditions(st: &ServerState, ns: &str, left: &Remaining) {
+    let wanted = conditions(left);
+    let now = crate::registry::format_time(jiff::Timestamp::now());
+    let result = st
+        .registry
+        .update(
+            resources::namespaces(),
+            None,
+            ns,
+            Part::System,
+            &WriteOptions::default(),
+            |old| {
+                let mut new = old.clone();
+                let stored = old
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let list: Vec<Value> = wanted
+                    .iter()
+                    .map(|(type_, status, reason, message)| {
+                        let prev = stored
+                            .iter()
+                            .find(|c| c.get("type").and_then(Value::as_str) == Some(type_));
+                        let since = prev
+                            .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
+                            .and_then(|c| c.get("lastTransitionTime").cloned())
+                            .unwrap_or_else(|| Value::String(now.clone()));
+                        serde_json::json!({
+                            "type": type_, "status": status, "reason": reason,
+                            "message": message, "lastTransitionTime": since,
+                        })
+                    })
+                    .collect();
+                new["status"]["conditions"] = Value::Array(list);
+                Ok(new)
+            },
+        )
+        .await;
+    if let Err(e) = result
+        && e.code != 404
+    {
+        tracing::debug!(namespace = ns, error = %e.message, "namespace conditions");
     }
 }
 

@@ -920,6 +920,47 @@ fn deleting_a_namespace_deletes_its_contents() {
     );
     let o = s.kubectl(&["get", "configmap", "c1", "-n", "scratch"]);
     assert!(!o.status.success());
+    // Content held by a finalizer keeps a namespace Terminating, and its conditions
+    // say what and why, as kube-controller-manager's namespace controller reports it.
+    s.ok(&["create", "namespace", "held"]);
+    let held = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c2\n  namespace: held\n  finalizers: [example.com/hold]\n";
+    let o = s.with_stdin(&["create", "-f", "-"], held);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.ok(&["delete", "namespace", "held", "--wait=false"]);
+    let conditions = s.eventually(
+        "the namespace's conditions",
+        &[
+            "get",
+            "namespace",
+            "held",
+            "-o",
+            "jsonpath={range .status.conditions[*]}{.type}={.status}/{.reason}: {.message}{\"\\n\"}{end}",
+        ],
+        |out| out.contains("NamespaceFinalizersRemaining=True"),
+    );
+    assert!(
+        conditions.contains("NamespaceContentRemaining=True/SomeResourcesRemain: Some resources are remaining: configmaps. has 1 resource instances"),
+        "{conditions}"
+    );
+    assert!(
+        conditions.contains("NamespaceFinalizersRemaining=True/SomeFinalizersRemain: Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"),
+        "{conditions}"
+    );
+    s.ok(&[
+        "patch",
+        "cm",
+        "c2",
+        "-n",
+        "held",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    wait_for(
+        Duration::from_secs(30),
+        "namespace held to disappear",
+        || (!s.kubectl(&["get", "namespace", "held"]).status.success()).then_some(()),
+    );
     let err = s.fails(&["delete", "namespace", "default"]);
     assert!(err.contains("forbidden"), "{err}");
     // Namespaces have no deletecollection: a DELETE on the collection changes nothing.

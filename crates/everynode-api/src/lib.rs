@@ -25,3 +25,4 @@ pub mod service_table;
 pub mod smp;
 pub mod table;
 pub mod validation;
+pub mod warnings;

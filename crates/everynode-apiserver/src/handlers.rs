@@ -445,16 +445,18 @@ fn check_fields(
             res.kind, res.version, res.kind
         )));
     }
+    // What kube-apiserver warns of in pods and pod templates, after the unknown fields.
+    let about_pods = || everynode_api::warnings::for_object(res.kind, obj);
     if mode == FieldValidation::Ignore {
-        return Ok(Vec::new());
+        return Ok(about_pods());
     }
-    let unknown: Vec<String> = found
+    let mut unknown: Vec<String> = found
         .unknown
         .into_iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();
     if unknown.is_empty() {
-        return Ok(unknown);
+        return Ok(about_pods());
     }
     if mode == FieldValidation::Strict {
         return Err(ApiError::bad_request(format!(
@@ -465,6 +467,7 @@ fn check_fields(
             unknown.join(", ")
         )));
     }
+    unknown.extend(about_pods());
     Ok(unknown)
 }
 
@@ -559,7 +562,17 @@ fn authorize(
         name: t.name.as_deref(),
     };
     let facts = StoreFacts { st, t, ns };
-    auth::authorize(user, &attrs, &facts).map_err(ApiError::forbidden)
+    auth::authorize(user, &attrs, &facts).map_err(|why| {
+        // What kube-apiserver's Forbidden names: the resource, its group, the object.
+        let mut details = json!({ "kind": t.res.plural });
+        if let Some(name) = &t.name {
+            details["name"] = json!(name);
+        }
+        if !t.res.group.is_empty() {
+            details["group"] = json!(t.res.group);
+        }
+        ApiError::forbidden(why).with_details(details)
+    })
 }
 
 /// A resource request; asked for YAML (`Accept: application/yaml`), the JSON answer in

@@ -149,3 +149,34 @@ async fn the_administrator_may_impersonate_and_nobody_else() {
     let (code, _) = whoami(ADMIN, &[("impersonate-group", "devs")]).await;
     assert_eq!(code, 400);
 }
+
+/// A request the authorizer refuses is a 403 naming the resource, its group and the
+/// object, as kube-apiserver's Forbidden does.
+#[tokio::test]
+async fn a_refused_request_names_what_it_asked_for() {
+    let s = server().await;
+    let body = json!({ "apiVersion": "apps/v1", "kind": "DaemonSet",
+                       "metadata": { "name": "ds" }, "spec": {} });
+    let (code, v) = post(
+        &s,
+        NODE,
+        "/apis/apps/v1/namespaces/default/daemonsets",
+        body,
+    )
+    .await;
+    assert_eq!(code, 403, "{v}");
+    assert_eq!(v["reason"], "Forbidden");
+    assert_eq!(
+        v["details"],
+        json!({ "group": "apps", "kind": "daemonsets" })
+    );
+    let (code, v) = post(
+        &s,
+        NODE,
+        "/api/v1/namespaces/default/configmaps",
+        json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } }),
+    )
+    .await;
+    assert_eq!(code, 403, "{v}");
+    assert_eq!(v["details"], json!({ "kind": "configmaps" }));
+}

@@ -324,6 +324,27 @@ fn strict_field_validation_rejects_unknown_fields() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("unknown field \"spec.bogusField\""), "{err}");
+    // What kube-apiserver warns of in a pod template.
+    let dated = BASE_DS
+        .replace("name: v\n", "name: w\n")
+        .replace(
+            "    spec:\n      containers:",
+            "    spec:\n      nodeSelector:\n        beta.kubernetes.io/os: linux\n      containers:",
+        )
+        .replace(
+            "image: busybox:1.36\n",
+            "image: busybox:1.36\n        resources: {limits: {memory: 100m}}\n        env: [{name: FOO, value: a}, {name: FOO, value: b}]\n",
+        );
+    let o = s.with_stdin(&["apply", "--dry-run=server", "-f", "-"], &dated);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for want in [
+        "Warning: spec.template.spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14; use \"kubernetes.io/os\" instead",
+        "Warning: spec.template.spec.containers[0].resources.limits[memory]: fractional byte value \"100m\" is invalid, must be an integer",
+        "Warning: spec.template.spec.containers[0].env[1]: hides previous definition of \"FOO\", which may be dropped when using apply",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
 }
 
 #[test]

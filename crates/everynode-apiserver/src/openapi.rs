@@ -319,6 +319,135 @@ fn reference(schema: &Value) -> Option<&str> {
     None
 }
 
+/// The closed sets of values Kubernetes' schemas list for string fields (`kubectl
+/// explain` prints them under ENUM); k8s-openapi's schemas do not carry them.
+const ENUMS: &[(&str, &str, &[&str])] = &[
+    (
+        "io.k8s.api.apps.v1.DaemonSetUpdateStrategy",
+        "type",
+        &["OnDelete", "RollingUpdate"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "restartPolicy",
+        &["Always", "Never", "OnFailure"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "dnsPolicy",
+        &["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "preemptionPolicy",
+        &["Never", "PreemptLowerPriority"],
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "imagePullPolicy",
+        &["Always", "IfNotPresent", "Never"],
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "terminationMessagePolicy",
+        &["FallbackToLogsOnError", "File"],
+    ),
+    (
+        "io.k8s.api.core.v1.ContainerPort",
+        "protocol",
+        &["SCTP", "TCP", "UDP"],
+    ),
+    (
+        "io.k8s.api.core.v1.Toleration",
+        "operator",
+        &["Equal", "Exists"],
+    ),
+    (
+        "io.k8s.api.core.v1.Toleration",
+        "effect",
+        &["NoExecute", "NoSchedule", "PreferNoSchedule"],
+    ),
+    (
+        "io.k8s.api.core.v1.Taint",
+        "effect",
+        &["NoExecute", "NoSchedule", "PreferNoSchedule"],
+    ),
+    (
+        "io.k8s.api.core.v1.NodeSelectorRequirement",
+        "operator",
+        &["DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn"],
+    ),
+    (
+        "io.k8s.api.core.v1.HostPathVolumeSource",
+        "type",
+        &[
+            "",
+            "BlockDevice",
+            "CharDevice",
+            "Directory",
+            "DirectoryOrCreate",
+            "File",
+            "FileOrCreate",
+            "Socket",
+        ],
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "phase",
+        &["Failed", "Pending", "Running", "Succeeded", "Unknown"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "qosClass",
+        &["BestEffort", "Burstable", "Guaranteed"],
+    ),
+    (
+        "io.k8s.api.core.v1.NamespaceStatus",
+        "phase",
+        &["Active", "Terminating"],
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "phase",
+        &["Pending", "Running", "Terminated"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "type",
+        &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "sessionAffinity",
+        &["ClientIP", "None"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "externalTrafficPolicy",
+        &["Cluster", "Local"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "internalTrafficPolicy",
+        &["Cluster", "Local"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServicePort",
+        "protocol",
+        &["SCTP", "TCP", "UDP"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ipFamilyPolicy",
+        &["PreferDualStack", "RequireDualStack", "SingleStack"],
+    ),
+    (
+        "io.k8s.api.discovery.v1.EndpointSlice",
+        "addressType",
+        &["FQDN", "IPv4", "IPv6"],
+    ),
+];
+
 fn add<T: JsonSchema>(g: &mut SchemaGenerator) {
     g.subschema_for::<T>();
 }
@@ -451,6 +580,15 @@ impl OpenApi {
                     if req.is_empty() {
                         s.as_object_mut().map(|o| o.remove("required"));
                     }
+                }
+            }
+            for (def, prop, values) in ENUMS {
+                if let Some(p) = defs
+                    .get_mut(*def)
+                    .and_then(|d| d.pointer_mut(&format!("/properties/{prop}")))
+                    .and_then(Value::as_object_mut)
+                {
+                    p.insert("enum".into(), json!(values));
                 }
             }
             for r in resources::in_group_version(g, v) {

@@ -530,6 +530,17 @@ fn api_resources_and_explain() {
             .any(|l| l.trim_start().starts_with("selector") && l.contains("-required-")),
         "{ex}"
     );
+    // Closed sets of values are listed.
+    let ex = s.ok(&["explain", "ds.spec.updateStrategy.type"]);
+    assert!(
+        ex.contains("ENUM:\n    OnDelete\n    RollingUpdate\n"),
+        "{ex}"
+    );
+    let ex = s.ok(&["explain", "pod.spec.tolerations.effect"]);
+    assert!(
+        ex.contains("ENUM:\n    NoExecute\n    NoSchedule\n    PreferNoSchedule\n"),
+        "{ex}"
+    );
 }
 
 /// Server-side apply tracks who owns which fields: another manager's different value is

@@ -6,8 +6,11 @@
 //! Pending (ContainerCreating) → Running and Ready after [`SimOptions::ready_delay`]
 //! (a zero delay skips the ContainerCreating write: one status write per pod);
 //! images whose tag is [`SimOptions::failing_image_tag`] stay Waiting with `ErrImagePull`
-//! then `ImagePullBackOff`; a pod being deleted is confirmed gone at once (a simulated
-//! container stops immediately, well within any grace period).
+//! then `ImagePullBackOff`; a container whose image is changed in place
+//! (`kubectl set image pod/...`) is restarted with the new one, as a kubelet does (one
+//! restart more, a new `containerID`, or the pull failure); a pod being deleted is
+//! confirmed gone at once (a simulated container stops immediately, well within any
+//! grace period).
 //!
 //! Adding a node is creating such a Node ([`register`]); removing one is deleting it.
 //! Annotating it `everynode.io/sim-stopped: "true"` ([`set_stopped`]) silences it: no
@@ -358,9 +361,11 @@ pub async fn register_many(
 /// How far the fleet has taken a pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
-    /// Creating its containers (or failing to pull their images).
+    /// Creating its containers (or failing to pull their images), or restarting those
+    /// whose image changed.
     Starting,
-    /// Running; nothing more to do until it is deleted.
+    /// Its status shows its spec (running, or stuck pulling an image); a changed image
+    /// starts it again.
     Running,
     /// Being deleted; the final delete is issued.
     Terminating,
@@ -383,6 +388,8 @@ struct SimNode {
 struct FleetState {
     nodes: HashMap<String, SimNode>,
     pods: HashMap<String, Stage>,
+    /// Pods that changed while [`Stage::Starting`]: looked at again once started.
+    touched: HashSet<String>,
     /// Node names seen during a (re)list, to forget nodes deleted while disconnected.
     relisting: Option<HashSet<String>>,
 }
@@ -393,6 +400,8 @@ pub struct Fleet {
     client: kube::Client,
     opts: SimOptions,
     state: Arc<Mutex<FleetState>>,
+    /// Events from every node's simulated kubelet: repeats counted, as client-go's.
+    recorder: everynode_controllers::events::Recorder,
 }
 
 fn micro_now() -> String {
@@ -406,8 +415,10 @@ fn is_not_found(e: &kube::Error) -> bool {
 }
 
 impl Fleet {
+    /// Must be called within a Tokio runtime (events are written by background tasks).
     pub fn new(client: kube::Client, opts: SimOptions) -> Fleet {
         Fleet {
+            recorder: everynode_controllers::events::Recorder::new(client.clone(), "kubelet"),
             client,
             opts,
             state: Arc::default(),
@@ -654,7 +665,9 @@ impl Fleet {
                 }
                 Ok(watcher::Event::Delete(pod)) => {
                     if let Some(uid) = pod.metadata.uid {
-                        self.state().pods.remove(&uid);
+                        let mut st = self.state();
+                        st.pods.remove(&uid);
+                        st.touched.remove(&uid);
                     }
                 }
                 Ok(_) => {}
@@ -699,18 +712,37 @@ impl Fleet {
             }
             return;
         }
-        if let Some(stage) = st.pods.get(&uid) {
-            if resync
-                && *stage == Stage::Running
-                && everynode_api::scheduling::pod_condition_status(&pod, "Ready") == Some("False")
-            {
-                drop(guard);
-                tokio::spawn(self.clone().ready_again(pod));
-            }
-            return;
-        }
         let status = pod.status.as_ref();
         let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        if let Some(stage) = st.pods.get(&uid).copied() {
+            if stage == Stage::Starting {
+                st.touched.insert(uid);
+                return;
+            }
+            if stage != Stage::Running {
+                return;
+            }
+            if !changed_images(&pod).is_empty() {
+                if phase == "Pending" {
+                    // Never ran (its image would not pull): start it afresh below.
+                    st.pods.remove(&uid);
+                } else {
+                    st.pods.insert(uid, Stage::Starting);
+                    drop(guard);
+                    tokio::spawn(self.clone().update_images(pod, node));
+                    return;
+                }
+            } else {
+                if resync
+                    && everynode_api::scheduling::pod_condition_status(&pod, "Ready")
+                        == Some("False")
+                {
+                    drop(guard);
+                    tokio::spawn(self.clone().ready_again(pod));
+                }
+                return;
+            }
+        }
         let started = status
             .and_then(|s| s.container_statuses.as_ref())
             .is_some_and(|cs| {
@@ -811,9 +843,7 @@ impl Fleet {
         }
         tokio::time::sleep(self.opts.ready_delay).await;
         if let Some(image) = failing.first() {
-            let pull = format!(
-                "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
-            );
+            let pull = pull_error(image);
             let msg = Some(pull.clone());
             if !self
                 .patch_status(&api, &name, pending(waiting("ErrImagePull", msg), &t))
@@ -821,9 +851,8 @@ impl Fleet {
             {
                 return;
             }
-            self.event(&pod, &node, "Failed", &pull).await;
-            self.event(&pod, &node, "Failed", "Error: ErrImagePull")
-                .await;
+            self.event(&pod, &node, "Failed", &pull);
+            self.event(&pod, &node, "Failed", "Error: ErrImagePull");
             tokio::time::sleep(self.opts.ready_delay.max(Duration::from_secs(1))).await;
             let backoff = Some("Back-off pulling image \"{image}\"".to_string());
             if self
@@ -839,8 +868,9 @@ impl Fleet {
                     &node,
                     "BackOff",
                     &format!("Back-off pulling image \"{image}\""),
-                )
-                .await;
+                );
+                self.played(&api, &name, pod.metadata.uid.as_deref().unwrap_or(""))
+                    .await;
             }
             return;
         }
@@ -872,10 +902,116 @@ impl Fleet {
             "containerStatuses": running,
         }});
         if self.patch_status(&api, &name, status).await {
-            self.state()
-                .pods
-                .insert(pod.metadata.uid.clone().unwrap_or_default(), Stage::Running);
+            self.played(&api, &name, pod.metadata.uid.as_deref().unwrap_or(""))
+                .await;
         }
+    }
+
+    /// A pod's status is written as its spec asks: it is [`Stage::Running`], and looked
+    /// at again if it changed meanwhile (a watch event seen while starting is not
+    /// acted on).
+    async fn played(&self, api: &Api<Pod>, name: &str, uid: &str) {
+        let again = {
+            let mut st = self.state();
+            match st.pods.get_mut(uid) {
+                Some(stage) if *stage == Stage::Starting => *stage = Stage::Running,
+                _ => return,
+            }
+            st.touched.remove(uid)
+        };
+        if again {
+            match api.get(name).await {
+                Ok(pod) if pod.metadata.uid.as_deref() == Some(uid) => self.take_pod(pod, false),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(pod = %name, error = %e, "sim fleet: pod"),
+            }
+        }
+    }
+
+    /// Plays a kubelet's answer to containers whose image changed in place: each is
+    /// killed and started again with its new image (one restart more, a new container
+    /// ID), or stays Waiting with `ErrImagePull`, then `ImagePullBackOff`, when the
+    /// image is one that does not pull.
+    async fn update_images(self, pod: Pod, node: String) {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let status = serde_json::to_value(&pod.status).unwrap_or_default();
+        let mut statuses = status["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+        let changed = changed_images(&pod);
+        for (i, _) in &changed {
+            if statuses[*i]["state"]["running"].is_object() {
+                let c = statuses[*i]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let msg = format!("Container {c} definition changed, will be restarted");
+                self.event(&pod, &node, "Killing", &msg);
+            }
+        }
+        tokio::time::sleep(self.opts.ready_delay).await;
+        let failing = |image: &str| image_tag(image) == Some(self.opts.failing_image_tag.as_str());
+        let t = now();
+        for (i, image) in &changed {
+            let how = if failing(image) {
+                Restart::Waiting {
+                    reason: "ErrImagePull",
+                    message: pull_error(image),
+                }
+            } else {
+                let c = statuses[*i]["name"].as_str().unwrap_or_default();
+                let restarts = statuses[*i]["restartCount"].as_i64().unwrap_or(0);
+                Restart::Started {
+                    container_id: format!("sim://{uid}-{c}-{}", restarts + 1),
+                }
+            };
+            statuses[*i] = restarted_status(&statuses[*i], image, &t, how);
+        }
+        let write = |statuses: &[Value], t: &str| {
+            json!({ "status": {
+                "conditions": with_readiness(&conditions, statuses, t),
+                "containerStatuses": statuses,
+            }})
+        };
+        if !self.patch_status(&api, &name, write(&statuses, &t)).await {
+            return;
+        }
+        let pulls: Vec<(usize, String)> = changed
+            .into_iter()
+            .filter(|(_, image)| failing(image))
+            .collect();
+        for (_, image) in &pulls {
+            self.event(&pod, &node, "Failed", &pull_error(image));
+            self.event(&pod, &node, "Failed", "Error: ErrImagePull");
+        }
+        if !pulls.is_empty() {
+            tokio::time::sleep(self.opts.ready_delay.max(Duration::from_secs(1))).await;
+            let t = now();
+            for (i, image) in &pulls {
+                let how = Restart::Waiting {
+                    reason: "ImagePullBackOff",
+                    message: format!("Back-off pulling image \"{image}\""),
+                };
+                statuses[*i] = restarted_status(&statuses[*i], image, &t, how);
+            }
+            if !self.patch_status(&api, &name, write(&statuses, &t)).await {
+                return;
+            }
+            for (_, image) in &pulls {
+                let msg = format!("Back-off pulling image \"{image}\"");
+                self.event(&pod, &node, "BackOff", &msg);
+            }
+        }
+        self.played(&api, &name, &uid).await;
     }
 
     /// Sets a running pod's Ready condition back to True.
@@ -906,36 +1042,16 @@ impl Fleet {
         }
     }
 
-    async fn event(&self, pod: &Pod, node: &str, reason: &str, message: &str) {
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let t = now();
-        let event = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": { "generateName": format!("{name}."), "namespace": ns },
-            "involvedObject": {
-                "apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns,
-                "uid": pod.metadata.uid, "fieldPath": "spec.containers",
-            },
-            "reason": reason, "message": message,
-            "type": if reason == "Failed" || reason == "BackOff" { "Warning" } else { "Normal" },
-            "source": { "component": "kubelet", "host": node },
-            "firstTimestamp": t, "lastTimestamp": t, "count": 1,
-            "reportingComponent": "kubelet", "reportingInstance": node,
-        });
-        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), &ns);
-        match serde_json::from_value(event) {
-            Ok(ev) => {
-                if let Err(e) = write::create(&api, &PostParams::default(), &ev).await {
-                    tracing::debug!(pod = %name, error = %e, "sim fleet: event");
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "sim fleet: event"),
-        }
+    /// Records an event about a pod from its node's simulated kubelet (counted and
+    /// rate-limited by the fleet's recorder, written in the background).
+    fn event(&self, pod: &Pod, node: &str, reason: &str, message: &str) {
+        let type_ = if reason == "Failed" || reason == "BackOff" {
+            "Warning"
+        } else {
+            "Normal"
+        };
+        self.recorder
+            .pod_on_node(pod, node, Some("spec.containers"), type_, reason, message);
     }
 
     /// A simulated container stops at once: confirm the deletion (grace 0, this very pod).
@@ -977,6 +1093,123 @@ fn cond(type_: &str, status: &str, t: &str, reason: Option<(&str, &str)>) -> Val
     c
 }
 
+/// The kubelet's message for an image that is not found.
+fn pull_error(image: &str) -> String {
+    format!(
+        "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
+    )
+}
+
+/// Containers (index in `status.containerStatuses`, new image) whose spec names another
+/// image than their status reports: changed in place, to be restarted.
+fn changed_images(pod: &Pod) -> Vec<(usize, String)> {
+    let Some(statuses) = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+    else {
+        return Vec::new();
+    };
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    statuses
+        .iter()
+        .enumerate()
+        .filter_map(|(i, st)| {
+            let image = containers
+                .iter()
+                .find(|c| c.name == st.name)?
+                .image
+                .clone()?;
+            (image != st.image).then_some((i, image))
+        })
+        .collect()
+}
+
+/// How a restarted container came out.
+enum Restart {
+    /// Its new instance runs.
+    Started { container_id: String },
+    /// Its new image did not pull.
+    Waiting {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// A container's status (as JSON) after the kubelet restarted it with `image`: the
+/// instance it replaced, if one ran, in `lastState`; a new instance counts one restart
+/// more (none if it never ran: a first start).
+fn restarted_status(old: &Value, image: &str, now: &str, how: Restart) -> Value {
+    let mut s = old.clone();
+    s["image"] = json!(image);
+    let ran = old["containerID"].is_string() || old["lastState"]["terminated"].is_object();
+    if old["state"]["running"].is_object() {
+        s["lastState"] = json!({ "terminated": {
+            "exitCode": 0, "reason": "Completed",
+            "startedAt": old["state"]["running"]["startedAt"], "finishedAt": now,
+            "containerID": old["containerID"],
+        }});
+    }
+    let fields = s.as_object_mut();
+    match how {
+        Restart::Started { container_id } => {
+            let restarts = old["restartCount"].as_i64().unwrap_or(0) + i64::from(ran);
+            if let Some(f) = fields {
+                f.insert("containerID".into(), json!(container_id));
+                f.insert("imageID".into(), json!(format!("sim://{image}")));
+                f.insert("restartCount".into(), json!(restarts));
+                f.insert("ready".into(), json!(true));
+                f.insert("started".into(), json!(true));
+                f.insert("state".into(), json!({ "running": { "startedAt": now } }));
+            }
+        }
+        Restart::Waiting { reason, message } => {
+            if let Some(f) = fields {
+                f.remove("containerID");
+                f.insert("imageID".into(), json!(""));
+                f.insert("ready".into(), json!(false));
+                f.insert("started".into(), json!(false));
+                f.insert(
+                    "state".into(),
+                    json!({ "waiting": { "reason": reason, "message": message } }),
+                );
+            }
+        }
+    }
+    s
+}
+
+/// The pod's conditions with Ready and ContainersReady following its containers'
+/// readiness (the transition time moves only when the status does).
+fn with_readiness(conditions: &[Value], statuses: &[Value], now: &str) -> Vec<Value> {
+    let unready: Vec<&str> = statuses
+        .iter()
+        .filter(|s| s["ready"] != true)
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    let message = format!("containers with unready status: [{}]", unready.join(" "));
+    let want = if unready.is_empty() { "True" } else { "False" };
+    conditions
+        .iter()
+        .map(|c| {
+            if c["type"] != "Ready" && c["type"] != "ContainersReady" {
+                return c.clone();
+            }
+            let t = if c["status"] == want {
+                c["lastTransitionTime"].as_str().unwrap_or(now)
+            } else {
+                now
+            };
+            let reason = (!unready.is_empty()).then_some(("ContainersNotReady", message.as_str()));
+            cond(c["type"].as_str().unwrap_or_default(), want, t, reason)
+        })
+        .collect()
+}
+
 /// The tag of an image reference (`repo/name:tag`, `name:tag@sha256:…`), if any.
 pub fn image_tag(image: &str) -> Option<&str> {
     let without_digest = image.split('@').next().unwrap_or(image);
@@ -987,6 +1220,93 @@ pub fn image_tag(image: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_changed_in_place_restarts_its_container() {
+        let pod: Pod = serde_json::from_value(json!({
+            "spec": { "containers": [
+                { "name": "a", "image": "nginx:edited" },
+                { "name": "b", "image": "busybox" },
+            ] },
+            "status": { "containerStatuses": [
+                { "name": "b", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0 },
+                { "name": "a", "image": "nginx", "imageID": "", "ready": true, "restartCount": 0 },
+            ] },
+        }))
+        .expect("pod");
+        assert_eq!(changed_images(&pod), [(1, "nginx:edited".to_string())]);
+
+        let running = json!({
+            "name": "a", "image": "nginx", "imageID": "sim://nginx", "containerID": "sim://u-a",
+            "ready": true, "started": true, "restartCount": 2,
+            "state": { "running": { "startedAt": "T0" } },
+        });
+        let started = Restart::Started {
+            container_id: "sim://u-a-3".into(),
+        };
+        assert_eq!(
+            restarted_status(&running, "nginx:edited", "T1", started),
+            json!({
+                "name": "a", "image": "nginx:edited", "imageID": "sim://nginx:edited",
+                "containerID": "sim://u-a-3", "ready": true, "started": true, "restartCount": 3,
+                "state": { "running": { "startedAt": "T1" } },
+                "lastState": { "terminated": {
+                    "exitCode": 0, "reason": "Completed", "startedAt": "T0", "finishedAt": "T1",
+                    "containerID": "sim://u-a",
+                } },
+            })
+        );
+        // An image that does not pull: Waiting, the old instance in lastState, no restart
+        // counted until one starts.
+        let pull = |reason| Restart::Waiting {
+            reason,
+            message: "m".into(),
+        };
+        let failed = restarted_status(&running, "nginx:bad", "T1", pull("ErrImagePull"));
+        let backoff = restarted_status(&failed, "nginx:bad", "T2", pull("ImagePullBackOff"));
+        for (st, reason) in [(&failed, "ErrImagePull"), (&backoff, "ImagePullBackOff")] {
+            assert_eq!(
+                st["state"],
+                json!({ "waiting": { "reason": reason, "message": "m" } })
+            );
+            assert_eq!(st["restartCount"], 2);
+            assert_eq!(st["ready"], false);
+            assert_eq!(st["image"], "nginx:bad");
+            assert!(st.get("containerID").is_none(), "{st}");
+            assert_eq!(st["lastState"]["terminated"]["containerID"], "sim://u-a");
+        }
+        // Fixed again: the new instance is one restart more.
+        let fixed = Restart::Started {
+            container_id: "sim://u-a-3".into(),
+        };
+        let st = restarted_status(&backoff, "nginx:ok", "T3", fixed);
+        assert_eq!(st["restartCount"], 3);
+        assert_eq!(st["lastState"]["terminated"]["finishedAt"], "T1");
+    }
+
+    #[test]
+    fn pod_readiness_follows_the_containers() {
+        let conditions = [
+            cond("PodScheduled", "True", "T0", None),
+            cond("Ready", "True", "T0", None),
+            cond("ContainersReady", "True", "T0", None),
+        ];
+        let ready = json!({ "name": "a", "ready": true });
+        let unready = json!({ "name": "b", "ready": false });
+        assert_eq!(
+            with_readiness(&conditions, std::slice::from_ref(&ready), "T1"),
+            conditions,
+            "unchanged, transition times kept"
+        );
+        let got = with_readiness(&conditions, &[ready, unready], "T1");
+        assert_eq!(got[0], conditions[0]);
+        for c in &got[1..] {
+            assert_eq!(c["status"], "False");
+            assert_eq!(c["lastTransitionTime"], "T1");
+            assert_eq!(c["reason"], "ContainersNotReady");
+            assert_eq!(c["message"], "containers with unready status: [b]");
+        }
+    }
 
     #[test]
     fn image_tags() {

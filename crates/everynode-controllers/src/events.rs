@@ -311,7 +311,40 @@ impl Recorder {
         K: Resource<DynamicType = ()>,
     {
         let now = Timestamp::now();
-        let event = new_event(obj, self.component, type_, reason, message, now);
+        self.send(
+            new_event(obj, self.component, type_, reason, message, now),
+            now,
+        );
+    }
+
+    pub fn pod(&self, pod: &Pod, type_: &str, reason: &str, message: &str) {
+        self.record(pod, type_, reason, message)
+    }
+
+    /// Records an event about a pod as a node's agent does (the kubelet): the node is the
+    /// source's host and the reporting instance, and `field_path` names the part of the
+    /// pod it is about (`spec.containers{c}`), if any.
+    pub fn pod_on_node(
+        &self,
+        pod: &Pod,
+        node: &str,
+        field_path: Option<&str>,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let now = Timestamp::now();
+        let mut event = new_event(pod, self.component, type_, reason, message, now);
+        if let Some(src) = event.source.as_mut() {
+            src.host = Some(node.to_string());
+        }
+        event.reporting_instance = Some(node.to_string());
+        event.involved_object.field_path = field_path.map(str::to_string);
+        self.send(event, now);
+    }
+
+    fn send(&self, event: Event, now: Timestamp) {
+        let reason = event.reason.clone().unwrap_or_default();
         let write = self
             .correlator
             .lock()
@@ -330,10 +363,6 @@ impl Recorder {
         {
             tracing::debug!(component = self.component, %reason, "event queue full; dropped");
         }
-    }
-
-    pub fn pod(&self, pod: &Pod, type_: &str, reason: &str, message: &str) {
-        self.record(pod, type_, reason, message)
     }
 }
 

@@ -760,3 +760,78 @@ fn pods_run_as_the_default_service_account_and_exec_says_why_it_cannot() {
         );
     }
 }
+
+#[test]
+fn an_image_set_in_place_restarts_the_simulated_container() {
+    let s = Server::up(2);
+    s.ok(&["run", "p", "--image=nginx"]);
+    let status =
+        |s: &Server| s.json(&["get", "pod", "p"])["status"]["containerStatuses"][0].clone();
+    let first = common::wait_for(std::time::Duration::from_secs(60), "p running", || {
+        let st = status(&s);
+        st["state"]["running"].is_object().then_some(st)
+    });
+    assert_eq!(first["restartCount"], 0);
+
+    // The kubelet restarts the container with the new image.
+    s.ok(&["set", "image", "pod/p", "p=nginx:edited"]);
+    let st = common::wait_for(std::time::Duration::from_secs(60), "p restarted", || {
+        let st = status(&s);
+        (st["image"] == "nginx:edited" && st["state"]["running"].is_object()).then_some(st)
+    });
+    assert_eq!(st["restartCount"], 1, "{st}");
+    assert_ne!(st["containerID"], first["containerID"], "{st}");
+    assert_eq!(
+        st["lastState"]["terminated"]["containerID"],
+        first["containerID"]
+    );
+    assert_eq!(st["ready"], true);
+    s.eventually(
+        "the Killing event",
+        &["get", "events", "--field-selector", "involvedObject.name=p"],
+        |o| o.contains("Container p definition changed, will be restarted"),
+    );
+
+    // An image that does not pull: ErrImagePull, then ImagePullBackOff, not Ready.
+    s.ok(&["set", "image", "pod/p", "p=nginx:non-existent"]);
+    s.eventually("p ImagePullBackOff", &["get", "pod", "p"], |o| {
+        rows(o)
+            .get(1)
+            .is_some_and(|r| r[1] == "0/1" && r[2] == "ImagePullBackOff")
+    });
+    let st = status(&s);
+    assert_eq!(st["image"], "nginx:non-existent");
+    assert_eq!(st["restartCount"], 1, "{st}");
+    let described = s.ok(&["describe", "pod", "p"]);
+    assert!(
+        described.contains("Failed to pull image \"nginx:non-existent\""),
+        "{described}"
+    );
+
+    // Fixed: it runs again, one restart more.
+    s.ok(&["set", "image", "pod/p", "p=nginx:fixed"]);
+    let st = common::wait_for(std::time::Duration::from_secs(60), "p fixed", || {
+        let st = status(&s);
+        (st["image"] == "nginx:fixed" && st["state"]["running"].is_object()).then_some(st)
+    });
+    assert_eq!(st["restartCount"], 2, "{st}");
+
+    // The same event again is counted on the first, as client-go's recorder does.
+    s.ok(&["set", "image", "pod/p", "p=nginx:non-existent"]);
+    s.eventually(
+        "ErrImagePull counted twice",
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=p",
+            "-o",
+            "jsonpath={range .items[*]}{.message}={.count}/{.source.host}{\"\\n\"}{end}",
+        ],
+        |o| {
+            o.lines()
+                .filter_map(|l| l.strip_prefix("Error: ErrImagePull=2/"))
+                .any(|host| !host.is_empty())
+        },
+    );
+}

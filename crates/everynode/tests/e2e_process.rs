@@ -825,3 +825,78 @@ spec:
         processes_with(&marker).is_empty().then_some(())
     });
 }
+
+#[test]
+fn containers_run_as_their_security_contexts_user_in_a_working_directory_made_for_them() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("skipped: switching users needs the agent to run as root");
+        return;
+    }
+    let s = start();
+    let host = tempfile::tempdir().expect("tempdir");
+    let h = host.path().display();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: as-nobody}}
+spec:
+  nodeName: node1
+  securityContext: {{runAsUser: 1234, runAsGroup: 65533, supplementalGroups: [4242]}}
+  containers:
+  - name: c
+    image: busybox
+    workingDir: {h}/work/deeper
+    securityContext: {{runAsUser: 65534, runAsNonRoot: true}}
+    command: ['sh', '-c', 'echo "$(id -u) $(id -g) $(id -G) $(pwd)"; exec sleep 600']
+    readinessProbe:
+      exec: {{command: ['sh', '-c', 'test "$(id -u):$(id -g)" = 65534:65533']}}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: non-root}}
+spec:
+  nodeName: node2
+  securityContext: {{runAsNonRoot: true}}
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "600"]
+"#
+    );
+    apply(&s, &yaml);
+    // The container's user over the pod's, the pod's group and supplemental groups, in
+    // the working directory the agent made for it; its probe runs as the same user.
+    s.eventually("as-nobody's identity", &["logs", "as-nobody"], |o| {
+        o == format!("65534 65533 65533 4242 {h}/work/deeper\n")
+    });
+    s.eventually(
+        "as-nobody Ready (its exec probe ran as its user)",
+        &["get", "pod", "as-nobody"],
+        |o| rows(o).get(1).is_some_and(|r| r[1] == "1/1"),
+    );
+    for dir in ["work", "work/deeper"] {
+        let meta = std::fs::metadata(host.path().join(dir)).expect("made");
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65533), "{dir}");
+    }
+    // runAsNonRoot with root as the user: the kubelet's refusal, word for word.
+    let st = wait_for(LIMIT, "non-root refused", || {
+        let st = container_status(&s, "non-root", false);
+        st["state"]["waiting"]["message"].is_string().then_some(st)
+    });
+    let uid = s.json(&["get", "pod", "non-root"])["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    assert_eq!(
+        st["state"]["waiting"]["reason"],
+        "CreateContainerConfigError"
+    );
+    assert_eq!(
+        st["state"]["waiting"]["message"],
+        format!(
+            "container has runAsNonRoot and image will run as root (pod: \"non-root_default({uid})\", container: c)"
+        )
+    );
+}

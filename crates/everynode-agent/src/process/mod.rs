@@ -6,6 +6,8 @@
 //! to it (a `spec.nodeName` field selector), giving each to a [`pod::Worker`].
 //!
 //! - [`env`]: environment and command line (`$(VAR)`, downward API), pure.
+//! - [`identity`]: the user, group and supplemental groups a container runs as
+//!   (`securityContext`, `runAsNonRoot`), pure.
 //! - [`backoff`], [`probe`], [`status`]: restart back-off, probe thresholds and pod status,
 //!   pure with table tests; [`probe`] also runs one probe attempt.
 //! - [`procs`]: process groups, signals, `/proc`, the ledger of started processes.
@@ -18,6 +20,7 @@
 pub mod backoff;
 pub mod env;
 pub mod host;
+pub mod identity;
 pub mod logs;
 pub mod pod;
 pub mod probe;
@@ -138,6 +141,8 @@ pub struct NodeCtx {
     pub limits_warned: AtomicBool,
     pub pods: PodIndex,
     pub shutdown_grace: Duration,
+    /// The node's event recorder (`kubelet`): repeats counted, as client-go's.
+    pub recorder: everynode_controllers::events::Recorder,
 }
 
 fn micro_now() -> String {
@@ -386,6 +391,7 @@ pub async fn run_node(
         limits_warned: AtomicBool::new(false),
         pods,
         shutdown_grace: cfg.shutdown_grace,
+        recorder: everynode_controllers::events::Recorder::new(client.clone(), "kubelet"),
     });
     tracing::info!(node = %cfg.name, ip = %cfg.node_ip, port, "process node running");
 

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Event, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use rustix::process::Signal;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::backoff::{self, Backoff};
 use super::env::{self, PodFacts};
+use super::identity::{self, Identity};
 use super::logs::{self, LogWriter};
 use super::probe::{self, Kind, Tracker};
 use super::procs::{self, Record};
@@ -61,11 +62,20 @@ struct Run {
     seq: u64,
     started: Instant,
     started_at: String,
-    env: Vec<(String, String)>,
-    working_dir: String,
+    /// How its exec probes and hooks run: as the process itself.
+    exec: Exec,
     tasks: Vec<JoinHandle<()>>,
     cgroup: Option<PathBuf>,
     killing: bool,
+}
+
+/// How a container's commands run: its process, exec probes and hooks.
+#[derive(Clone)]
+struct Exec {
+    env: Vec<(String, String)>,
+    working_dir: String,
+    /// Who they run as (None: as the agent).
+    identity: Option<Identity>,
 }
 
 struct Ctr {
@@ -393,7 +403,7 @@ impl Worker {
                 }
                 Err(msg) => {
                     if self.volume_retry.is_none() {
-                        self.event("Warning", "FailedMount", &msg).await;
+                        self.event("Warning", "FailedMount", &msg);
                     }
                     self.volume_retry = Some(Instant::now() + Duration::from_secs(5));
                     return;
@@ -465,28 +475,40 @@ impl Worker {
         c.next_start = None;
     }
 
+    /// The kubelet's `CreateContainerConfigError`: Waiting until the spec changes.
+    fn config_error(&mut self, i: usize, msg: String) {
+        self.event("Warning", "Failed", &format!("Error: {msg}"));
+        self.set_waiting(i, "CreateContainerConfigError", msg);
+    }
+
     async fn start(&mut self, i: usize) {
         let facts = self.facts();
-        let base = env::base_env(&self.pod, &facts, &self.ctx.agent_path);
+        let mut base = env::base_env(&self.pod, &facts, &self.ctx.agent_path);
         let spec = self.ctrs[i].spec.clone();
+        // The host's /etc/passwd plays the image's: a user's primary group and home.
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let identity =
+            match identity::resolve(&self.pod, &spec, identity::Agent::current(), &passwd) {
+                Ok(id) => id,
+                Err(e) => return self.config_error(i, e.0),
+            };
+        if let Some(home) = identity.as_ref().and_then(|id| id.home.clone()) {
+            for (k, v) in &mut base {
+                if k == "HOME" {
+                    *v = home.clone();
+                }
+            }
+        }
         let env = match env::container_env(&self.pod, &spec, &facts, base) {
             Ok(e) => e,
-            Err(e) => {
-                self.set_waiting(i, "CreateContainerConfigError", e.0.clone());
-                self.event("Warning", "Failed", &format!("Error: {}", e.0))
-                    .await;
-                return;
-            }
+            Err(e) => return self.config_error(i, e.0),
         };
         let Some(argv) = env::command_line(&spec, &env) else {
             let msg = format!(
                 "container {:?} has no command: the process runtime runs a container's command on the host and does not run images",
                 spec.name
             );
-            self.set_waiting(i, "CreateContainerConfigError", msg.clone());
-            self.event("Warning", "Failed", &format!("Error: {msg}"))
-                .await;
-            return;
+            return self.config_error(i, msg);
         };
         let mut probes = Vec::new();
         for (kind, p) in [
@@ -536,7 +558,19 @@ impl Worker {
                 return;
             }
         };
+        if let Err(e) = make_working_dir(std::path::Path::new(&working_dir), identity.as_ref()) {
+            lock(&writer).finish();
+            let msg = format!(
+                "failed to start container {:?}: creating its working directory {working_dir:?}: {e}",
+                spec.name
+            );
+            self.start_failed(i, msg, &started_at).await;
+            return;
+        }
         let mut cmd = tokio::process::Command::new(&program);
+        if let Some(id) = &identity {
+            procs::run_as(&mut cmd, id);
+        }
         cmd.arg0(&argv[0])
             .args(&argv[1..])
             .env_clear()
@@ -600,8 +634,11 @@ impl Worker {
                 seq,
                 s.clone(),
                 self.ctx.node_ip.clone(),
-                env.clone(),
-                working_dir.clone(),
+                Exec {
+                    env: env.clone(),
+                    working_dir: working_dir.clone(),
+                    identity: identity.clone(),
+                },
             )));
         }
         let has_startup = probes.iter().any(|(s, _)| s.kind == Kind::Startup);
@@ -621,15 +658,17 @@ impl Worker {
             seq,
             started: Instant::now(),
             started_at,
-            env,
-            working_dir,
+            exec: Exec {
+                env,
+                working_dir,
+                identity,
+            },
             tasks,
             cgroup,
             killing: false,
         });
         let name = spec.name.clone();
-        self.event("Normal", "Started", &format!("Started container {name}"))
-            .await;
+        self.event("Normal", "Started", &format!("Started container {name}"));
     }
 
     async fn apply_limits(&mut self, spec: &Container, pid: i32) -> Option<PathBuf> {
@@ -668,7 +707,7 @@ impl Worker {
                         "resource limits of container {:?} are not enforced on this node: {why}",
                         spec.name
                     );
-                    self.event("Warning", "LimitsNotEnforced", &msg).await;
+                    self.event("Warning", "LimitsNotEnforced", &msg);
                 }
                 None
             }
@@ -678,8 +717,7 @@ impl Worker {
     /// The container could not start (exec failed): an instance that ended at once,
     /// exit code 128, reason StartError, restarted like any failure.
     async fn start_failed(&mut self, i: usize, message: String, started_at: &str) {
-        self.event("Warning", "Failed", &format!("Error: {message}"))
-            .await;
+        self.event("Warning", "Failed", &format!("Error: {message}"));
         let t = Terminated {
             exit_code: 128,
             reason: "StartError".into(),
@@ -756,7 +794,7 @@ impl Worker {
         c.view.started = false;
         let name = c.spec.name.clone();
         let msg = format!("Back-off restarting failed container {name} in pod {pod_label}");
-        self.event("Warning", "BackOff", &msg).await;
+        self.event("Warning", "BackOff", &msg);
     }
 
     async fn on_probe(&mut self, i: usize, seq: u64, kind: Kind, result: Result<(), String>) {
@@ -787,8 +825,7 @@ impl Worker {
                         "Warning",
                         "Unhealthy",
                         &format!("Readiness probe failed: {why}"),
-                    )
-                    .await;
+                    );
                 }
             }
             (Kind::Startup, true) => {
@@ -800,8 +837,7 @@ impl Worker {
                     "Warning",
                     "Unhealthy",
                     &format!("{} probe failed: {why}", kind.label()),
-                )
-                .await;
+                );
                 self.event(
                     "Normal",
                     "Killing",
@@ -809,8 +845,7 @@ impl Worker {
                         "Container {name} failed {} probe, will be restarted",
                         kind.label().to_lowercase()
                     ),
-                )
-                .await;
+                );
                 let grace = grace_override
                     .map(|g| Duration::from_secs(g.max(0) as u64))
                     .unwrap_or_else(|| {
@@ -858,8 +893,7 @@ impl Worker {
                 .and_then(|e| e.command.clone())
                 .filter(|c| !c.is_empty());
             let pid = run.pid;
-            let env = run.env.clone();
-            let dir = run.working_dir.clone();
+            let exec = run.exec.clone();
             hooks.push(tokio::spawn(async move {
                 if let Some(cmd) = pre_stop {
                     let spec = probe::Spec {
@@ -874,8 +908,9 @@ impl Worker {
                     };
                     let target = probe::Target {
                         default_host: "127.0.0.1",
-                        env: &env,
-                        working_dir: Some(&dir),
+                        env: &exec.env,
+                        working_dir: Some(&exec.working_dir),
+                        identity: exec.identity.as_ref(),
                     };
                     let _ = probe::attempt(&spec, &target).await;
                 }
@@ -1035,33 +1070,16 @@ impl Worker {
         let (listeners, errors) = super::proxy::forward_host_ports(ip, &forwards).await;
         self.host_ports = listeners;
         for e in errors {
-            self.event("Warning", "HostPortUnavailable", &e).await;
+            self.event("Warning", "HostPortUnavailable", &e);
         }
     }
 
-    async fn event(&self, type_: &str, reason: &str, message: &str) {
-        let t = now_ts();
-        let event = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": { "generateName": format!("{}.", self.name), "namespace": self.ns },
-            "involvedObject": {
-                "apiVersion": "v1", "kind": "Pod", "name": self.name, "namespace": self.ns,
-                "uid": self.uid,
-            },
-            "reason": reason, "message": message, "type": type_,
-            "source": { "component": "kubelet", "host": self.ctx.node_name },
-            "firstTimestamp": t, "lastTimestamp": t, "count": 1,
-            "reportingComponent": "kubelet", "reportingInstance": self.ctx.node_name,
-        });
-        let api: Api<Event> = Api::namespaced(self.ctx.client.clone(), &self.ns);
-        match serde_json::from_value::<Event>(event) {
-            Ok(ev) => {
-                if let Err(e) = api.create(&PostParams::default(), &ev).await {
-                    tracing::debug!(pod = %self.name, error = %e, "event");
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "event"),
-        }
+    /// Records an event about the pod, as the kubelet (counted and rate-limited by the
+    /// node's recorder, written in the background).
+    fn event(&self, type_: &str, reason: &str, message: &str) {
+        self.ctx
+            .recorder
+            .pod_on_node(&self.pod, &self.ctx.node_name, None, type_, reason, message);
     }
 }
 
@@ -1084,6 +1102,22 @@ fn human(d: Duration) -> String {
     } else {
         format!("{}m{}s", s / 60, s % 60)
     }
+}
+
+/// A missing working directory is created, as containerd and runc do; the directories
+/// created are owned by the container's user and group when it has its own.
+fn make_working_dir(dir: &std::path::Path, id: Option<&Identity>) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&std::path::Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    std::fs::create_dir_all(dir)?;
+    if let Some(id) = id {
+        for d in missing {
+            std::os::unix::fs::chown(d, Some(id.uid), Some(id.gid))?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies one output stream of a process into its log, line by line.
@@ -1119,15 +1153,7 @@ async fn pump(
     }
 }
 
-async fn probe_loop(
-    tx: PodTx,
-    idx: usize,
-    seq: u64,
-    spec: probe::Spec,
-    host: String,
-    env: Vec<(String, String)>,
-    working_dir: String,
-) {
+async fn probe_loop(tx: PodTx, idx: usize, seq: u64, spec: probe::Spec, host: String, exec: Exec) {
     tokio::time::sleep(spec.initial_delay).await;
     let mut tick = tokio::time::interval(spec.period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1135,8 +1161,9 @@ async fn probe_loop(
         tick.tick().await;
         let target = probe::Target {
             default_host: &host,
-            env: &env,
-            working_dir: Some(&working_dir),
+            env: &exec.env,
+            working_dir: Some(&exec.working_dir),
+            identity: exec.identity.as_ref(),
         };
         let result = probe::attempt(&spec, &target).await;
         if tx
@@ -1156,6 +1183,44 @@ async fn probe_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_working_directories_are_made_for_the_containers_user() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("a/b/c");
+        make_working_dir(&dir, None).expect("created");
+        assert!(dir.is_dir());
+        make_working_dir(&dir, None).expect("an existing one is fine");
+        // Owned by the container's user: another user when the test may chown.
+        let agent = identity::Agent::current();
+        let (uid, gid) = if agent.uid == 0 {
+            (65534, 65533)
+        } else {
+            (agent.uid, agent.gid)
+        };
+        let id = Identity {
+            uid,
+            gid,
+            groups: Vec::new(),
+            home: None,
+        };
+        let dir = root.path().join("x/y");
+        make_working_dir(&dir, Some(&id)).expect("created");
+        for d in [root.path().join("x"), dir] {
+            let meta = std::fs::metadata(&d).expect("meta");
+            assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{}", d.display());
+        }
+        assert_eq!(
+            std::fs::metadata(root.path()).expect("meta").uid(),
+            agent.uid,
+            "what existed is left alone"
+        );
+        // What cannot be made says why.
+        let file = root.path().join("file");
+        std::fs::write(&file, "").expect("file");
+        assert!(make_working_dir(&file.join("sub"), None).is_err());
+    }
 
     #[test]
     fn durations_read_like_the_kubelet_writes_them() {

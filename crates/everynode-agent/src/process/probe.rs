@@ -174,6 +174,8 @@ pub struct Target<'a> {
     pub default_host: &'a str,
     pub env: &'a [(String, String)],
     pub working_dir: Option<&'a str>,
+    /// Who an exec probe runs as: the container's user (None: the agent's).
+    pub identity: Option<&'a super::identity::Identity>,
 }
 
 /// Runs one attempt; Ok(()) when it passed, Err(message) when it failed.
@@ -205,6 +207,9 @@ async fn run(spec: &Spec, target: &Target<'_>) -> Result<(), String> {
                 .kill_on_drop(true);
             if let Some(dir) = target.working_dir {
                 command.current_dir(dir);
+            }
+            if let Some(id) = target.identity {
+                super::procs::run_as(&mut command, id);
             }
             let out = command.output().await.map_err(|e| e.to_string())?;
             if out.status.success() {
@@ -475,6 +480,7 @@ mod tests {
             default_host: "127.0.0.1",
             env: &env,
             working_dir: None,
+            identity: None,
         };
         let ok = probe_spec(Kind::Readiness, json!({ "exec": { "command": ["true"] } }));
         assert_eq!(attempt(&ok, &target).await, Ok(()));
@@ -582,6 +588,7 @@ mod tests {
             default_host: "127.0.0.1",
             env: &env,
             working_dir: None,
+            identity: None,
         };
         let up = probe_spec(
             Kind::Readiness,
@@ -596,5 +603,46 @@ mod tests {
             attempt(&down, &target).await,
             Err("HTTP probe failed with statuscode: 503".into())
         );
+    }
+
+    #[tokio::test]
+    async fn exec_probes_run_as_the_containers_user() {
+        let agent = super::super::identity::Agent::current();
+        // Another user only when the agent may switch; else its own.
+        let (uid, gid) = if agent.uid == 0 {
+            (65534, 65533)
+        } else {
+            (agent.uid, agent.gid)
+        };
+        let id = super::super::identity::Identity {
+            uid,
+            gid,
+            groups: if agent.uid == 0 {
+                vec![4242]
+            } else {
+                Vec::new()
+            },
+            home: None,
+        };
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let target = Target {
+            default_host: "127.0.0.1",
+            env: &env,
+            working_dir: None,
+            identity: if agent.uid == 0 { Some(&id) } else { None },
+        };
+        // `id -G`: the group, then the supplemental groups.
+        let check = if agent.uid == 0 {
+            format!(
+                "test \"$(id -u):$(id -g):$(id -G)\" = '{uid}:{gid}:{gid} 4242' || {{ id; exit 1; }}"
+            )
+        } else {
+            format!("test \"$(id -u):$(id -g)\" = '{uid}:{gid}' || {{ id; exit 1; }}")
+        };
+        let p = probe_spec(
+            Kind::Readiness,
+            json!({ "exec": { "command": ["sh", "-c", check] } }),
+        );
+        assert_eq!(attempt(&p, &target).await, Ok(()));
     }
 }

@@ -187,6 +187,29 @@ impl Ledger {
     }
 }
 
+/// Makes `cmd` run as `id`: supplemental groups, then group, then user (real, effective
+/// and saved), in the child before exec. Needs root; std's `uid`/`gid` cannot set
+/// supplemental groups (its own `setgroups` runs before, and `pre_exec` hooks after, the
+/// switch of user), so all three are done here. Registered before [`Spawner::spawn`]'s
+/// hook, so the parent-death signal is armed after the switch, which would clear it.
+pub fn run_as(cmd: &mut tokio::process::Command, id: &super::identity::Identity) {
+    use rustix::process::{Gid, Uid};
+    let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    let gid = Gid::from_raw(id.gid);
+    let uid = Uid::from_raw(id.uid);
+    // SAFETY: the closure runs between fork and exec in the single-threaded child and
+    // only makes system calls (setgroups, setresgid, setresuid) on data prepared before
+    // the fork; the thread-level calls are what a single-threaded process needs.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::thread::set_thread_groups(&groups)?;
+            rustix::thread::set_thread_res_gid(gid, gid, gid)?;
+            rustix::thread::set_thread_res_uid(uid, uid, uid)?;
+            Ok(())
+        });
+    }
+}
+
 type SpawnReply = tokio::sync::oneshot::Sender<io::Result<tokio::process::Child>>;
 
 /// Starts processes from one dedicated thread (see the module docs). Cheap to clone;

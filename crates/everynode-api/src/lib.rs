@@ -10,6 +10,8 @@
 //! - [`field`]: field-error types and their Kubernetes rendering.
 //! - [`validation`]: object-meta, DaemonSet, Pod, Node, ... validation rules.
 //! - [`defaults`]: apps/v1 and core/v1 defaulting.
+//! - [`rbac`]: Roles, ClusterRoles and bindings: defaulting, validation, bootstrap policy.
+//! - [`priority`]: PriorityClasses and the Priority admission of pods.
 //! - [`table`]: kube-apiserver's Table columns and row cells per resource.
 //! - [`service_alloc`]: Service cluster-IP and node-port ranges and their allocator.
 //! - [`service_table`]: Services with their endpoints, for cluster DNS and a Service proxy.
@@ -17,7 +19,9 @@
 pub mod defaults;
 pub mod field;
 pub mod hash;
+pub mod priority;
 pub mod quantity;
+pub mod rbac;
 pub mod scheduling;
 pub mod selector;
 pub mod service_alloc;

@@ -255,6 +255,49 @@ static SECRET_COLUMNS: [Column; 4] = [
 static SERVICE_ACCOUNT_COLUMNS: [Column; 3] =
     [name_col(0), col("Secrets", "string", D_SA_SECRETS, 0), AGE];
 
+const D_RB_ROLE: &str = "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.";
+const D_CRB_ROLE: &str = "RoleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error.";
+
+static ROLE_BINDING_COLUMNS: [Column; 6] = [
+    name_col(0),
+    col("Role", "string", D_RB_ROLE, 0),
+    AGE,
+    col("Users", "string", "Users in the roleBinding", 1),
+    col("Groups", "string", "Groups in the roleBinding", 1),
+    col(
+        "ServiceAccounts",
+        "string",
+        "ServiceAccounts in the roleBinding",
+        1,
+    ),
+];
+
+static CLUSTER_ROLE_BINDING_COLUMNS: [Column; 6] = [
+    name_col(0),
+    col("Role", "string", D_CRB_ROLE, 0),
+    AGE,
+    col("Users", "string", "Users in the clusterRoleBinding", 1),
+    col("Groups", "string", "Groups in the clusterRoleBinding", 1),
+    col(
+        "ServiceAccounts",
+        "string",
+        "ServiceAccounts in the clusterRoleBinding",
+        1,
+    ),
+];
+
+const D_PC_VALUE: &str = "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.";
+const D_PC_GLOBAL_DEFAULT: &str = "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority.";
+const D_PC_PREEMPTION: &str = "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.";
+
+static PRIORITY_CLASS_COLUMNS: [Column; 5] = [
+    name_col(0),
+    col("Value", "integer", D_PC_VALUE, 0),
+    col("Global-Default", "boolean", D_PC_GLOBAL_DEFAULT, 0),
+    AGE,
+    col("PreemptionPolicy", "string", D_PC_PREEMPTION, 0),
+];
+
 /// The Table columns kube-apiserver uses for resource `plural`, or `None` when it has no
 /// printer for it (the server then uses `Name` + `Created At`, see [`default_row_cells`]).
 pub fn columns(plural: &str) -> Option<&'static [Column]> {
@@ -273,6 +316,9 @@ pub fn columns(plural: &str) -> Option<&'static [Column]> {
         "configmaps" => &CONFIGMAP_COLUMNS,
         "secrets" => &SECRET_COLUMNS,
         "serviceaccounts" => &SERVICE_ACCOUNT_COLUMNS,
+        "rolebindings" => &ROLE_BINDING_COLUMNS,
+        "clusterrolebindings" => &CLUSTER_ROLE_BINDING_COLUMNS,
+        "priorityclasses" => &PRIORITY_CLASS_COLUMNS,
         _ => return None,
     };
     Some(cols)
@@ -297,6 +343,8 @@ pub fn row_cells(plural: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
         "configmaps" => configmap_row(obj, now),
         "secrets" => secret_row(obj, now),
         "serviceaccounts" => service_account_row(obj, now),
+        "rolebindings" | "clusterrolebindings" => binding_row(obj, now),
+        "priorityclasses" => priority_class_row(obj, now),
         _ => default_row_cells(obj),
     }
 }
@@ -1232,6 +1280,42 @@ fn service_account_row(sa: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+// ---------------------------------------------------------------------------------------
+// rolebindings, clusterrolebindings, priorityclasses
+// ---------------------------------------------------------------------------------------
+
+/// `Kind/name` of the role, then (wide) the users, groups and service accounts.
+fn binding_row(b: &Value, now: Timestamp) -> Vec<Value> {
+    let role = format!(
+        "{}/{}",
+        str_at(b, "/roleRef/kind"),
+        str_at(b, "/roleRef/name")
+    );
+    let subjects: Vec<k8s_openapi::api::rbac::v1::Subject> = b
+        .get("subjects")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or_default();
+    let (users, groups, sas) = crate::rbac::subjects_strings(&subjects);
+    vec![
+        Value::from(obj_name(b)),
+        Value::from(role),
+        age(b, now),
+        Value::from(users),
+        Value::from(groups),
+        Value::from(sas),
+    ]
+}
+
+fn priority_class_row(pc: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        Value::from(obj_name(pc)),
+        Value::from(int_at(pc, "/value")),
+        Value::from(bool_at(pc, "/globalDefault")),
+        age(pc, now),
+        Value::from(str_at(pc, "/preemptionPolicy")),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1426,6 +1510,9 @@ mod tests {
         "configmaps",
         "secrets",
         "serviceaccounts",
+        "rolebindings",
+        "clusterrolebindings",
+        "priorityclasses",
     ];
 
     #[test]
@@ -1524,6 +1611,21 @@ mod tests {
             ("configmaps", &["Name", "Data", "Age"], &[0, 0, 0]),
             ("secrets", &["Name", "Type", "Data", "Age"], &[0, 0, 0, 0]),
             ("serviceaccounts", &["Name", "Secrets", "Age"], &[0, 0, 0]),
+            (
+                "rolebindings",
+                &["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"],
+                &[0, 0, 0, 1, 1, 1],
+            ),
+            (
+                "clusterrolebindings",
+                &["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"],
+                &[0, 0, 0, 1, 1, 1],
+            ),
+            (
+                "priorityclasses",
+                &["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"],
+                &[0, 0, 0, 0, 0],
+            ),
         ];
         assert_eq!(cases.len(), PLURALS.len());
         for (plural, names, priorities) in cases {
@@ -1567,7 +1669,18 @@ mod tests {
             ["Desired", "Current", "Ready", "Up-to-date", "Available"]
         );
         // The declared types of the real server (the cells of some are integers anyway).
-        for plural in PLURALS.iter().filter(|p| **p != "daemonsets") {
+        // Priority classes: Value is an integer, Global-Default a boolean.
+        let typed: Vec<(&str, &str)> = columns("priorityclasses")
+            .expect("pc")
+            .iter()
+            .map(|c| (c.name, c.type_))
+            .filter(|(_, t)| *t != "string")
+            .collect();
+        assert_eq!(typed, [("Value", "integer"), ("Global-Default", "boolean")]);
+        for plural in PLURALS
+            .iter()
+            .filter(|p| !["daemonsets", "priorityclasses"].contains(*p))
+        {
             assert!(
                 columns(plural)
                     .expect("cols")
@@ -1608,10 +1721,13 @@ mod tests {
                 assert_eq!(cells.len(), n, "{plural} {obj}");
                 for (c, col) in cells.iter().zip(columns(plural).expect("cols")) {
                     assert!(
-                        c.is_string() || c.is_i64() || c.is_u64(),
+                        c.is_string() || c.is_i64() || c.is_u64() || col.type_ == "boolean",
                         "{plural}/{}",
                         col.name
                     );
+                    if col.type_ == "boolean" {
+                        assert!(c.is_boolean(), "{plural}/{}", col.name);
+                    }
                     if col.type_ == "integer" {
                         assert!(c.is_i64() || c.is_u64(), "{plural}/{}", col.name);
                     }
@@ -2876,5 +2992,42 @@ mod tests {
         );
         let sa = json!({"metadata": meta("builder"), "secrets": [{"name": "builder-token"}]});
         assert_eq!(row_cells("serviceaccounts", &sa, now())[1], json!(1));
+    }
+
+    #[test]
+    fn binding_and_priority_class_rows() {
+        let meta = |name: &str| json!({"name": name, "creationTimestamp": ago(3 * 86_400)});
+        let crb = json!({"metadata": meta("flannel"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "flannel"},
+            "subjects": [{"kind": "ServiceAccount", "name": "flannel", "namespace": "kube-flannel"},
+                         {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "g"}]});
+        assert_eq!(
+            Value::from(row_cells("clusterrolebindings", &crb, now())),
+            json!([
+                "flannel",
+                "ClusterRole/flannel",
+                "3d",
+                "",
+                "g",
+                "kube-flannel/flannel"
+            ])
+        );
+        let rb = json!({"metadata": meta("empty"), "roleRef": {"kind": "Role", "name": "r"}});
+        assert_eq!(
+            Value::from(row_cells("rolebindings", &rb, now())),
+            json!(["empty", "Role/r", "3d", "", "", ""])
+        );
+        let pc = json!({"metadata": meta("system-node-critical"), "value": 2_000_001_000,
+                        "preemptionPolicy": "PreemptLowerPriority"});
+        assert_eq!(
+            Value::from(row_cells("priorityclasses", &pc, now())),
+            json!([
+                "system-node-critical",
+                2_000_001_000,
+                false,
+                "3d",
+                "PreemptLowerPriority"
+            ])
+        );
     }
 }

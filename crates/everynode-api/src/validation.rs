@@ -926,6 +926,11 @@ fn kube_finalizer_name(f: &str, path: &str) -> Errs {
 
 /// `ValidateLabelSelector`: valid keys and values, operators with their value rules.
 /// `allow_invalid_values` is set on updates whose old object already had bad values.
+/// `ValidateLabelSelector` at `path` (ClusterRole aggregation selectors).
+pub(crate) fn validate_label_selector(sel: &LabelSelector, path: &str) -> Errs {
+    label_selector(sel, path, false)
+}
+
 fn label_selector(sel: &LabelSelector, path: &str, allow_invalid_values: bool) -> Errs {
     let mut errs = validate_labels(sel.match_labels.as_ref(), &child(path, "matchLabels"));
     for (i, r) in sel.match_expressions.iter().flatten().enumerate() {

@@ -963,6 +963,10 @@ async fn resource_as(
                 {
                     Ok(d) => deleted.push(d.object),
                     Err(e) if e.code == 404 => {}
+                    // The system PriorityClasses stay; the others go.
+                    Err(e)
+                        if e.code == 403
+                            && res.strategy == crate::resources::Strategy::PriorityClass => {}
                     Err(e) => return Err(e),
                 }
             }

@@ -13,6 +13,8 @@
 //! - [`tables`], [`discovery`], [`openapi`]: what kubectl reads to print and to validate.
 //! - [`namespaces`]: deleting a namespace deletes what is in it.
 //! - [`services`]: Service cluster IPs and node ports; the `kubernetes` Service.
+//! - [`priority`]: the Priority admission of pods and the PriorityClass rules that need
+//!   the store (one global default, the system classes stay).
 
 pub mod auth;
 pub mod discovery;
@@ -24,6 +26,7 @@ pub mod managed;
 pub mod namespaces;
 pub mod openapi;
 pub mod patch;
+pub mod priority;
 pub mod protobuf;
 pub mod registry;
 pub mod request;

@@ -453,7 +453,9 @@ fn add<T: JsonSchema>(g: &mut SchemaGenerator) {
 }
 
 fn register(g: &mut SchemaGenerator, r: &ResourceInfo) {
-    use k8s_openapi::api::{apps, certificates, coordination, core, discovery, events};
+    use k8s_openapi::api::{
+        apps, certificates, coordination, core, discovery, events, rbac, scheduling,
+    };
     match r.schema {
         "io.k8s.api.core.v1.Namespace" => add::<core::v1::Namespace>(g),
         "io.k8s.api.core.v1.Node" => add::<core::v1::Node>(g),
@@ -469,6 +471,11 @@ fn register(g: &mut SchemaGenerator, r: &ResourceInfo) {
         "io.k8s.api.coordination.v1.Lease" => add::<coordination::v1::Lease>(g),
         "io.k8s.api.discovery.v1.EndpointSlice" => add::<discovery::v1::EndpointSlice>(g),
         "io.k8s.api.events.v1.Event" => add::<events::v1::Event>(g),
+        "io.k8s.api.rbac.v1.Role" => add::<rbac::v1::Role>(g),
+        "io.k8s.api.rbac.v1.ClusterRole" => add::<rbac::v1::ClusterRole>(g),
+        "io.k8s.api.rbac.v1.RoleBinding" => add::<rbac::v1::RoleBinding>(g),
+        "io.k8s.api.rbac.v1.ClusterRoleBinding" => add::<rbac::v1::ClusterRoleBinding>(g),
+        "io.k8s.api.scheduling.v1.PriorityClass" => add::<scheduling::v1::PriorityClass>(g),
         "io.k8s.api.certificates.v1.CertificateSigningRequest" => {
             add::<certificates::v1::CertificateSigningRequest>(g)
         }

@@ -458,6 +458,8 @@ pub struct Registry {
     pub services: std::sync::Arc<ServiceAllocator>,
     /// Store events decoded once for every watcher that receives them (`watch.rs`).
     pub decoded: std::sync::Arc<crate::watch::DecodeCache>,
+    /// The global default PriorityClass, for the Priority admission (`priority.rs`).
+    pub default_priority: std::sync::Arc<crate::priority::DefaultClass>,
 }
 
 impl Registry {
@@ -472,11 +474,19 @@ impl Registry {
             store,
             services,
             decoded: Default::default(),
+            default_priority: Default::default(),
         }
     }
 
     fn is_service(res: &ResourceInfo) -> bool {
         res.strategy == Strategy::Service
+    }
+
+    /// After a write of `res`: a PriorityClass written may change the global default.
+    fn written(&self, res: &ResourceInfo) {
+        if res.strategy == Strategy::PriorityClass {
+            self.default_priority.invalidate();
+        }
     }
 
     pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
@@ -634,12 +644,19 @@ impl Registry {
             && let Some(ns) = ns
         {
             self.check_namespace(res, ns, &name)?;
-            if let strategy::Admitted::Pod(pod) = &obj {
+            if let strategy::Admitted::Pod(pod) = &mut obj {
                 self.check_service_account(res, ns, &name, pod)?;
+                crate::priority::admit_pod(&self.store, &self.default_priority, res, &name, pod)?;
             }
         }
         if !errs.is_empty() {
             return Err(ApiError::invalid(res, &name, &errs));
+        }
+        // Validating admission, after the object's own validation.
+        if let strategy::Admitted::Json(v) = &obj
+            && res.strategy == Strategy::PriorityClass
+        {
+            crate::priority::check_one_default(&self.store, res, v)?;
         }
         // A server-side apply that creates: the applier owns what it applied.
         if let Some(m) = opts
@@ -705,6 +722,7 @@ impl Registry {
             }
             match result {
                 Ok(kv) => {
+                    self.written(res);
                     // The namespace stands whatever becomes of its ServiceAccount (the
                     // next start creates one that is missing).
                     if res.strategy == Strategy::Namespace
@@ -809,6 +827,9 @@ impl Registry {
             if !errs.is_empty() {
                 return Err(ApiError::invalid(res, name, &errs));
             }
+            if res.strategy == Strategy::PriorityClass && part == Part::Main {
+                crate::priority::check_one_default(&self.store, res, &new)?;
+            }
             let deleting = new
                 .pointer("/metadata/deletionTimestamp")
                 .is_some_and(|t| !t.is_null());
@@ -864,6 +885,7 @@ impl Registry {
             if finish {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(d) => {
+                        self.written(res);
                         if Self::is_service(res) {
                             self.services.release(&old);
                         }
@@ -888,6 +910,7 @@ impl Registry {
             }
             match result {
                 Ok(kv) => {
+                    self.written(res);
                     new["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
                     return Ok(Updated {
                         json: api_bytes(res, &kv.value, kv.mod_revision),
@@ -926,6 +949,9 @@ impl Registry {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Deleted> {
+        if res.strategy == Strategy::PriorityClass {
+            crate::priority::check_delete(res, name)?;
+        }
         let key = res.key(ns, name);
         for _ in 0..MAX_RETRIES {
             let kv = self
@@ -997,6 +1023,7 @@ impl Registry {
             if fins.is_empty() && grace == 0 && !ns_finalizers {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(d) => {
+                        self.written(res);
                         if Self::is_service(res) {
                             self.services.release(&obj);
                         }
@@ -1108,6 +1135,50 @@ impl Registry {
                 continue;
             };
             self.default_service_account(name).await?;
+        }
+        self.bootstrap_policy().await
+    }
+
+    /// The system PriorityClasses and the default ClusterRoles and ClusterRoleBinding,
+    /// each created if missing (one deleted comes back at the next start, as
+    /// kube-apiserver's bootstrap reconciles it).
+    async fn bootstrap_policy(&self) -> ApiResult<()> {
+        use everynode_api::{priority, rbac};
+        let mut objects: Vec<(&str, &str, Value)> = Vec::new();
+        let encode_err = |e: serde_json::Error| ApiError::internal(e.to_string());
+        for pc in priority::system_priority_classes() {
+            objects.push((
+                "scheduling.k8s.io",
+                "priorityclasses",
+                serde_json::to_value(pc).map_err(encode_err)?,
+            ));
+        }
+        for role in rbac::bootstrap_cluster_roles() {
+            objects.push((
+                rbac::GROUP,
+                "clusterroles",
+                serde_json::to_value(role).map_err(encode_err)?,
+            ));
+        }
+        for binding in rbac::bootstrap_cluster_role_bindings() {
+            objects.push((
+                rbac::GROUP,
+                "clusterrolebindings",
+                serde_json::to_value(binding).map_err(encode_err)?,
+            ));
+        }
+        for (group, plural, obj) in objects {
+            let Some(res) = resources::lookup(group, "v1", plural) else {
+                continue;
+            };
+            if self.store.get(&res.key(None, name_of(&obj))).is_some() {
+                continue;
+            }
+            match self.create(res, None, obj, &WriteOptions::default()).await {
+                Ok(_) => {}
+                Err(e) if e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

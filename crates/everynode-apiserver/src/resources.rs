@@ -18,6 +18,12 @@ pub enum Strategy {
     /// certificates.k8s.io CertificateSigningRequest: requestor set by the server,
     /// spec immutable, `/approval` for conditions, `/status` for the certificate.
     CertificateSigningRequest,
+    /// rbac.authorization.k8s.io Role, ClusterRole, RoleBinding, ClusterRoleBinding
+    /// (path-segment names, rules, immutable roleRef).
+    Rbac,
+    /// scheduling.k8s.io PriorityClass: value immutable, `system-` names reserved, one
+    /// global default, the system classes not deletable.
+    PriorityClass,
     /// Objects validated only by their metadata (ConfigMap, Secret, EndpointSlice, ...).
     Generic,
 }
@@ -168,6 +174,20 @@ pub static RESOURCES: &[ResourceInfo] = &[
          schema: "io.k8s.api.discovery.v1.EndpointSlice"),
     res!("events.k8s.io", "v1", "Event", "events", "event", namespaced: true, short: ["ev"], categories: [], sub: [],
          generation: false, strategy: Strategy::EventV1, storage: "events", schema: "io.k8s.api.events.v1.Event"),
+    res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding",
+         namespaced: false, short: [], categories: [], sub: [], generation: false, strategy: Strategy::Rbac,
+         storage: "clusterrolebindings", schema: "io.k8s.api.rbac.v1.ClusterRoleBinding"),
+    res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", namespaced: false,
+         short: [], categories: [], sub: [], generation: false, strategy: Strategy::Rbac, storage: "clusterroles",
+         schema: "io.k8s.api.rbac.v1.ClusterRole"),
+    res!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", namespaced: true,
+         short: [], categories: [], sub: [], generation: false, strategy: Strategy::Rbac, storage: "rolebindings",
+         schema: "io.k8s.api.rbac.v1.RoleBinding"),
+    res!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", namespaced: true, short: [], categories: [],
+         sub: [], generation: false, strategy: Strategy::Rbac, storage: "roles", schema: "io.k8s.api.rbac.v1.Role"),
+    res!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", namespaced: false,
+         short: ["pc"], categories: [], sub: [], generation: false, strategy: Strategy::PriorityClass,
+         storage: "priorityclasses", schema: "io.k8s.api.scheduling.v1.PriorityClass"),
 ];
 
 /// The API groups in discovery order (core first), each with its one version.

@@ -4,7 +4,7 @@
 //! `everynode-api` crate. This module is the glue between them.
 
 use everynode_api::field::FieldError;
-use everynode_api::{defaults, validation};
+use everynode_api::{defaults, priority, rbac, validation};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
@@ -120,6 +120,18 @@ fn normalize_typed(res: &ResourceInfo, v: &mut Value) -> ApiResult<()> {
         Strategy::Service => edit::<Service>(res, v, defaults::default_service),
         Strategy::CertificateSigningRequest => {
             edit::<k::certificates::v1::CertificateSigningRequest>(res, v, |_| {})
+        }
+        Strategy::Rbac => match res.kind {
+            "Role" => edit::<k::rbac::v1::Role>(res, v, |_| {}),
+            "ClusterRole" => edit::<k::rbac::v1::ClusterRole>(res, v, |_| {}),
+            "RoleBinding" => edit::<k::rbac::v1::RoleBinding>(res, v, rbac::default_role_binding),
+            "ClusterRoleBinding" => {
+                edit::<k::rbac::v1::ClusterRoleBinding>(res, v, rbac::default_cluster_role_binding)
+            }
+            _ => Ok(()),
+        },
+        Strategy::PriorityClass => {
+            edit::<k::scheduling::v1::PriorityClass>(res, v, priority::default_priority_class)
         }
         Strategy::Generic => match res.kind {
             "ConfigMap" => edit::<k::core::v1::ConfigMap>(res, v, |_| {}),
@@ -318,6 +330,14 @@ fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> 
             e.extend(csr::validate_spec(v));
             e
         }
+        Strategy::Rbac => match res.kind {
+            "Role" => rbac::validate_role(&typed(res, v)?),
+            "ClusterRole" => rbac::validate_cluster_role(&typed(res, v)?),
+            "RoleBinding" => rbac::validate_role_binding(&typed(res, v)?),
+            "ClusterRoleBinding" => rbac::validate_cluster_role_binding(&typed(res, v)?),
+            _ => generic_meta(res, v)?,
+        },
+        Strategy::PriorityClass => priority::validate_priority_class(&typed(res, v)?),
         Strategy::EventV1 | Strategy::Generic => {
             let mut e = generic_meta(res, v)?;
             match res.kind {
@@ -415,6 +435,22 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
             let mut e = validation::validate_lease(&typed(res, new)?);
             e.extend(generic_meta_update(res, new, old)?);
             e
+        }
+        Strategy::Rbac => match res.kind {
+            "Role" => rbac::validate_role_update(&typed(res, new)?, &typed(res, old)?),
+            "ClusterRole" => {
+                rbac::validate_cluster_role_update(&typed(res, new)?, &typed(res, old)?)
+            }
+            "RoleBinding" => {
+                rbac::validate_role_binding_update(&typed(res, new)?, &typed(res, old)?)
+            }
+            "ClusterRoleBinding" => {
+                rbac::validate_cluster_role_binding_update(&typed(res, new)?, &typed(res, old)?)
+            }
+            _ => generic_meta_update(res, new, old)?,
+        },
+        Strategy::PriorityClass => {
+            priority::validate_priority_class_update(&typed(res, new)?, &typed(res, old)?)
         }
         Strategy::EventV1 | Strategy::Generic | Strategy::CertificateSigningRequest => {
             let mut e = generic_meta_update(res, new, old)?;
@@ -534,6 +570,19 @@ pub fn prepare_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
     }
     if res.strategy == Strategy::Service {
         carry_over_service_allocations(new, old);
+    }
+    if res.strategy == Strategy::Pod {
+        // The Priority admission set these on create; updates to them are ignored.
+        for field in ["priority", "priorityClassName", "preemptionPolicy"] {
+            match old.get("spec").and_then(|s| s.get(field)) {
+                Some(v) => new["spec"][field] = v.clone(),
+                None => {
+                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove(field);
+                    }
+                }
+            }
+        }
     }
     if res.strategy == Strategy::CertificateSigningRequest {
         // A request is immutable once made; only its metadata can change here.

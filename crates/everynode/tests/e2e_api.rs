@@ -1260,3 +1260,266 @@ fn bad_bodies_get_status_errors() {
     // The server is still healthy.
     assert_eq!(s.ok(&["get", "--raw", "/healthz"]).trim(), "ok");
 }
+
+/// What the real server answers for `kubectl apply` of `yaml`, as (exit ok, stderr).
+fn apply_err(s: &Server, yaml: &str) -> String {
+    let o = s.apply_yaml(yaml);
+    assert!(
+        !o.status.success(),
+        "apply unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// flannel's manifest (RBAC, a system-node-critical DaemonSet) applies, its pods get
+/// the class's priority on every node, and the RBAC and PriorityClass rules answer
+/// with kube-apiserver's messages.
+#[test]
+fn flannel_manifest_rbac_and_priority_classes() {
+    let s = Server::up(3);
+
+    // The default policy and the system classes exist from the start.
+    let roles = s.ok(&["get", "clusterroles", "-o", "name"]);
+    for r in ["cluster-admin", "admin", "edit", "view"] {
+        assert!(
+            roles.contains(&format!("clusterrole.rbac.authorization.k8s.io/{r}\n")),
+            "{roles}"
+        );
+    }
+    let admin = rows(&s.ok(&["get", "clusterrolebinding", "cluster-admin", "-o", "wide"]));
+    assert_eq!(
+        admin[0],
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    assert_eq!(admin[1][1], "ClusterRole/cluster-admin");
+    assert_eq!(admin[1][3], "system:masters");
+    let pcs = rows(&s.ok(&["get", "pc"]));
+    assert_eq!(
+        pcs[0],
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+    );
+    let pc_rows: Vec<(&str, &str, &str, &str)> = pcs[1..]
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str(), r[4].as_str()))
+        .collect();
+    assert_eq!(
+        pc_rows,
+        [
+            (
+                "system-cluster-critical",
+                "2000000000",
+                "false",
+                "PreemptLowerPriority"
+            ),
+            (
+                "system-node-critical",
+                "2000001000",
+                "false",
+                "PreemptLowerPriority"
+            ),
+        ]
+    );
+
+    let applied = s.ok(&["apply", "-f", &example("kube-flannel.yml")]);
+    assert_eq!(
+        applied.lines().collect::<Vec<_>>(),
+        [
+            "namespace/kube-flannel created",
+            "clusterrole.rbac.authorization.k8s.io/flannel created",
+            "clusterrolebinding.rbac.authorization.k8s.io/flannel created",
+            "serviceaccount/flannel created",
+            "configmap/kube-flannel-cfg created",
+            "daemonset.apps/kube-flannel-ds created",
+        ]
+    );
+    let both = rows(&s.ok(&["get", "clusterrole,clusterrolebinding", "flannel"]));
+    assert_eq!(both[0], ["NAME", "CREATED", "AT"]);
+    assert_eq!(both[1][0], "clusterrole.rbac.authorization.k8s.io/flannel");
+    assert_eq!(both[2], ["NAME", "ROLE", "AGE"]);
+    assert_eq!(
+        both[3][..2],
+        [
+            "clusterrolebinding.rbac.authorization.k8s.io/flannel",
+            "ClusterRole/flannel"
+        ]
+    );
+    let wide = rows(&s.ok(&["get", "clusterrolebinding", "flannel", "-o", "wide"]));
+    assert_eq!(
+        wide[1].last().map(String::as_str),
+        Some("kube-flannel/flannel")
+    );
+
+    // One pod on every node (the master's NoSchedule taint is tolerated), each with
+    // the class's priority.
+    s.eventually(
+        "a running flannel pod on each of the 3 nodes",
+        &[
+            "get",
+            "pods",
+            "-n",
+            "kube-flannel",
+            "-o",
+            "wide",
+            "--no-headers",
+        ],
+        |out| out.lines().filter(|l| l.contains("Running")).count() == 3,
+    );
+    let pods = s.json(&["get", "pods", "-n", "kube-flannel"]);
+    let items = pods["items"].as_array().expect("items");
+    let mut nodes: Vec<&str> = items
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap_or(""))
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["master", "node1", "node2"]);
+    for p in items {
+        assert_eq!(p["spec"]["priority"], 2_000_001_000, "{p}");
+        assert_eq!(p["spec"]["priorityClassName"], "system-node-critical");
+        assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    }
+    let pod = items[0]["metadata"]["name"].as_str().expect("name");
+    let described = s.ok(&["describe", "pod", "-n", "kube-flannel", pod]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("Priority:") && l.ends_with(" 2000001000")),
+        "{described}"
+    );
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("Priority Class Name:") && l.ends_with(" system-node-critical")),
+        "{described}"
+    );
+
+    // A pod that names no class: priority 0, as Kubernetes gives it.
+    let plain = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: plain\nspec:\n  containers:\n  - name: c\n    image: nginx\n";
+    s.apply_yaml(plain);
+    let p = s.json(&["get", "pod", "plain"]);
+    assert_eq!(p["spec"]["priority"], 0);
+    assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    assert!(p["spec"].get("priorityClassName").is_none(), "{p}");
+    let described = s.ok(&["describe", "pod", "plain"]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("Priority:") && l.ends_with(" 0")),
+        "{described}"
+    );
+
+    // Priority admission refusals.
+    let pod_with = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{extra}  containers:\n  - name: c\n    image: nginx\n"
+        )
+    };
+    let err = apply_err(&s, &pod_with("nope", "  priorityClassName: nope\n"));
+    assert!(
+        err.contains(
+            "Error from server (Forbidden): error when creating \"STDIN\": pods \"nope\" is forbidden: no PriorityClass with name nope was found"
+        ),
+        "{err}"
+    );
+    let err = apply_err(
+        &s,
+        &pod_with(
+            "mismatch",
+            "  priorityClassName: system-node-critical\n  priority: 5\n",
+        ),
+    );
+    assert!(
+        err.contains("pods \"mismatch\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 2000001000 from the given PriorityClass name"),
+        "{err}"
+    );
+
+    // PriorityClass rules.
+    let err = s.fails(&["delete", "pc", "system-node-critical"]);
+    assert!(
+        err.contains("Error from server (Forbidden): priorityclasses.scheduling.k8s.io \"system-node-critical\" is forbidden: this is a system priority class and cannot be deleted"),
+        "{err}"
+    );
+    let class = |name: &str, value: i64, extra: &str| {
+        format!(
+            "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {name}\nvalue: {value}\n{extra}"
+        )
+    };
+    let err = apply_err(&s, &class("system-mine", 10, ""));
+    assert!(
+        err.contains("The PriorityClass \"system-mine\" is invalid: metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"),
+        "{err}"
+    );
+    let err = apply_err(&s, &class("huge", 1_000_000_001, ""));
+    assert!(
+        err.contains("The PriorityClass \"huge\" is invalid: value: Forbidden: maximum allowed value of a user defined priority is 1000000000"),
+        "{err}"
+    );
+    let err = apply_err(&s, &class("odd", 1, "preemptionPolicy: Sometimes\n"));
+    assert!(
+        err.contains("preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"PreemptLowerPriority\", \"Never\""),
+        "{err}"
+    );
+    s.apply_yaml(&class(
+        "default-low",
+        100,
+        "globalDefault: true\npreemptionPolicy: Never\n",
+    ));
+    let err = apply_err(&s, &class("default-two", 200, "globalDefault: true\n"));
+    assert!(
+        err.contains("priorityclasses.scheduling.k8s.io \"default-two\" is forbidden: PriorityClass default-low is already marked as default. Only one default can exist"),
+        "{err}"
+    );
+    let err = s.fails(&[
+        "patch",
+        "pc",
+        "default-low",
+        "--type=merge",
+        "-p",
+        "{\"value\":101}",
+    ]);
+    assert!(
+        err.contains("The PriorityClass \"default-low\" is invalid: value: Forbidden: may not be changed in an update."),
+        "{err}"
+    );
+    // The global default now applies to pods that name no class.
+    s.apply_yaml(&pod_with("defaulted", ""));
+    let p = s.json(&["get", "pod", "defaulted"]);
+    assert_eq!(p["spec"]["priority"], 100);
+    assert_eq!(p["spec"]["priorityClassName"], "default-low");
+    assert_eq!(p["spec"]["preemptionPolicy"], "Never");
+    s.ok(&["delete", "pc", "default-low"]);
+    s.apply_yaml(&pod_with("zero-again", ""));
+    assert_eq!(s.json(&["get", "pod", "zero-again"])["spec"]["priority"], 0);
+
+    // RBAC rules.
+    let binding = |role: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: rb\n  namespace: default\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n- kind: User\n  name: jane\n"
+        )
+    };
+    s.apply_yaml(&binding("view"));
+    let rb = rows(&s.ok(&["get", "rolebinding", "rb", "-o", "wide"]));
+    assert_eq!(rb[1][1], "ClusterRole/view");
+    assert_eq!(rb[1][3], "jane");
+    let err = apply_err(&s, &binding("edit"));
+    assert!(
+        err.contains("The RoleBinding \"rb\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"),
+        "{err}"
+    );
+    let err = apply_err(
+        &s,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: bad\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: x\nsubjects:\n- kind: ServiceAccount\n  name: sa\n",
+    );
+    assert!(
+        err.contains("The ClusterRoleBinding \"bad\" is invalid: \n* roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"\n* subjects[0].namespace: Required value"),
+        "{err}"
+    );
+    let err = apply_err(
+        &s,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: r\n  namespace: default\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n",
+    );
+    assert!(
+        err.contains("The Role \"r\" is invalid: rules[0].verbs: Required value: verbs must contain at least one value"),
+        "{err}"
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! client-go's typed clientsets send bodies as `application/vnd.kubernetes.protobuf` and do
 //! not retry in JSON after a 415, so `kubectl create namespace|configmap|secret|
-//! serviceaccount|service …` and `kubectl drain` (a policy/v1 Eviction) only work if we can
+//! serviceaccount|service|role|clusterrole|rolebinding|clusterrolebinding|priorityclass …` and `kubectl drain` (a policy/v1 Eviction) only work if we can
 //! read them. [`decode`] produces the `serde_json::Value` the same client would have sent
 //! as JSON.
 //!
@@ -175,6 +175,27 @@ static KINDS: &[(&str, Option<&[&str]>, &Msg)] = &[
         &EVICTION,
     ),
     ("DeleteOptions", None, &DELETE_OPTIONS),
+    ("Role", Some(&["rbac.authorization.k8s.io/v1"]), &ROLE),
+    (
+        "ClusterRole",
+        Some(&["rbac.authorization.k8s.io/v1"]),
+        &CLUSTER_ROLE,
+    ),
+    (
+        "RoleBinding",
+        Some(&["rbac.authorization.k8s.io/v1"]),
+        &ROLE_BINDING,
+    ),
+    (
+        "ClusterRoleBinding",
+        Some(&["rbac.authorization.k8s.io/v1"]),
+        &ROLE_BINDING,
+    ),
+    (
+        "PriorityClass",
+        Some(&["scheduling.k8s.io/v1"]),
+        &PRIORITY_CLASS,
+    ),
     (
         "CertificateSigningRequest",
         Some(&["certificates.k8s.io/v1"]),
@@ -744,6 +765,73 @@ static OBJECT_REFERENCE: Msg = Msg {
 
 static LOCAL_OBJECT_REFERENCE: Msg = Msg {
     fields: &[opt(1, "name", Str)],
+};
+
+// rbac.authorization.k8s.io/v1 and scheduling.k8s.io/v1 -----------------------------------
+
+static ROLE: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        list(2, "rules", Ty::Msg(&POLICY_RULE)),
+    ],
+};
+
+static CLUSTER_ROLE: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        list(2, "rules", Ty::Msg(&POLICY_RULE)),
+        ptr(3, "aggregationRule", Ty::Msg(&AGGREGATION_RULE)),
+    ],
+};
+
+static AGGREGATION_RULE: Msg = Msg {
+    fields: &[list(1, "clusterRoleSelectors", Ty::Msg(&LABEL_SELECTOR))],
+};
+
+static POLICY_RULE: Msg = Msg {
+    fields: &[
+        list(1, "verbs", Str),
+        list(2, "apiGroups", Str),
+        list(3, "resources", Str),
+        list(4, "resourceNames", Str),
+        list(5, "nonResourceURLs", Str),
+    ],
+};
+
+/// A RoleBinding and a ClusterRoleBinding have the same fields.
+static ROLE_BINDING: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        list(2, "subjects", Ty::Msg(&SUBJECT)),
+        req(3, "roleRef", Ty::Msg(&ROLE_REF)),
+    ],
+};
+
+static SUBJECT: Msg = Msg {
+    fields: &[
+        req(1, "kind", Str),
+        opt(2, "apiGroup", Str),
+        req(3, "name", Str),
+        opt(4, "namespace", Str),
+    ],
+};
+
+static ROLE_REF: Msg = Msg {
+    fields: &[
+        req(1, "apiGroup", Str),
+        req(2, "kind", Str),
+        req(3, "name", Str),
+    ],
+};
+
+static PRIORITY_CLASS: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        req(2, "value", I32),
+        opt(3, "globalDefault", Bool),
+        opt(4, "description", Str),
+        ptr(5, "preemptionPolicy", Str),
+    ],
 };
 
 // core/v1: Service -----------------------------------------------------------------------

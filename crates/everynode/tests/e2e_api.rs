@@ -1294,6 +1294,74 @@ fn flannel_manifest_rbac_and_priority_classes() {
     );
     assert_eq!(admin[1][1], "ClusterRole/cluster-admin");
     assert_eq!(admin[1][3], "system:masters");
+    // kubectl's create subcommands send these kinds as protobuf.
+    s.ok(&[
+        "create",
+        "clusterrole",
+        "pod-reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    s.ok(&[
+        "create",
+        "role",
+        "cm-editor",
+        "--verb=update",
+        "--resource=configmaps",
+    ]);
+    s.ok(&[
+        "create",
+        "clusterrolebinding",
+        "readers",
+        "--clusterrole=pod-reader",
+        "--user=bob",
+        "--serviceaccount=kube-system:reader",
+    ]);
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "editors",
+        "--role=cm-editor",
+        "--group=devs",
+    ]);
+    s.ok(&[
+        "create",
+        "priorityclass",
+        "batch-low",
+        "--value=10",
+        "--description=low",
+        "--preemption-policy=Never",
+    ]);
+    let rule = s.json(&["get", "clusterrole", "pod-reader"]);
+    assert_eq!(
+        rule["rules"],
+        serde_json::json!([{ "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"] }])
+    );
+    let readers = rows(&s.ok(&["get", "clusterrolebinding", "readers", "-o", "wide"]));
+    assert_eq!(readers[1][1], "ClusterRole/pod-reader");
+    // (GROUPS is empty, so the row has one cell less.)
+    assert_eq!(readers[1][3..], ["bob", "kube-system/reader"]);
+    let subjects = s.json(&["get", "clusterrolebinding", "readers"])["subjects"].clone();
+    assert_eq!(
+        subjects,
+        serde_json::json!([
+            { "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob" },
+            { "kind": "ServiceAccount", "name": "reader", "namespace": "kube-system" }
+        ])
+    );
+    let editors = rows(&s.ok(&["get", "rolebinding", "editors", "-o", "wide"]));
+    assert_eq!(editors[1][1], "Role/cm-editor");
+    assert_eq!(editors[1][3], "devs");
+    let low = s.json(&["get", "pc", "batch-low"]);
+    assert_eq!(
+        (low["value"].as_i64(), low["preemptionPolicy"].as_str()),
+        (Some(10), Some("Never"))
+    );
+    s.ok(&["delete", "clusterrolebinding", "readers"]);
+    s.ok(&["delete", "rolebinding", "editors"]);
+    s.ok(&["delete", "clusterrole", "pod-reader"]);
+    s.ok(&["delete", "role", "cm-editor"]);
+    s.ok(&["delete", "pc", "batch-low"]);
     let pcs = rows(&s.ok(&["get", "pc"]));
     assert_eq!(
         pcs[0],

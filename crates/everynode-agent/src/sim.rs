@@ -44,6 +44,9 @@ pub struct SimOptions {
     pub lease_duration_seconds: i32,
     /// How often each node's Lease is renewed.
     pub renew_interval: Duration,
+    /// How often a node posts its status when nothing changed (the kubelet's
+    /// `--node-status-report-frequency`): its conditions' `lastHeartbeatTime` moves on.
+    pub status_report_interval: Duration,
     /// Concurrent API writes the fleet keeps in flight.
     pub concurrency: usize,
     /// Drive only this node (an `everynode agent` process with the node's own
@@ -60,6 +63,7 @@ impl Default for SimOptions {
             failing_image_tag: "non-existent".into(),
             lease_duration_seconds: 40,
             renew_interval: Duration::from_secs(10),
+            status_report_interval: Duration::from_secs(300),
             concurrency: 32,
             only_node: None,
         }
@@ -185,6 +189,18 @@ pub fn node_object(spec: &SimNodeSpec, index: u32) -> Value {
             },
         },
     })
+}
+
+/// Only the heartbeat of the kubelet's four node conditions (a strategic merge patch's
+/// list, merged by `type`).
+pub(crate) fn heartbeat(at: &str) -> Value {
+    let types = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+    Value::Array(
+        types
+            .iter()
+            .map(|t| json!({ "type": t, "lastHeartbeatTime": at }))
+            .collect(),
+    )
 }
 
 /// The kubelet's four node conditions, all healthy.
@@ -382,6 +398,8 @@ struct SimNode {
     ready: bool,
     /// It was Ready, then not: its pods may have been marked not Ready meanwhile.
     lapsed: bool,
+    /// When its status was last posted (registered, made Ready, or a heartbeat).
+    reported: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -514,6 +532,7 @@ impl Fleet {
                 stopped,
                 ready,
                 lapsed: false,
+                reported: std::time::Instant::now(),
             });
             entry.uid = uid.clone();
             entry.index = index;
@@ -596,17 +615,27 @@ impl Fleet {
             tick.tick().await;
             let this = turn;
             turn = (turn + 1) % LEASE_SLICES;
-            let nodes: Vec<(String, String)> = self
+            let every = self.opts.status_report_interval;
+            let nodes: Vec<(String, String, bool)> = self
                 .state()
                 .nodes
-                .iter()
+                .iter_mut()
                 .filter(|(name, n)| !n.stopped && lease_slice(name) == this)
-                .map(|(name, n)| (name.clone(), n.uid.clone()))
+                .map(|(name, n)| {
+                    let due = n.reported.elapsed() >= every;
+                    if due {
+                        n.reported = std::time::Instant::now();
+                    }
+                    (name.clone(), n.uid.clone(), due)
+                })
                 .collect();
             futures::stream::iter(nodes)
-                .map(|(name, uid)| async move {
+                .map(|(name, uid, due)| async move {
                     if let Err(e) = self.renew_lease(&name, &uid).await {
                         tracing::debug!(node = %name, error = %e, "sim fleet: lease renewal");
+                    }
+                    if due {
+                        self.post_heartbeat(&name).await;
                     }
                 })
                 // A slice's renewals all at once (up to a bound): the store commits them
@@ -614,6 +643,19 @@ impl Fleet {
                 .buffer_unordered(self.opts.concurrency.max(LEASE_CONCURRENCY))
                 .collect::<()>()
                 .await;
+        }
+    }
+
+    /// A kubelet's periodic status report with nothing changed: every condition's
+    /// `lastHeartbeatTime` is now (conditions merge by type; the rest stays).
+    async fn post_heartbeat(&self, name: &str) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let patch = json!({ "status": { "conditions": heartbeat(&now()) } });
+        if let Err(e) = api
+            .patch_status(name, &own_write(), &Patch::Strategic(patch))
+            .await
+        {
+            tracing::debug!(node = %name, error = %e, "sim fleet: status heartbeat");
         }
     }
 

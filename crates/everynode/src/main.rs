@@ -168,6 +168,10 @@ pub struct UpArgs {
     /// unreachable (Kubernetes' --node-monitor-grace-period).
     #[arg(long, default_value_t = 40)]
     pub node_monitor_grace_seconds: u64,
+    /// Seconds between a simulated node's status reports when nothing changed: its
+    /// conditions' lastHeartbeatTime (the kubelet's --node-status-report-frequency).
+    #[arg(long, default_value_t = 300)]
+    pub node_status_report_seconds: u64,
 }
 
 #[derive(Subcommand, Clone, Debug)]
@@ -427,7 +431,12 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     let mut process_nodes = Vec::new();
     if let Some(up) = &up {
         let client = cluster::in_process_client(&running.server, &running.admin_token)?;
-        let sim = cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag);
+        let sim = everynode_agent::sim::SimOptions {
+            status_report_interval: std::time::Duration::from_secs(
+                up.node_status_report_seconds.max(1),
+            ),
+            ..cluster::sim_options(up.ready_delay_ms, &up.failing_image_tag)
+        };
         let grace = std::time::Duration::from_secs(up.node_monitor_grace_seconds.max(1));
         let sim_nodes = if up.runtime == Runtime::Sim {
             up.nodes

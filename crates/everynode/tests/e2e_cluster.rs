@@ -585,7 +585,48 @@ fn the_daemonset_controller_runs_standalone_against_any_api_server() {
 /// carries the unschedulable taint, which daemon pods tolerate.
 #[test]
 fn pods_of_a_silent_node_turn_unready_and_back_and_a_cordon_taints_the_node() {
-    let s = Server::start_with(&["up", "--nodes", "2", "--node-monitor-grace-seconds", "2"]);
+    let s = Server::start_with(&[
+        "up",
+        "--nodes",
+        "2",
+        "--node-monitor-grace-seconds",
+        "2",
+        "--node-status-report-seconds",
+        "1",
+    ]);
+    // A node that is fine keeps reporting so: its conditions' heartbeat moves on.
+    let beats = |s: &Server| {
+        s.ok(&[
+            "get",
+            "node",
+            "node1",
+            "-o",
+            "jsonpath={.status.conditions[*].lastHeartbeatTime}",
+        ])
+    };
+    s.eventually(
+        "node1 Ready",
+        &[
+            "get",
+            "node",
+            "node1",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+        ],
+        |o| o == "True",
+    );
+    let before = beats(&s);
+    let after = common::wait_for(
+        std::time::Duration::from_secs(30),
+        "a newer heartbeat",
+        || {
+            let now = beats(&s);
+            (now != before).then_some(now)
+        },
+    );
+    let times: Vec<&str> = after.split_whitespace().collect();
+    assert_eq!(times.len(), 4, "{after}");
+    assert!(times.iter().all(|t| *t == times[0]), "{after}");
     let everywhere = r#"
 apiVersion: apps/v1
 kind: DaemonSet

@@ -7,6 +7,7 @@
 //! - `everynode token create|list`: bootstrap tokens for joining machines.
 //! - `everynode bench ...`: system benchmarks that print figures (and `--json`).
 
+mod addons;
 mod bench;
 mod cluster;
 mod join;
@@ -444,6 +445,9 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
             0
         };
         cluster::start(client.clone(), sim_nodes, sim, grace).await?;
+        if up.runtime == Runtime::Sim {
+            addons::install(&client, &args.data_dir).await?;
+        }
         if up.runtime == Runtime::Process {
             process_nodes = cluster::start_process_nodes(
                 client,

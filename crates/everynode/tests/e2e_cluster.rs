@@ -63,6 +63,49 @@ fn seed_daemonsets_land_one_pod_per_eligible_node() {
     assert_eq!(names, ["master", "node1", "node2"]);
     assert_eq!(nodes[1][2], "control-plane,master");
 
+    // Like a kubeadm cluster, kube-system runs kube-proxy on every node (seed 001's
+    // `kubectl get daemonset --namespace=kube-system`), at system-node-critical priority.
+    wait_pods_on(
+        &s,
+        "kube-system",
+        "k8s-app=kube-proxy",
+        &["master", "node1", "node2"],
+    );
+    let system = s.eventually(
+        "kube-proxy ready everywhere",
+        &["get", "daemonset", "--namespace=kube-system"],
+        |out| {
+            rows(out)
+                .iter()
+                .any(|r| r[0] == "kube-proxy" && r[1..6] == ["3", "3", "3", "3", "3"])
+        },
+    );
+    assert_eq!(
+        rows(&system)[0],
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE",
+            "SELECTOR",
+            "AGE"
+        ]
+    );
+    let priority = s.ok(&[
+        "get",
+        "po",
+        "-n",
+        "kube-system",
+        "-l",
+        "k8s-app=kube-proxy",
+        "-o",
+        "jsonpath={.items[*].spec.priority}",
+    ]);
+    assert_eq!(priority, "2000001000 2000001000 2000001000");
+
     s.ok(&["apply", "-f", &example("fluentd-elasticsearch.yaml")]);
     s.ok(&["apply", "-f", &example("nginx-ds.yaml")]);
     s.ok(&["apply", "-f", &example("node-exporter.yaml")]);
@@ -363,7 +406,14 @@ fn a_node_too_small_shows_a_pending_pod_with_the_reason() {
         std::time::Duration::from_secs(60),
         "the pod for tiny",
         || {
-            let v = s.json(&["get", "po", "-n", "kube-system"]);
+            let v = s.json(&[
+                "get",
+                "po",
+                "-n",
+                "kube-system",
+                "-l",
+                "name=fluentd-elasticsearch",
+            ]);
             v["items"].as_array()?.iter().find_map(|p| {
             let term = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
             (term["matchFields"][0]["values"][0] == "tiny").then(|| p["metadata"]["name"].as_str().unwrap_or("").to_string())

@@ -552,7 +552,7 @@ fn authorize(
     q: &HashMap<String, String>,
     st: &ServerState,
 ) -> ApiResult<()> {
-    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let watch = request::flag(q, "watch");
     let attrs = auth::Attributes {
         verb: auth::verb(method, t.name.is_some(), watch),
         group: t.res.group,
@@ -591,7 +591,7 @@ async fn resource(
     if !request::wants_yaml(accept) {
         return resource_as(st, user, method, headers, t, q, accept, body).await;
     }
-    if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+    if request::flag(&q, "watch") {
         return Err(ApiError::not_acceptable_for_watch());
     }
     let json = "application/json";
@@ -661,7 +661,7 @@ async fn resource_as(
     match (method.clone(), name, t.subresource.as_deref()) {
         (Method::GET, None, None) => {
             let filter = Filter::from_query(res, &q)?;
-            if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+            if request::flag(&q, "watch") {
                 return watch::watch(
                     reg,
                     res,
@@ -847,7 +847,7 @@ async fn resource_as(
                 Some(crate::managed::Applied::new(
                     res.kind,
                     patch_body.clone(),
-                    q.get("force").is_some_and(|f| f == "true"),
+                    request::flag(&q, "force"),
                 ))
             } else {
                 None

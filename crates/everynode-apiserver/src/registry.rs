@@ -120,7 +120,9 @@ impl DeleteOptions {
             o.propagation_policy = query.get("propagationPolicy").cloned();
         }
         if o.orphan_dependents.is_none() {
-            o.orphan_dependents = query.get("orphanDependents").map(|v| v == "true");
+            o.orphan_dependents = query
+                .contains_key("orphanDependents")
+                .then(|| crate::request::flag(query, "orphanDependents"));
         }
         if query.get("dryRun").is_some_and(|v| v == "All") {
             o.dry_run = true;

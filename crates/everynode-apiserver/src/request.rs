@@ -146,6 +146,14 @@ pub fn parse_path(path: &str) -> Route {
 }
 
 /// Query parameters (`+` and percent escapes decoded); later duplicates win.
+/// A boolean query parameter, read as Go's `strconv.ParseBool` reads it (kube-apiserver
+/// decodes them so): `1`, `t`, `T`, `true`, `TRUE` and `True` are true — Python's client
+/// sends `watch=True`.
+pub fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
+}
+
 pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     if let Some(q) = q {

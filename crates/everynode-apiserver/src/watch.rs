@@ -270,10 +270,8 @@ pub fn watch(
 ) -> ApiResult<Response> {
     let prefix = res.prefix(ns);
     let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
-    let bookmarks = q
-        .get("allowWatchBookmarks")
-        .is_some_and(|v| v == "true" || v == "1");
-    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let bookmarks = crate::request::flag(q, "allowWatchBookmarks");
+    let send_initial = crate::request::flag(q, "sendInitialEvents");
     let rv = q.get("resourceVersion").filter(|s| !s.is_empty()).cloned();
     let timeout = match q.get("timeoutSeconds") {
         Some(t) => Duration::from_secs(

@@ -55,7 +55,7 @@ pub fn version_info() -> Value {
 
 /// The single axum handler behind every path.
 pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let route = request::parse_path(parts.uri.path());
     if let Route::Health(check) = &route {
         return health(&st, check, parts.uri.query());
@@ -111,6 +111,25 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
         Route::NotFound => Err(ApiError::path_not_found()),
         Route::Metrics => Ok(metrics(&st)),
         Route::Health(_) => Err(ApiError::path_not_found()),
+        Route::Resource(t) if is_pod_exec(&parts.method, &t) => {
+            let ns = t.namespace.clone().unwrap_or_default();
+            let name = t.name.clone().unwrap_or_default();
+            match authorize(&user, &parts.method, &t, Some(&ns), &q, &st) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    crate::exec::pod_exec(
+                        &st,
+                        &ns,
+                        &name,
+                        &parts.method,
+                        &parts.headers,
+                        parts.uri.query().unwrap_or(""),
+                        parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+                    )
+                    .await
+                }
+            }
+        }
         Route::Resource(t) => {
             let deprecated = deprecation(t.res);
             let answer = resource(
@@ -471,6 +490,17 @@ fn check_fields(
     Ok(unknown)
 }
 
+/// `GET|POST /api/v1/namespaces/NS/pods/NAME/exec`: handled by [`crate::exec`], which
+/// needs the raw query (`command` repeats) and the connection's upgrade.
+fn is_pod_exec(method: &Method, t: &Target) -> bool {
+    matches!(*method, Method::GET | Method::POST)
+        && t.res.group.is_empty()
+        && t.res.plural == "pods"
+        && t.namespace.is_some()
+        && t.name.is_some()
+        && t.subresource.as_deref() == Some("exec")
+}
+
 /// The warning Kubernetes 1.33 attaches to every request for a deprecated API.
 fn deprecation(res: &ResourceInfo) -> Option<&'static str> {
     (res.group.is_empty() && res.plural == "endpoints")
@@ -553,8 +583,18 @@ fn authorize(
     st: &ServerState,
 ) -> ApiResult<()> {
     let watch = request::flag(q, "watch");
+    // Connecting to a pod (exec, attach, port-forward) is `create` on the subresource
+    // whatever the method: kube-apiserver asks for it of WebSocket GETs too.
+    let connect = matches!(
+        t.subresource.as_deref(),
+        Some("exec" | "attach" | "portforward")
+    );
     let attrs = auth::Attributes {
-        verb: auth::verb(method, t.name.is_some(), watch),
+        verb: if connect {
+            "create"
+        } else {
+            auth::verb(method, t.name.is_some(), watch)
+        },
         group: t.res.group,
         resource: t.res.plural,
         subresource: t.subresource.as_deref(),
@@ -700,7 +740,7 @@ async fn resource_as(
         (Method::GET, Some(n), Some("log")) => {
             crate::logs::pod_logs(st, ns.unwrap_or(""), n, &q).await
         }
-        (Method::GET | Method::POST, Some(n), Some(sub @ ("exec" | "attach" | "portforward"))) => {
+        (Method::GET | Method::POST, Some(n), Some(sub @ ("attach" | "portforward"))) => {
             let pod = reg.get(res, ns, n)?;
             let node = pod
                 .pointer("/spec/nodeName")
@@ -712,7 +752,6 @@ async fn resource_as(
                 )));
             }
             let what = match sub {
-                "exec" => "run commands in",
                 "attach" => "attach to",
                 _ => "forward ports to",
             };

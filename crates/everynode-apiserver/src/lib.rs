@@ -13,12 +13,14 @@
 //! - [`tables`], [`discovery`], [`openapi`]: what kubectl reads to print and to validate.
 //! - [`namespaces`]: deleting a namespace deletes what is in it.
 //! - [`services`]: Service cluster IPs and node ports; the `kubernetes` Service.
+//! - [`logs`] and [`exec`]: `pods/log` and `pods/exec`, proxied to the node's agent.
 //! - [`priority`]: the Priority admission of pods and the PriorityClass rules that need
 //!   the store (one global default, the system classes stay).
 
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod exec;
 pub mod handlers;
 pub mod list;
 pub mod logs;

@@ -126,7 +126,7 @@ pub async fn pod_logs(
 }
 
 /// The node's InternalIP and its agent's port.
-fn node_endpoint(node: &Value) -> Option<(String, u16)> {
+pub(crate) fn node_endpoint(node: &Value) -> Option<(String, u16)> {
     let ip = node
         .pointer("/status/addresses")
         .and_then(Value::as_array)?
@@ -227,22 +227,7 @@ async fn proxy(
     let unreachable = |e: &dyn std::fmt::Display| {
         ApiError::internal(format!("the node's agent at {ip}:{port}: {e}"))
     };
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect((ip, port)),
-    )
-    .await
-    .map_err(|_| unreachable(&"connection timed out"))?
-    .map_err(|e| unreachable(&e))?;
-    let server_name =
-        rustls::pki_types::ServerName::try_from(ip.to_string()).map_err(|e| unreachable(&e))?;
-    let tls = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_rustls::TlsConnector::from(cfg).connect(server_name, tcp),
-    )
-    .await
-    .map_err(|_| unreachable(&"TLS handshake timed out"))?
-    .map_err(|e| unreachable(&e))?;
+    let tls = connect(cfg, ip, port).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
@@ -280,4 +265,32 @@ async fn proxy(
         404 => ApiError::not_found_message(message),
         _ => ApiError::internal(message),
     })
+}
+
+/// A TLS connection to the agent at `ip:port`, presenting the server's client
+/// certificate.
+pub(crate) async fn connect(
+    cfg: Arc<rustls::ClientConfig>,
+    ip: &str,
+    port: u16,
+) -> ApiResult<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        ApiError::internal(format!("the node's agent at {ip}:{port}: {e}"))
+    };
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect((ip, port)),
+    )
+    .await
+    .map_err(|_| unreachable(&"connection timed out"))?
+    .map_err(|e| unreachable(&e))?;
+    let server_name =
+        rustls::pki_types::ServerName::try_from(ip.to_string()).map_err(|e| unreachable(&e))?;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_rustls::TlsConnector::from(cfg).connect(server_name, tcp),
+    )
+    .await
+    .map_err(|_| unreachable(&"TLS handshake timed out"))?
+    .map_err(|e| unreachable(&e))
 }

@@ -900,3 +900,195 @@ spec:
         )
     );
 }
+
+/// Runs kubectl with `input` on stdin and a deadline; returns (exit code, stdout, stderr).
+fn kubectl_in(s: &Server, args: &[&str], input: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = s
+        .command()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    let deadline = Instant::now() + LIMIT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kubectl {args:?} did not end within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().expect("kubectl output");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `kubectl exec` runs a command in a running container's context on a process node:
+/// its environment and working directory, stdout and stderr apart, stdin, the exit code,
+/// `-c` to pick a container and kube-apiserver's refusal of an unknown one; a command
+/// outlives neither the client nor its container.
+#[test]
+fn kubectl_exec_runs_commands_in_the_containers_context() {
+    let s = start();
+    let host = tempfile::tempdir().expect("tempdir");
+    let work = host.path().join("work");
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: ex}}
+spec:
+  nodeName: node1
+  containers:
+  - name: c
+    image: busybox
+    workingDir: {}
+    env: [{{name: X, value: "hello x"}}]
+    command: ["sleep", "600"]
+  - name: side
+    image: busybox
+    env: [{{name: WHO, value: side}}]
+    command: ["sleep", "600"]
+"#,
+        work.display()
+    );
+    apply(&s, &yaml);
+    s.eventually("ex running", &["get", "pod", "ex"], |o| {
+        rows(o).get(1).is_some_and(|r| r[1] == "2/2")
+    });
+    let exec = |args: &[&str], input: &str| {
+        let mut a = vec!["exec"];
+        a.extend_from_slice(args);
+        kubectl_in(&s, &a, input)
+    };
+
+    let (code, out, err) = exec(
+        &["ex", "-c", "c", "--", "sh", "-c", "echo out; echo err >&2"],
+        "",
+    );
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (Some(0), "out\n", "err\n")
+    );
+    let (code, out, _) = exec(&["ex", "-c", "c", "--", "printenv", "X"], "");
+    assert_eq!((code, out.as_str()), (Some(0), "hello x\n"));
+    let (code, out, _) = exec(&["ex", "-c", "c", "--", "pwd"], "");
+    assert_eq!((code, out), (Some(0), format!("{}\n", work.display())));
+    // The exit code comes back as kubectl's own.
+    let (code, _, err) = exec(&["ex", "-c", "c", "--", "sh", "-c", "exit 3"], "");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("command terminated with exit code 3"), "{err}");
+    // stdin, to its end.
+    let (code, out, err) = exec(&["-i", "ex", "-c", "c", "--", "cat"], "hello\nworld\n");
+    assert_eq!((code, out.as_str()), (Some(0), "hello\nworld\n"), "{err}");
+    // -c picks the container; without it kubectl picks the first.
+    let (code, out, _) = exec(&["ex", "-c", "side", "--", "printenv", "WHO"], "");
+    assert_eq!((code, out.as_str()), (Some(0), "side\n"));
+    let (code, _, err) = exec(&["ex", "--", "printenv", "WHO"], "");
+    assert_eq!(code, Some(1), "{err}");
+    // What cannot run: an unknown container, a missing program.
+    let (code, _, err) = exec(&["ex", "-c", "nope", "--", "true"], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("Error from server (BadRequest): container nope is not valid for pod ex"),
+        "{err}"
+    );
+    let (code, _, err) = exec(&["ex", "-c", "c", "--", "no-such-program"], "");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("error executing command in container: exec: \"no-such-program\": executable file not found in $PATH"),
+        "{err}"
+    );
+
+    // A client that goes away takes its command along.
+    let mut gone = s
+        .command()
+        .args(["exec", "ex", "-c", "c", "--", "sleep", "3017"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run kubectl");
+    // The exec'd process itself, not the kubectl whose arguments name it.
+    let running = |marker: &str| {
+        processes_with(marker)
+            .iter()
+            .any(|p| p.cmdline.starts_with(marker))
+    };
+    wait_for(LIMIT, "the exec'd sleep", || {
+        running("sleep 3017").then_some(())
+    });
+    let _ = gone.kill();
+    let _ = gone.wait();
+    wait_for(LIMIT, "the exec'd sleep gone with its client", || {
+        (!running("sleep 3017")).then_some(())
+    });
+    // A container that stops takes its commands along (exit code 137: SIGKILL).
+    let pod = s.json(&["get", "pod", "ex"]);
+    let pid = container_pid(&pod).expect("c's pid");
+    let waiting = std::thread::spawn({
+        let mut cmd = s.command();
+        cmd.args(["exec", "ex", "-c", "c", "--", "sleep", "3027"]);
+        move || cmd.output().expect("run kubectl")
+    });
+    wait_for(LIMIT, "the second exec'd sleep", || {
+        running("sleep 3027").then_some(())
+    });
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    let o = waiting.join().expect("exec thread");
+    assert_eq!(o.status.code(), Some(137), "{o:?}");
+    assert!(!running("sleep 3027"));
+}
+
+/// `kubectl exec -t`: the command gets a terminal of the client's size.
+#[test]
+fn kubectl_exec_with_a_terminal() {
+    if common::which("script").is_none() {
+        eprintln!("skipped: needs script(1) to give kubectl a terminal");
+        return;
+    }
+    let s = start();
+    apply(
+        &s,
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: tty}
+spec:
+  nodeName: node2
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "600"]
+"#,
+    );
+    s.eventually("tty running", &["get", "pod", "tty"], |o| {
+        rows(o).get(1).is_some_and(|r| r[1] == "1/1")
+    });
+    let kubectl = format!(
+        "{} --kubeconfig {} exec -it tty -- sh -c 'tty; stty size; echo $TERM; exit 5'",
+        common::kubectl_bin().display(),
+        s.kubeconfig.display()
+    );
+    let o = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols 101 rows 33; {kubectl}"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(5), "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("33 101"), "{out}");
+    assert!(out.contains("xterm"), "{out}");
+}

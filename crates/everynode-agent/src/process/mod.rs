@@ -12,13 +12,16 @@
 //!   pure with table tests; [`probe`] also runs one probe attempt.
 //! - [`procs`]: process groups, signals, `/proc`, the ledger of started processes.
 //! - [`logs`]: log files (CRI format, rotated) and reading them; [`server`]: the
-//!   kubelet-style HTTPS endpoint `GET /containerLogs/{ns}/{pod}/{container}`.
+//!   kubelet-style HTTPS endpoint `GET /containerLogs/{ns}/{pod}/{container}` and
+//!   `GET /exec/{ns}/{pod}/{container}` (a WebSocket); [`exec`]: running a command in a
+//!   container's context for the latter, speaking [`remotecommand`]'s channel protocol.
 //! - [`host`]: capacity, node info, cgroup v2 limits.
 //! - [`proxy`]: the host's user-space Service proxy (ClusterIP:port to ready endpoints)
 //!   and the pods' hostPort forwards.
 
 pub mod backoff;
 pub mod env;
+pub mod exec;
 pub mod host;
 pub mod identity;
 pub mod logs;
@@ -26,6 +29,7 @@ pub mod pod;
 pub mod probe;
 pub mod procs;
 pub mod proxy;
+pub mod remotecommand;
 pub mod server;
 pub mod status;
 
@@ -118,11 +122,26 @@ pub enum ProcessError {
     Tls(String),
 }
 
-/// A pod as the log server needs it: which pod of that name is here, and its containers.
+/// A pod as the node's server needs it: which pod of that name is here, its containers
+/// (for logs), and how to run commands in those that run (for exec).
 #[derive(Clone, Debug)]
 pub struct SharedPod {
     pub uid: String,
     pub containers: Vec<status::ContainerView>,
+    /// The running containers, by name.
+    pub running: HashMap<String, ContainerExec>,
+}
+
+/// How a command runs "in" a running container (`kubectl exec`): as its process does,
+/// with its environment, working directory and user. An exec lasts no longer than the
+/// container's process `pid`.
+#[derive(Clone, Debug)]
+pub struct ContainerExec {
+    pub pid: i32,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+    /// Who it runs as (None: as the agent).
+    pub identity: Option<identity::Identity>,
 }
 
 pub type PodIndex = Arc<Mutex<HashMap<(String, String), SharedPod>>>;
@@ -350,6 +369,7 @@ pub async fn run_node(
         Err(why) => tracing::info!(node = %cfg.name, "resource limits are not enforced: {why}"),
     }
     let pods: PodIndex = Arc::default();
+    let spawner = procs::Spawner::new(&cfg.name)?;
     let listener = tokio::net::TcpListener::bind((cfg.node_ip, cfg.kubelet_port)).await?;
     let port = listener.local_addr()?.port();
     let tls = server::tls_config(&cfg.name, cfg.node_ip, &cfg.client_ca_pem)
@@ -360,6 +380,8 @@ pub async fn run_node(
         server::LogState {
             root: cfg.root_dir.clone(),
             pods: pods.clone(),
+            spawner: spawner.clone(),
+            ledger: ledger.clone(),
         },
         shutdown.clone(),
     ));
@@ -381,7 +403,7 @@ pub async fn run_node(
         node_name: cfg.name.clone(),
         node_ip: cfg.node_ip.to_string(),
         root: cfg.root_dir.clone(),
-        spawner: procs::Spawner::new(&cfg.name)?,
+        spawner,
         ledger,
         log_max_bytes: cfg.log_max_bytes,
         agent_path: std::env::var("PATH").unwrap_or_else(|_| {

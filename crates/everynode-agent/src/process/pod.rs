@@ -1009,6 +1009,23 @@ impl Worker {
                 SharedPod {
                     uid: self.uid.clone(),
                     containers: init.iter().chain(main.iter()).cloned().collect(),
+                    running: self
+                        .ctrs
+                        .iter()
+                        .filter(|c| matches!(c.view.state, State::Running { .. }))
+                        .filter_map(|c| {
+                            let run = c.run.as_ref().filter(|r| !r.killing)?;
+                            Some((
+                                c.spec.name.clone(),
+                                super::ContainerExec {
+                                    pid: run.pid,
+                                    env: run.exec.env.clone(),
+                                    working_dir: run.exec.working_dir.clone(),
+                                    identity: run.exec.identity.clone(),
+                                },
+                            ))
+                        })
+                        .collect(),
                 },
             );
         }

@@ -237,16 +237,34 @@ impl Spawner {
 
     /// Starts `cmd` in a new session (its own process group), with SIGKILL as its
     /// parent-death signal.
-    pub async fn spawn(
+    pub async fn spawn(&self, cmd: tokio::process::Command) -> io::Result<tokio::process::Child> {
+        self.spawn_in_session(cmd, false).await
+    }
+
+    /// As [`Spawner::spawn`], and the terminal that is `cmd`'s stdin becomes the new
+    /// session's controlling terminal (`kubectl exec -t`).
+    pub async fn spawn_with_terminal(
+        &self,
+        cmd: tokio::process::Command,
+    ) -> io::Result<tokio::process::Child> {
+        self.spawn_in_session(cmd, true).await
+    }
+
+    async fn spawn_in_session(
         &self,
         mut cmd: tokio::process::Command,
+        terminal: bool,
     ) -> io::Result<tokio::process::Child> {
         let parent = rustix::process::getpid();
         // SAFETY: the closure runs between fork and exec and only makes
-        // async-signal-safe system calls (setsid, prctl, getppid).
+        // async-signal-safe system calls (setsid, ioctl, prctl, getppid); fd 0 is the
+        // child's stdin, set up before the hooks run.
         unsafe {
             cmd.pre_exec(move || {
                 rustix::process::setsid()?;
+                if terminal {
+                    rustix::process::ioctl_tiocsctty(std::os::fd::BorrowedFd::borrow_raw(0))?;
+                }
                 rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
                 // The agent may have died before the signal was armed.
                 if rustix::process::getppid() != Some(parent) {

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path, Query, RawQuery, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,6 +30,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::PodIndex;
 use super::logs::{self, Query as LogQuery};
+use super::procs;
+use super::remotecommand as rc;
 use super::status::State as CState;
 
 /// A TLS config with a fresh self-signed certificate for `name` and `ip`, requiring
@@ -107,10 +110,17 @@ pub fn authorized_client(der: &[u8]) -> Result<(), String> {
     ))
 }
 
+/// What the node's server reads and uses.
 #[derive(Clone)]
 pub struct LogState {
+    /// The node's root directory (logs live under `pods/`).
     pub root: PathBuf,
+    /// The pods on this node, as their workers last published them.
     pub pods: PodIndex,
+    /// Starts exec'd commands (the node's spawner thread: parent-death signal).
+    pub spawner: procs::Spawner,
+    /// Records exec'd commands while they run, as containers' processes.
+    pub ledger: procs::Ledger,
 }
 
 pub fn router(state: LogState) -> axum::Router {
@@ -118,6 +128,10 @@ pub fn router(state: LogState) -> axum::Router {
         .route(
             "/containerLogs/{ns}/{pod}/{container}",
             axum::routing::get(container_logs),
+        )
+        .route(
+            "/exec/{ns}/{pod}/{container}",
+            axum::routing::get(exec).post(exec),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .with_state(state)
@@ -162,7 +176,7 @@ pub async fn serve(
                 }
             };
             let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(app))
                 .await;
         });
     }
@@ -351,6 +365,97 @@ async fn container_logs(
     (StatusCode::OK, headers, body).into_response()
 }
 
+/// A Kubernetes Status for an exec refused before the upgrade (the API server passes
+/// it on to the client).
+fn status(code: StatusCode, reason: &str, message: String) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code.as_u16(),
+    });
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /exec/{ns}/{pod}/{container}?command=..&stdin=..&stdout=..&stderr=..&tty=..`: a
+/// WebSocket upgrade (`v5.channel.k8s.io` or `v4.channel.k8s.io`) to a command run in
+/// the running container's context ([`super::exec`]). SPDY (`kubectl` before 1.30) is
+/// refused with a Status saying so.
+async fn exec(
+    State(st): State<LogState>,
+    Path((ns, pod, container)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let opts = match rc::parse_options(query.as_deref().unwrap_or("")) {
+        Ok(o) => o,
+        Err(msg) => return status(StatusCode::BAD_REQUEST, "BadRequest", msg),
+    };
+    let key = (ns.clone(), pod.clone());
+    let target = {
+        let pods = st.pods.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(shared) = pods.get(&key) else {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("pod \"{pod}\" in namespace \"{ns}\" is not on this node"),
+            );
+        };
+        shared.running.get(&container).cloned()
+    };
+    // The kubelet's answer for a container that does not run (yet, or any more).
+    let Some(target) = target else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("container not found ({container:?})"),
+        );
+    };
+    let ws = match ws {
+        Ok(ws) => ws.protocols(rc::PROTOCOLS),
+        Err(_) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "everynode's node agents run commands over WebSocket (v5.channel.k8s.io or v4.channel.k8s.io), not SPDY: use kubectl 1.30 or newer".into(),
+            );
+        }
+    };
+    if ws.selected_protocol().is_none() {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "the client offers none of the streaming protocols {}",
+                rc::PROTOCOLS.join(", ")
+            ),
+        );
+    }
+    let pods = st.pods.clone();
+    let pid = target.pid;
+    let name = container.clone();
+    let session = super::exec::Session {
+        opts,
+        target,
+        spawner: st.spawner.clone(),
+        ledger: st.ledger.clone(),
+        owner: format!("{ns}/{pod}/{container} exec"),
+        container_running: Box::new(move || {
+            let here = pods
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .and_then(|p| p.running.get(&name))
+                .is_some_and(|c| c.pid == pid);
+            here && procs::group_alive(pid)
+        }),
+    };
+    ws.on_upgrade(move |socket| super::exec::run(socket, session))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +592,8 @@ mod tests {
         let state = LogState {
             root: root.path().to_path_buf(),
             pods: PodIndex::default(),
+            spawner: procs::Spawner::new("test").expect("spawner"),
+            ledger: procs::Ledger::open(root.path()),
         };
         tokio::spawn(serve(listener, tls, state, stopped));
 
@@ -498,6 +605,21 @@ mod tests {
         let missing = get(port, client(Some((&c, &k))), "/containerLogs/ns/p/c")
             .await
             .expect("answer");
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        assert!(missing.contains("is not on this node"), "{missing}");
+        // exec: options checked first, then the pod; refusals are Statuses.
+        let bad = get(port, client(Some((&c, &k))), "/exec/ns/p/c?stdout=true")
+            .await
+            .expect("answer");
+        assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+        assert!(bad.contains("\"reason\":\"BadRequest\""), "{bad}");
+        let missing = get(
+            port,
+            client(Some((&c, &k))),
+            "/exec/ns/p/c?command=ls&stdout=1",
+        )
+        .await
+        .expect("answer");
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         assert!(missing.contains("is not on this node"), "{missing}");
 

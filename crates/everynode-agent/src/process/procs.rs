@@ -60,6 +60,11 @@ pub fn all_processes() -> Vec<Stat> {
 
 /// Sends `sig` to the process group `pgid`; a group already gone is not an error.
 pub fn signal_group(pgid: i32, sig: Signal) {
+    // Group 1 would be kill(-1): every process on the machine. No group the node made
+    // has that id, but a corrupt ledger line must not be able to ask for it.
+    if pgid <= 1 {
+        return;
+    }
     if let Some(pid) = Pid::from_raw(pgid) {
         let _ = rustix::process::kill_process_group(pid, sig);
     }

@@ -144,44 +144,39 @@ impl Remaining {
 /// content is left, and which finalizers hold it (kube-controller-manager's five
 /// conditions, the first three of which always say all went well here).
 fn conditions(left: &Remaining) -> [(&'static str, &'static str, &'static str, String); 5] {
-    let content = if left.resources.is_empty() {
-        (
+    // What is left, as `name N` phrases joined, or None when nothing is.
+    let tally = |counts: &BTreeMap<String, usize>, phrase: &str| {
+        (!counts.is_empty()).then(|| {
+            let each: Vec<String> = counts
+                .iter()
+                .map(|(what, n)| format!("{what} {phrase} {n} resource instances"))
+                .collect();
+            each.join(", ")
+        })
+    };
+    let content = match tally(&left.resources, "has") {
+        None => (
             "False",
             "ContentRemoved",
             "All content successfully removed".to_string(),
-        )
-    } else {
-        let list: Vec<String> = left
-            .resources
-            .iter()
-            .map(|(r, n)| format!("{r} has {n} resource instances"))
-            .collect();
-        (
+        ),
+        Some(list) => (
             "True",
             "SomeResourcesRemain",
-            format!("Some resources are remaining: {}", list.join(", ")),
-        )
+            format!("Some resources are remaining: {list}"),
+        ),
     };
-    let finalizers = if left.finalizers.is_empty() {
-        (
+    let finalizers = match tally(&left.finalizers, "in") {
+        None => (
             "False",
             "ContentHasNoFinalizers",
             "All content-preserving finalizers finished".to_string(),
-        )
-    } else {
-        let list: Vec<String> = left
-            .finalizers
-            .iter()
-            .map(|(f, n)| format!("{f} in {n} resource instances"))
-            .collect();
-        (
+        ),
+        Some(list) => (
             "True",
             "SomeFinalizersRemain",
-            format!(
-                "Some content in the namespace has finalizers remaining: {}",
-                list.join(", ")
-            ),
-        )
+            format!("Some content in the namespace has finalizers remaining: {list}"),
+        ),
     };
     [
         (

@@ -14,7 +14,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, Method, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::ServerState;
@@ -195,7 +194,7 @@ pub async fn pod_exec(
         .map_err(|_| unreachable(&"no answer within 30s"))?
         .map_err(|e| unreachable(&e))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Err(agent_refusal(resp).await);
+        return Err(crate::logs::agent_refusal(resp).await);
     }
     let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for h in RESPONSE_HEADERS
@@ -230,28 +229,6 @@ pub async fn pod_exec(
         let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
     });
     Ok(answer)
-}
-
-/// The agent's refusal as an error: its Status when it sent one, else its text.
-async fn agent_refusal(resp: http::Response<hyper::body::Incoming>) -> ApiError {
-    let code = resp.status().as_u16();
-    let body = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let body = &body[..body.len().min(64 * 1024)];
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|s| s["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    match code {
-        400 => ApiError::bad_request(message),
-        404 => ApiError::not_found_message(message),
-        403 => ApiError::forbidden(message),
-        _ => ApiError::internal(message),
-    }
 }
 
 #[cfg(test)]

@@ -251,20 +251,30 @@ async fn proxy(
             .body(axum::body::Body::new(resp.into_body()))
             .map_err(|e| ApiError::internal(e.to_string()));
     }
+    Err(agent_refusal(resp).await)
+}
+
+/// An agent's refusal as an error: its Status's message when it sent one (exec), else
+/// its text (logs), with the agent's code where the API has one.
+pub(crate) async fn agent_refusal(resp: http::Response<hyper::body::Incoming>) -> ApiError {
+    let code = resp.status().as_u16();
     let body = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
         .await
         .ok()
         .and_then(Result::ok)
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let message = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)])
-        .trim()
-        .to_string();
-    Err(match status.as_u16() {
+    let body = &body[..body.len().min(64 * 1024)];
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|s| s["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    match code {
         400 => ApiError::bad_request(message),
+        403 => ApiError::forbidden(message),
         404 => ApiError::not_found_message(message),
         _ => ApiError::internal(message),
-    })
+    }
 }
 
 /// A TLS connection to the agent at `ip:port`, presenting the server's client

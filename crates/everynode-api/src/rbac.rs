@@ -22,6 +22,64 @@ type Errs = Vec<FieldError>;
 pub const GROUP: &str = "rbac.authorization.k8s.io";
 
 // ---------------------------------------------------------------------------------------
+// Evaluation (what Kubernetes' RBAC authorizer decides)
+
+/// Whether a binding's `subject` names the user `name` in `groups`; a ServiceAccount
+/// subject without a namespace is in the binding's own (`binding_ns`).
+pub fn applies_to(subject: &Subject, name: &str, groups: &[String], binding_ns: &str) -> bool {
+    match subject.kind.as_str() {
+        "User" => subject.name == name,
+        "Group" => groups.contains(&subject.name),
+        "ServiceAccount" => {
+            let ns = match subject.namespace.as_deref() {
+                Some(ns) if !ns.is_empty() => ns,
+                _ => binding_ns,
+            };
+            !ns.is_empty() && name == format!("system:serviceaccount:{ns}:{}", subject.name)
+        }
+        _ => false,
+    }
+}
+
+/// A request as RBAC sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub verb: &'a str,
+    pub group: &'a str,
+    pub resource: &'a str,
+    pub subresource: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+/// Whether `rule` allows `r`: its verbs, API groups and resources (`*` for any;
+/// `pods/log` for a subresource, `pods/*` for all of them, `*/scale` for one of every
+/// resource) and, when it names any, the object's name.
+pub fn rule_allows(rule: &PolicyRule, r: &Request<'_>) -> bool {
+    let has = |list: &Option<Vec<String>>, want: &str| {
+        list.iter().flatten().any(|x| x == "*" || x == want)
+    };
+    let resource_ok = rule
+        .resources
+        .iter()
+        .flatten()
+        .any(|x| match r.subresource {
+            None => x == "*" || x == r.resource,
+            Some(sub) => {
+                x == "*"
+                    || *x == format!("{}/{sub}", r.resource)
+                    || *x == format!("{}/*", r.resource)
+                    || *x == format!("*/{sub}")
+            }
+        });
+    let names = rule.resource_names.as_deref().unwrap_or(&[]);
+    let name_ok = names.is_empty() || r.name.is_some_and(|n| names.iter().any(|x| x == n));
+    rule.verbs.iter().any(|v| v == "*" || v == r.verb)
+        && has(&rule.api_groups, r.group)
+        && resource_ok
+        && name_ok
+}
+
+// ---------------------------------------------------------------------------------------
 // Defaulting
 
 /// A subject's API group: `rbac.authorization.k8s.io` for users and groups, none for
@@ -778,5 +836,107 @@ mod tests {
                 "kube-flannel/flannel".to_string()
             )
         );
+    }
+
+    #[test]
+    fn rules_and_subjects_decide_as_rbac_does() {
+        let r = |verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]| PolicyRule {
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+            resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+            resource_names: (!names.is_empty())
+                .then(|| names.iter().map(|s| s.to_string()).collect()),
+            ..PolicyRule::default()
+        };
+        let req = |verb, group, resource, sub, name| Request {
+            verb,
+            group,
+            resource,
+            subresource: sub,
+            name,
+        };
+        let read_pods = r(&["get", "list"], &[""], &["pods"], &[]);
+        assert!(rule_allows(
+            &read_pods,
+            &req("list", "", "pods", None, None)
+        ));
+        assert!(!rule_allows(
+            &read_pods,
+            &req("delete", "", "pods", None, None)
+        ));
+        assert!(!rule_allows(
+            &read_pods,
+            &req("list", "apps", "pods", None, None)
+        ));
+        assert!(!rule_allows(
+            &read_pods,
+            &req("get", "", "pods", Some("log"), Some("p"))
+        ));
+        let logs = r(&["get"], &[""], &["pods/log"], &[]);
+        assert!(rule_allows(
+            &logs,
+            &req("get", "", "pods", Some("log"), Some("p"))
+        ));
+        assert!(!rule_allows(
+            &logs,
+            &req("get", "", "pods", None, Some("p"))
+        ));
+        let every_sub = r(&["*"], &["*"], &["pods/*"], &[]);
+        assert!(rule_allows(
+            &every_sub,
+            &req("create", "", "pods", Some("exec"), Some("p"))
+        ));
+        let one = r(&["get", "update"], &["apps"], &["daemonsets"], &["fluentd"]);
+        assert!(rule_allows(
+            &one,
+            &req("update", "apps", "daemonsets", None, Some("fluentd"))
+        ));
+        assert!(!rule_allows(
+            &one,
+            &req("update", "apps", "daemonsets", None, Some("other"))
+        ));
+        assert!(!rule_allows(
+            &one,
+            &req("list", "apps", "daemonsets", None, None)
+        ));
+        let all = r(&["*"], &["*"], &["*"], &[]);
+        assert!(rule_allows(
+            &all,
+            &req("deletecollection", "x.io", "things", Some("status"), None)
+        ));
+
+        let groups = vec!["devs".to_string(), "system:authenticated".to_string()];
+        let sa = Subject {
+            kind: "ServiceAccount".into(),
+            name: "flannel".into(),
+            ..Subject::default()
+        };
+        assert!(applies_to(
+            &sa,
+            "system:serviceaccount:kube-flannel:flannel",
+            &[],
+            "kube-flannel"
+        ));
+        assert!(!applies_to(
+            &sa,
+            "system:serviceaccount:default:flannel",
+            &[],
+            "kube-flannel"
+        ));
+        assert!(!applies_to(&sa, "system:serviceaccount::flannel", &[], ""));
+        let user = Subject {
+            kind: "User".into(),
+            name: "bob".into(),
+            ..Subject::default()
+        };
+        assert!(applies_to(&user, "bob", &groups, ""));
+        assert!(!applies_to(&user, "alice", &groups, ""));
+        let group = Subject {
+            kind: "Group".into(),
+            name: "devs".into(),
+            ..Subject::default()
+        };
+        assert!(applies_to(&group, "alice", &groups, ""));
+        assert!(!applies_to(&group, "alice", &[], ""));
     }
 }

@@ -24,6 +24,7 @@ use crate::resources::{self, ResourceInfo, Strategy};
 use crate::tables::{self, IncludeObject};
 use crate::{discovery, openapi};
 use crate::{namespaces, watch};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
     let mut body = Vec::with_capacity(1024);
@@ -249,7 +250,7 @@ fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value
                 };
                 auth::authorize(user, &attrs, &facts)
             }
-            None => auth::authorize(user, &attrs, &NoFacts),
+            None => auth::authorize(user, &attrs, &NoFacts(st)),
         };
         (verdict, Some(attrs.rbac_denial(user)))
     } else if let Some(nra) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
@@ -275,9 +276,11 @@ fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value
 }
 
 /// Facts about an object the server does not serve: nothing is bound, nothing used.
-struct NoFacts;
+/// The facts of a review that names no object the server knows: no pod, no Secret; the
+/// RBAC rules still come from the store.
+struct NoFacts<'a>(&'a ServerState);
 
-impl auth::Facts for NoFacts {
+impl auth::Facts for NoFacts<'_> {
     fn pod_binding(&self) -> auth::PodBinding {
         auth::PodBinding::Missing
     }
@@ -285,6 +288,77 @@ impl auth::Facts for NoFacts {
     fn secret_used_by(&self, _node: &str) -> bool {
         false
     }
+
+    fn rbac_rules(&self, user: &User, namespace: Option<&str>) -> Vec<PolicyRule> {
+        stored_rbac_rules(self.0, user, namespace)
+    }
+}
+
+/// The rules the stored ClusterRoleBindings (and, in `namespace`, RoleBindings) grant
+/// `user`, read from the store's memory: a binding to a role that does not exist grants
+/// nothing, as in Kubernetes.
+fn stored_rbac_rules(st: &ServerState, user: &User, namespace: Option<&str>) -> Vec<PolicyRule> {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use k8s_openapi::serde::de::DeserializeOwned;
+    fn all<T: DeserializeOwned>(st: &ServerState, plural: &str, ns: Option<&str>) -> Vec<T> {
+        let Some(res) = resources::lookup(everynode_api::rbac::GROUP, "v1", plural) else {
+            return Vec::new();
+        };
+        st.registry
+            .store
+            .list(&res.prefix(ns), None, None, None)
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn one<T: DeserializeOwned>(
+        st: &ServerState,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<T> {
+        let res = resources::lookup(everynode_api::rbac::GROUP, "v1", plural)?;
+        let kv = st.registry.store.get(&res.key(ns, name))?;
+        serde_json::from_slice(&kv.value).ok()
+    }
+    let cluster_role = |name: &str| {
+        one::<ClusterRole>(st, "clusterroles", None, name)
+            .and_then(|r| r.rules)
+            .unwrap_or_default()
+    };
+    let binds = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>, ns: &str| {
+        subjects
+            .iter()
+            .flatten()
+            .any(|s| everynode_api::rbac::applies_to(s, &user.name, &user.groups, ns))
+    };
+    let mut rules = Vec::new();
+    for b in all::<ClusterRoleBinding>(st, "clusterrolebindings", None) {
+        if binds(&b.subjects, "") && b.role_ref.kind == "ClusterRole" {
+            rules.extend(cluster_role(&b.role_ref.name));
+        }
+    }
+    if let Some(ns) = namespace.filter(|n| !n.is_empty()) {
+        for b in all::<RoleBinding>(st, "rolebindings", Some(ns)) {
+            if !binds(&b.subjects, ns) {
+                continue;
+            }
+            match b.role_ref.kind.as_str() {
+                "ClusterRole" => rules.extend(cluster_role(&b.role_ref.name)),
+                "Role" => rules.extend(
+                    one::<Role>(st, "roles", Some(ns), &b.role_ref.name)
+                        .and_then(|r| r.rules)
+                        .unwrap_or_default(),
+                ),
+                _ => {}
+            }
+        }
+    }
+    rules
 }
 
 /// Who sent the request: a verified client certificate, a static or bootstrap bearer
@@ -544,6 +618,10 @@ impl auth::Facts for StoreFacts<'_> {
                     .to_string(),
             ),
         }
+    }
+
+    fn rbac_rules(&self, user: &User, namespace: Option<&str>) -> Vec<PolicyRule> {
+        stored_rbac_rules(self.st, user, namespace)
     }
 
     /// Scans the namespace's pods (the store keeps them in memory).

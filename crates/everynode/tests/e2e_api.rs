@@ -1357,7 +1357,64 @@ fn flannel_manifest_rbac_and_priority_classes() {
         (low["value"].as_i64(), low["preemptionPolicy"].as_str()),
         (Some(10), Some("Never"))
     );
+    // The stored roles and bindings decide for the users they name (impersonated here).
+    let can = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&s.kubectl(&all).stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!(can(&["list", "pods", "--as", "bob"]), "yes");
+    assert_eq!(can(&["list", "pods", "--as", "alice"]), "no");
+    assert_eq!(can(&["delete", "pods", "--as", "bob"]), "no");
+    assert_eq!(
+        can(&[
+            "get",
+            "pods",
+            "--as",
+            "system:serviceaccount:kube-system:reader",
+            "-A"
+        ]),
+        "yes"
+    );
+    assert_eq!(
+        can(&[
+            "update",
+            "configmaps",
+            "--as",
+            "alice",
+            "--as-group",
+            "devs"
+        ]),
+        "yes"
+    );
+    assert_eq!(
+        can(&[
+            "update",
+            "configmaps",
+            "-n",
+            "kube-system",
+            "--as",
+            "alice",
+            "--as-group",
+            "devs"
+        ]),
+        "no"
+    );
+    let pods = s.kubectl(&["get", "pods", "-A", "--as", "bob", "-o", "name"]);
+    assert!(
+        pods.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pods.stderr)
+    );
+    let err = s.fails(&["get", "configmaps", "--as", "bob"]);
+    assert!(
+        err.contains("configmaps is forbidden: User \"bob\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""),
+        "{err}"
+    );
     s.ok(&["delete", "clusterrolebinding", "readers"]);
+    assert_eq!(can(&["list", "pods", "--as", "bob"]), "no");
     s.ok(&["delete", "rolebinding", "editors"]);
     s.ok(&["delete", "clusterrole", "pod-reader"]);
     s.ok(&["delete", "role", "cm-editor"]);
@@ -1401,6 +1458,25 @@ fn flannel_manifest_rbac_and_priority_classes() {
             "daemonset.apps/kube-flannel-ds created",
         ]
     );
+    // flannel's ServiceAccount may do what its ClusterRole says, and no more.
+    let flannel = "system:serviceaccount:kube-flannel:flannel";
+    for (verb, what, sub, want) in [
+        ("list", "nodes", "", "yes"),
+        ("patch", "nodes", "--subresource=status", "yes"),
+        ("patch", "nodes", "", "no"),
+        ("delete", "nodes", "", "no"),
+    ] {
+        let mut args = vec!["auth", "can-i", verb, what, "--as", flannel];
+        if !sub.is_empty() {
+            args.push(sub);
+        }
+        let out = s.kubectl(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "{verb} {what} {sub}"
+        );
+    }
     let both = rows(&s.ok(&["get", "clusterrole,clusterrolebinding", "flannel"]));
     assert_eq!(both[0], ["NAME", "CREATED", "AT"]);
     assert_eq!(both[1][0], "clusterrole.rbac.authorization.k8s.io/flannel");

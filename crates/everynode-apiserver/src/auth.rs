@@ -458,13 +458,17 @@ pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, ApiEr
 /// Whether `user` may `verb` the non-resource `path`: the administrator anything, any
 /// other user what Kubernetes' default roles give every authenticated user (discovery,
 /// OpenAPI, version and health, read only).
+/// The non-resource paths (and everything below them) every signed-in user may `get`:
+/// discovery, OpenAPI, the version and the health checks.
+pub const OPEN_PATHS: [&str; 7] = [
+    "/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz",
+];
+
 pub fn authorize_non_resource(user: &User, verb: &str, path: &str) -> Result<(), String> {
     if user.is_admin() {
         return Ok(());
     }
-    let open = [
-        "/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz",
-    ];
+    let open = OPEN_PATHS;
     let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
     if verb == "get" && open.iter().any(|p| under(p)) {
         return Ok(());

@@ -195,6 +195,41 @@ async fn review(
             "nonResourceRules": [{ "verbs": ["*"], "nonResourceURLs": ["*"] }],
             "incomplete": false,
         }),
+        // Anyone else: the reviews everyone may post, the open paths, and what the
+        // stored RBAC bindings grant in the namespace asked about.
+        "SelfSubjectRulesReview" if user.node_name().is_none() && !user.is_bootstrap() => {
+            let ns = obj
+                .pointer("/spec/namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty());
+            let mut rules = vec![
+                json!({ "verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
+                        "resources": ["selfsubjectreviews"] }),
+                json!({ "verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+                        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"] }),
+            ];
+            let paths: Vec<String> = auth::OPEN_PATHS
+                .iter()
+                .flat_map(|p| [p.to_string(), format!("{p}/*")])
+                .collect();
+            let mut non_resource = vec![json!({ "verbs": ["get"], "nonResourceURLs": paths })];
+            for r in stored_rbac_rules(st, user, ns) {
+                match &r.non_resource_urls {
+                    Some(urls) if !urls.is_empty() => {
+                        non_resource.push(json!({ "verbs": r.verbs, "nonResourceURLs": urls }))
+                    }
+                    _ => rules.push(json!({
+                        "verbs": r.verbs, "apiGroups": r.api_groups,
+                        "resources": r.resources, "resourceNames": r.resource_names,
+                    })),
+                }
+            }
+            json!({
+                "resourceRules": rules,
+                "nonResourceRules": non_resource,
+                "incomplete": false,
+            })
+        }
         "SelfSubjectRulesReview" => json!({
             "resourceRules": [], "nonResourceRules": [], "incomplete": true,
             "evaluationError": "this user's permissions depend on the objects they name; ask for one with `kubectl auth can-i VERB RESOURCE`",

@@ -1402,6 +1402,19 @@ fn flannel_manifest_rbac_and_priority_classes() {
         ]),
         "no"
     );
+    let listed = rows(&s.ok(&["auth", "can-i", "--list", "--as", "bob"]));
+    assert!(
+        listed
+            .iter()
+            .any(|r| r[0] == "pods" && r[r.len() - 2..] == ["[get", "list]"]),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|r| r[0] == "selfsubjectaccessreviews.authorization.k8s.io"),
+        "{listed:?}"
+    );
     let pods = s.kubectl(&["get", "pods", "-A", "--as", "bob", "-o", "name"]);
     assert!(
         pods.status.success(),

@@ -540,23 +540,19 @@ pub fn before_defaults(old: &Value, new: &mut Value, m: &Manager) -> Result<(), 
     };
     let owned = entries(old);
     let set = &applied.fields;
-    if !applied.force {
-        let wanted = leaves(set);
-        // manager → (apiVersion, conflicting paths)
-        let mut conflicts: Vec<(String, String, Vec<String>)> = Vec::new();
-        for e in owned.iter().filter(|e| e.manager != m.name) {
-            let paths: Vec<String> = wanted
-                .iter()
-                .filter(|p| p.last().is_some_and(|l| l != "."))
-                .filter(|p| has_leaf(&e.set, p))
-                .filter(|p| value_at(old, p) != value_at(&applied.config, p))
-                .map(|p| display(p))
+    if !forced(old, &owned, applied, &m.name) {
+        let conflicts: Vec<(String, String, Vec<String>)> =
+            conflicts(old, &owned, applied, &m.name)
+                .into_iter()
+                .map(|(e, paths)| {
+                    let version = e.raw["apiVersion"].as_str().unwrap_or("").to_string();
+                    (
+                        e.manager.clone(),
+                        version,
+                        paths.iter().map(|p| display(p)).collect(),
+                    )
+                })
                 .collect();
-            if !paths.is_empty() {
-                let version = e.raw["apiVersion"].as_str().unwrap_or("").to_string();
-                conflicts.push((e.manager.clone(), version, paths));
-            }
-        }
         if !conflicts.is_empty() {
             return Err(conflict(&conflicts));
         }
@@ -583,6 +579,63 @@ pub fn before_defaults(old: &Value, new: &mut Value, m: &Manager) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The fields `applied` sets that another manager owns with another value, by owner.
+fn conflicts<'a>(
+    old: &Value,
+    owned: &'a [Entry],
+    applied: &Applied,
+    name: &str,
+) -> Vec<(&'a Entry, Vec<Path>)> {
+    let wanted = leaves(&applied.fields);
+    owned
+        .iter()
+        .filter(|e| e.manager != name)
+        .map(|e| {
+            let paths: Vec<Path> = wanted
+                .iter()
+                .filter(|p| p.last().is_some_and(|l| l != "."))
+                .filter(|p| has_leaf(&e.set, p))
+                .filter(|p| value_at(old, p) != value_at(&applied.config, p))
+                .cloned()
+                .collect();
+            (e, paths)
+        })
+        .filter(|(_, paths)| !paths.is_empty())
+        .collect()
+}
+
+/// The manager of kubectl's client-side apply.
+const CLIENT_SIDE_APPLY: &str = "kubectl-client-side-apply";
+
+/// Whether an apply takes what it conflicts on: asked to (`force=true`), or kubectl's
+/// move from client-side to server-side apply, which kube-apiserver lets through when
+/// every conflict is with client-side apply on a field still holding the value its
+/// `last-applied-configuration` records.
+fn forced(old: &Value, owned: &[Entry], applied: &Applied, name: &str) -> bool {
+    if applied.force {
+        return true;
+    }
+    if name != "kubectl" {
+        return false;
+    }
+    let last: Option<Value> = old
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str(s).ok());
+    let Some(last) = last else {
+        return false;
+    };
+    let found = conflicts(old, owned, applied, name);
+    !found.is_empty()
+        && found.iter().all(|(e, paths)| {
+            e.manager == CLIENT_SIDE_APPLY
+                && paths
+                    .iter()
+                    .all(|p| value_at(&last, p).is_some() && value_at(&last, p) == value_at(old, p))
+        })
 }
 
 /// Whether a leaf is a key field of the list item around it (`…, k:{"name":"c"},
@@ -673,7 +726,8 @@ pub fn after_admission(res: &ResourceInfo, old: Option<&Value>, new: &mut Value,
             let set = applied.fields.clone();
             // A forced apply takes the fields it conflicted on (another value than the
             // one it applies); fields it applies with the value they had stay shared.
-            let taken = if applied.force {
+            let forced = old.is_some_and(|o| forced(o, &entries(o), applied, &m.name));
+            let taken = if forced {
                 leaves(&set)
                     .into_iter()
                     .filter(|p| old.and_then(|o| value_at(o, p)) != value_at(&applied.config, p))

@@ -704,6 +704,23 @@ fn server_side_apply_owns_conflicts_and_removes_fields() {
         r#"{"b":"2"}"#
     );
 
+    // The move may change values on the way, as kube-apiserver lets kubectl take over
+    // what client-side apply last applied; another applier still conflicts.
+    let cb = |v: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cb}}\ndata: {{a: \"{v}\"}}\n")
+    };
+    let o = s.with_stdin(&["apply", "-f", "-"], &cb("1"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = apply(&cb("2"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(s.ok(&["get", "cm", "cb", "-o", "jsonpath={.data.a}"]), "2");
+    let o = apply(&cb("3"), &["--field-manager=other"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("conflict with \"kubectl\""),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // A DNS daemon's 53/UDP and 53/TCP are two ports, applied again and again.
     let dns = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: dns}\nspec:\n  selector: {matchLabels: {app: dns}}\n  template:\n    metadata: {labels: {app: dns}}\n    spec:\n      containers:\n      - name: c\n        image: coredns\n        ports:\n        - {name: dns, containerPort: 53, protocol: UDP}\n        - {name: dns-tcp, containerPort: 53, protocol: TCP}\n";
     for _ in 0..2 {

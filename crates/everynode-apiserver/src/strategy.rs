@@ -572,15 +572,18 @@ pub fn prepare_update(res: &ResourceInfo, new: &mut Value, old: &Value) {
         carry_over_service_allocations(new, old);
     }
     if res.strategy == Strategy::Pod {
-        // The Priority admission set these on create; updates to them are ignored.
-        for field in ["priority", "priorityClassName", "preemptionPolicy"] {
-            match old.get("spec").and_then(|s| s.get(field)) {
-                Some(v) => new["spec"][field] = v.clone(),
-                None => {
-                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                        spec.remove(field);
-                    }
-                }
+        // As the Priority admission does on update: what it set at creation is kept when
+        // an update leaves it out; a change is left for validation to refuse (pod specs
+        // are immutable but for a few fields).
+        for field in ["priority", "preemptionPolicy"] {
+            let sent = new
+                .get("spec")
+                .and_then(|s| s.get(field))
+                .is_some_and(|v| !v.is_null());
+            if let (false, Some(v)) = (sent, old.get("spec").and_then(|s| s.get(field)))
+                && new.get("spec").is_some_and(Value::is_object)
+            {
+                new["spec"][field] = v.clone();
             }
         }
     }

@@ -1581,6 +1581,25 @@ fn flannel_manifest_rbac_and_priority_classes() {
             .any(|l| l.starts_with("Priority:") && l.ends_with(" 0")),
         "{described}"
     );
+    // A pod's priority cannot change; an update that leaves it out keeps it.
+    for patch in [
+        r#"{"spec":{"priority":5}}"#,
+        r#"{"spec":{"priorityClassName":"system-node-critical"}}"#,
+    ] {
+        let err = s.fails(&["patch", "pod", "plain", "--type=merge", "-p", patch]);
+        assert!(
+            err.contains("spec: Forbidden: pod updates may not change fields other than"),
+            "{patch}: {err}"
+        );
+    }
+    let mut stripped = s.json(&["get", "pod", "plain"]);
+    if let Some(spec) = stripped["spec"].as_object_mut() {
+        spec.remove("priority");
+        spec.remove("preemptionPolicy");
+    }
+    let o = s.with_stdin(&["replace", "-f", "-"], &stripped.to_string());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(s.json(&["get", "pod", "plain"])["spec"]["priority"], 0);
 
     // Priority admission refusals.
     let pod_with = |name: &str, extra: &str| {

@@ -199,10 +199,12 @@ pub(crate) mod fmt {
         if examples.is_empty() {
             return format!("{msg} (regex used for validation is '{fmt}')");
         }
+        // As Go writes it: each example followed by ", ", joined by " or " (so two
+        // spaces before each "or").
         let shown: Vec<String> = examples.iter().map(|e| format!("'{e}', ")).collect();
         format!(
             "{msg} (e.g. {}regex used for validation is '{fmt}')",
-            shown.join("or ")
+            shown.join(" or ")
         )
     }
 
@@ -4557,7 +4559,7 @@ mod tests {
             (
                 "not a percent",
                 ds_with(&[(ru, json!({"maxUnavailable": "10"}))]),
-                "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"10\"}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%', or '93%', regex used for validation is '[0-9]+%')".into(),
+                "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"10\"}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')".into(),
             ),
             (
                 "over 100%",
@@ -4610,7 +4612,7 @@ mod tests {
             (
                 "container name not a label",
                 ds_with(&[(&format!("{c0}/name"), json!("Fluent_d"))]),
-                "spec.template.spec.containers[0].name: Invalid value: \"Fluent_d\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
+                "spec.template.spec.containers[0].name: Invalid value: \"Fluent_d\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
             ),
             (
                 "duplicate container names",
@@ -4753,7 +4755,7 @@ mod tests {
             (
                 "bad volume name",
                 ds_with(&[(&format!("{pod}/volumes"), json!([{"name": "My_Data", "emptyDir": {}}]))]),
-                "spec.template.spec.volumes[0].name: Invalid value: \"My_Data\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
+                "spec.template.spec.volumes[0].name: Invalid value: \"My_Data\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
             ),
             (
                 "dnsPolicy",
@@ -4798,7 +4800,7 @@ mod tests {
             (
                 "nodeSelector value",
                 ds_with(&[(&format!("{pod}/nodeSelector"), json!({"disk": "ssd only"}))]),
-                "spec.template.spec.nodeSelector: Invalid value: \"ssd only\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue', or 'my_value', or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into(),
+                "spec.template.spec.nodeSelector: Invalid value: \"ssd only\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into(),
             ),
             (
                 "probe without handler",
@@ -4815,7 +4817,7 @@ mod tests {
                 ds_with(&[
                     ("/spec/template/metadata/labels", json!({"app": "fluentd", "bad key": "x"})),
                 ]),
-                "spec.template.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into(),
+                "spec.template.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into(),
             ),
             (
                 "node affinity without terms",
@@ -4877,7 +4879,7 @@ mod tests {
             (
                 "label key",
                 ns(&meta(json!({"name": "a", "namespace": "d", "labels": {"example.com/": "x"}}))),
-                "[metadata.labels: Invalid value: \"example.com/\": name part must be non-empty, metadata.labels: Invalid value: \"example.com/\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]".into(),
+                "[metadata.labels: Invalid value: \"example.com/\": name part must be non-empty, metadata.labels: Invalid value: \"example.com/\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]".into(),
             ),
             (
                 "label value too long",
@@ -4887,7 +4889,7 @@ mod tests {
             (
                 "annotation key with two slashes",
                 ns(&meta(json!({"name": "a", "namespace": "d", "annotations": {"a/b/c": "x"}}))),
-                "metadata.annotations: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into(),
+                "metadata.annotations: Invalid value: \"a/b/c\": a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into(),
             ),
             (
                 "annotations too large",
@@ -5249,7 +5251,7 @@ mod tests {
 metadata.taints[0].effect: Unsupported value: \"NoRun\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\", \
 metadata.taints[2]: Duplicate value: core.Taint{Key:\"k\", Value:\"other\", Effect:\"NoSchedule\", TimeAdded:(*v1.Time)(nil)}: taints must be unique by key and effect pair, \
 metadata.taints[3].key: Invalid value: \"\": name part must be non-empty, \
-metadata.taints[3].key: Invalid value: \"\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]'), \
+metadata.taints[3].key: Invalid value: \"\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]'), \
 metadata.taints[3].effect: Required value]"
         );
         let old = node(
@@ -5355,7 +5357,7 @@ metadata.taints[3].effect: Required value]"
             svc(
                 json!({"metadata": {"name": "1web", "namespace": "d"}, "spec": {"ports": [{"port": 80}]}})
             ),
-            "metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name', or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+            "metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
         );
         assert_eq!(
             svc(

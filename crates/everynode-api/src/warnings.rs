@@ -243,10 +243,15 @@ fn container(c: &Value, path: &str, out: &mut Vec<String>) {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let fractional = qty::parse(&text).is_some_and(|q| !q.round_up_to_milli().is_integer());
-            if fractional {
+            // Named as Kubernetes holds it by then: rounded up to milli-units, in its
+            // canonical form (`0.5` is `500m`, `100.5m` is `101m`).
+            let Some(milli) = qty::parse(&text).map(|q| q.round_up_to_milli()) else {
+                continue;
+            };
+            if !milli.is_integer() {
                 out.push(format!(
-                    "{path}.resources.{kind}[{resource}]: fractional byte value \"{text}\" is invalid, must be an integer"
+                    "{path}.resources.{kind}[{resource}]: fractional byte value \"{}\" is invalid, must be an integer",
+                    milli.canonical()
                 ));
             }
         }
@@ -312,7 +317,7 @@ mod tests {
                     "containers": [{
                         "name": "c",
                         "resources": { "limits": { "memory": "100m", "cpu": "100m" },
-                                       "requests": { "memory": "64Mi" } },
+                                       "requests": { "memory": "100.5m" } },
                         "env": [
                             { "name": "FOO", "value": "a" },
                             { "name": "FOO", "value": "b" },
@@ -331,6 +336,7 @@ mod tests {
                 "spec.template.metadata.annotations[scheduler.alpha.kubernetes.io/critical-pod]: non-functional in v1.16+; use the \"priorityClassName\" field instead",
                 "spec.template.spec.volumes[0].gitRepo: deprecated in v1.11",
                 "spec.template.spec.containers[0].resources.limits[memory]: fractional byte value \"100m\" is invalid, must be an integer",
+                "spec.template.spec.containers[0].resources.requests[memory]: fractional byte value \"101m\" is invalid, must be an integer",
                 "spec.template.spec.containers[0].env[1]: hides previous definition of \"FOO\", which may be dropped when using apply",
             ]
         );

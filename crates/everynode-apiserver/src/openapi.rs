@@ -446,6 +446,56 @@ const ENUMS: &[(&str, &str, &[&str])] = &[
         "addressType",
         &["FQDN", "IPv4", "IPv6"],
     ),
+    (
+        "io.k8s.api.scheduling.v1.PriorityClass",
+        "preemptionPolicy",
+        &["Never", "PreemptLowerPriority"],
+    ),
+    (
+        "io.k8s.api.core.v1.HTTPGetAction",
+        "scheme",
+        &["HTTP", "HTTPS"],
+    ),
+    (
+        "io.k8s.api.core.v1.TopologySpreadConstraint",
+        "whenUnsatisfiable",
+        &["DoNotSchedule", "ScheduleAnyway"],
+    ),
+    (
+        "io.k8s.api.core.v1.TopologySpreadConstraint",
+        "nodeAffinityPolicy",
+        &["Honor", "Ignore"],
+    ),
+    (
+        "io.k8s.api.core.v1.TopologySpreadConstraint",
+        "nodeTaintsPolicy",
+        &["Honor", "Ignore"],
+    ),
+    (
+        "io.k8s.api.core.v1.SeccompProfile",
+        "type",
+        &["Localhost", "RuntimeDefault", "Unconfined"],
+    ),
+    (
+        "io.k8s.api.core.v1.AppArmorProfile",
+        "type",
+        &["Localhost", "RuntimeDefault", "Unconfined"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSecurityContext",
+        "fsGroupChangePolicy",
+        &["Always", "OnRootMismatch"],
+    ),
+    (
+        "io.k8s.api.core.v1.SecurityContext",
+        "procMount",
+        &["Default", "Unmasked"],
+    ),
+    (
+        "io.k8s.api.core.v1.VolumeMount",
+        "mountPropagation",
+        &["Bidirectional", "HostToContainer", "None"],
+    ),
 ];
 
 fn add<T: JsonSchema>(g: &mut SchemaGenerator) {

@@ -536,6 +536,11 @@ fn api_resources_and_explain() {
         ex.contains("ENUM:\n    OnDelete\n    RollingUpdate\n"),
         "{ex}"
     );
+    let ex = s.ok(&["explain", "pc.preemptionPolicy"]);
+    assert!(
+        ex.contains("ENUM:\n    Never\n    PreemptLowerPriority\n"),
+        "{ex}"
+    );
     let ex = s.ok(&["explain", "pod.spec.tolerations.effect"]);
     assert!(
         ex.contains("ENUM:\n    NoExecute\n    NoSchedule\n    PreferNoSchedule\n"),

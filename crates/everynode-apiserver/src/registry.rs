@@ -530,14 +530,15 @@ impl Registry {
         }
     }
 
-    /// The ServiceAccount admission's lookup: a pod runs as a ServiceAccount that exists
-    /// in its namespace (mirror pods, which name none, excepted).
+    /// The ServiceAccount admission: a pod runs as a ServiceAccount that exists in its
+    /// namespace (mirror pods, which name none, excepted), and a pod that names no image
+    /// pull secrets gets its ServiceAccount's.
     fn check_service_account(
         &self,
         res: &ResourceInfo,
         ns: &str,
         name: &str,
-        pod: &k8s_openapi::api::core::v1::Pod,
+        pod: &mut k8s_openapi::api::core::v1::Pod,
     ) -> ApiResult<()> {
         let mirror = pod
             .metadata
@@ -552,7 +553,23 @@ impl Registry {
             .as_ref()
             .and_then(|s| s.service_account_name.as_deref())
             .unwrap_or("default");
-        if mirror || self.store.get(&sas.key(Some(ns), account)).is_some() {
+        if mirror {
+            return Ok(());
+        }
+        if let Some(kv) = self.store.get(&sas.key(Some(ns), account)) {
+            let none_named = pod
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.image_pull_secrets.as_ref().is_none_or(Vec::is_empty));
+            // (Most ServiceAccounts have none: nothing to decode then.)
+            if none_named && memchr::memmem::find(&kv.value, b"imagePullSecrets").is_some() {
+                let sa: k8s_openapi::api::core::v1::ServiceAccount =
+                    serde_json::from_slice(&kv.value)
+                        .map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?;
+                if let Some(spec) = pod.spec.as_mut() {
+                    spec.image_pull_secrets = sa.image_pull_secrets.filter(|s| !s.is_empty());
+                }
+            }
             return Ok(());
         }
         Err(ApiError::forbidden_object(
@@ -1327,6 +1344,29 @@ mod tests {
             .unwrap();
         assert_eq!(named["spec"]["serviceAccountName"], "fluentd");
         assert_eq!(named["spec"]["serviceAccount"], "fluentd");
+        // A ServiceAccount's image pull secrets go to pods that name none.
+        let puller = json!({ "apiVersion": "v1", "kind": "ServiceAccount",
+                             "metadata": { "name": "puller", "namespace": "default" },
+                             "imagePullSecrets": [{ "name": "registry" }] });
+        reg.create(sas, Some("default"), puller, &opts)
+            .await
+            .unwrap();
+        let mut pulled = pod();
+        pulled["metadata"]["name"] = json!("pulled");
+        pulled["spec"]["serviceAccountName"] = json!("puller");
+        let mut own = pulled.clone();
+        let pulled = reg
+            .create(pods, Some("default"), pulled, &opts)
+            .await
+            .unwrap();
+        assert_eq!(
+            pulled["spec"]["imagePullSecrets"],
+            json!([{ "name": "registry" }])
+        );
+        own["metadata"]["name"] = json!("own");
+        own["spec"]["imagePullSecrets"] = json!([{ "name": "mine" }]);
+        let own = reg.create(pods, Some("default"), own, &opts).await.unwrap();
+        assert_eq!(own["spec"]["imagePullSecrets"], json!([{ "name": "mine" }]));
 
         let before = reg.get(sas, Some("team"), "default").unwrap();
         reg.delete(sas, Some("team"), "default", &DeleteOptions::default())

@@ -833,6 +833,44 @@ impl Fleet {
             .as_ref()
             .map(|s| s.containers.clone())
             .unwrap_or_default();
+        let inits = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.clone())
+            .unwrap_or_default();
+        // Init containers as a kubelet reports them: waiting while the pod starts
+        // (`Init:0/N`), then each run to completion (or, a sidecar with restartPolicy
+        // Always, running beside the containers).
+        let init_statuses = |started_at: Option<&str>| -> Vec<Value> {
+            let uid = pod.metadata.uid.as_deref().unwrap_or("");
+            inits
+                .iter()
+                .map(|c| {
+                    let image = c.image.clone().unwrap_or_default();
+                    let sidecar = c.restart_policy.as_deref() == Some("Always");
+                    let mut st = json!({
+                        "name": c.name, "image": image, "imageID": "", "ready": false,
+                        "restartCount": 0, "started": false,
+                        "state": { "waiting": { "reason": "PodInitializing" } },
+                    });
+                    if let Some(t) = started_at {
+                        st["imageID"] = json!(format!("sim://{image}"));
+                        st["containerID"] = json!(format!("sim://{uid}-{}", c.name));
+                        st["state"] = if sidecar {
+                            st["ready"] = json!(true);
+                            st["started"] = json!(true);
+                            json!({ "running": { "startedAt": t } })
+                        } else {
+                            st["ready"] = json!(true);
+                            json!({ "terminated": { "exitCode": 0, "reason": "Completed",
+                                                    "startedAt": t, "finishedAt": t,
+                                                    "containerID": format!("sim://{uid}-{}", c.name) } })
+                        };
+                    }
+                    st
+                })
+                .collect()
+        };
         let start_time = now();
         let failing: Vec<&str> = containers
             .iter()
@@ -855,22 +893,42 @@ impl Fleet {
                 })
                 .collect::<Vec<_>>()
         };
-        let pending = |statuses: Vec<Value>, t: &str| {
+        let pending = |statuses: Vec<Value>, t: &str, initialized: bool| {
             let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
             let unready = format!("containers with unready status: [{}]", names.join(" "));
-            json!({ "status": {
+            let init_names: Vec<&str> = inits.iter().map(|c| c.name.as_str()).collect();
+            let incomplete = format!(
+                "containers with incomplete status: [{}]",
+                init_names.join(" ")
+            );
+            let initialized_cond = if initialized || inits.is_empty() {
+                cond("Initialized", "True", t, None)
+            } else {
+                cond(
+                    "Initialized",
+                    "False",
+                    t,
+                    Some(("ContainersNotInitialized", incomplete.as_str())),
+                )
+            };
+            let mut status = json!({ "status": {
                 "phase": "Pending",
                 "hostIP": host_ip, "hostIPs": [{ "ip": host_ip }],
                 "startTime": start_time,
                 "conditions": [
                     cond("PodReadyToStartContainers", "False", t, None),
-                    cond("Initialized", "True", t, None),
+                    initialized_cond,
                     cond("Ready", "False", t, Some(("ContainersNotReady", unready.as_str()))),
                     cond("ContainersReady", "False", t, Some(("ContainersNotReady", unready.as_str()))),
                     cond("PodScheduled", "True", t, None),
                 ],
                 "containerStatuses": statuses,
-            }})
+            }});
+            if !inits.is_empty() {
+                status["status"]["initContainerStatuses"] =
+                    json!(init_statuses(initialized.then_some(t)));
+            }
+            status
         };
         let t = now();
         // With no start delay and nothing to pull in vain, the containers are running
@@ -878,7 +936,11 @@ impl Fleet {
         let instant = self.opts.ready_delay.is_zero() && failing.is_empty();
         if !instant
             && !self
-                .patch_status(&api, &name, pending(waiting("ContainerCreating", None), &t))
+                .patch_status(
+                    &api,
+                    &name,
+                    pending(waiting("ContainerCreating", None), &t, false),
+                )
                 .await
         {
             return;
@@ -888,7 +950,7 @@ impl Fleet {
             let pull = pull_error(image);
             let msg = Some(pull.clone());
             if !self
-                .patch_status(&api, &name, pending(waiting("ErrImagePull", msg), &t))
+                .patch_status(&api, &name, pending(waiting("ErrImagePull", msg), &t, true))
                 .await
             {
                 return;
@@ -901,7 +963,7 @@ impl Fleet {
                 .patch_status(
                     &api,
                     &name,
-                    pending(waiting("ImagePullBackOff", backoff), &t),
+                    pending(waiting("ImagePullBackOff", backoff), &t, true),
                 )
                 .await
             {
@@ -943,6 +1005,10 @@ impl Fleet {
             ],
             "containerStatuses": running,
         }});
+        let mut status = status;
+        if !inits.is_empty() {
+            status["status"]["initContainerStatuses"] = json!(init_statuses(Some(&t)));
+        }
         if self.patch_status(&api, &name, status).await {
             self.played(&api, &name, pod.metadata.uid.as_deref().unwrap_or(""))
                 .await;

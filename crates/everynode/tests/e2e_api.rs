@@ -1558,6 +1558,17 @@ fn flannel_manifest_rbac_and_priority_classes() {
         assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
     }
     let pod = items[0]["metadata"]["name"].as_str().expect("name");
+    // Its two init containers ran to completion, as a kubelet reports them.
+    let inits = s.eventually(
+        "flannel's init containers completed",
+        &["get", "pod", "-n", "kube-flannel", pod, "-o",
+          "jsonpath={range .status.initContainerStatuses[*]}{.name}={.state.terminated.reason} {end}"],
+        |out| out.split_whitespace().count() == 2 && out.split_whitespace().all(|w| w.ends_with("=Completed")),
+    );
+    assert_eq!(
+        inits.trim(),
+        "install-cni-plugin=Completed install-cni=Completed"
+    );
     let described = s.ok(&["describe", "pod", "-n", "kube-flannel", pod]);
     assert!(
         described

@@ -954,8 +954,11 @@ async fn start_cluster(
         ..SimOptions::default()
     };
     let renew = opts.renew_interval;
+    let kubelet =
+        crate::cluster::in_process_client_as(&running.server, &running.admin_token, "kubelet")?;
     crate::cluster::start(
         client.clone(),
+        kubelet,
         0,
         opts.clone(),
         everynode_controllers::nodelifecycle::DEFAULT_GRACE,

@@ -24,17 +24,36 @@ pub async fn client(kubeconfig: &Path) -> Result<kube::Client, String> {
 
 /// A kube client wired straight to the API server's router: the same handlers,
 /// authentication and admission as over HTTPS, without a socket, TLS or HTTP framing.
-/// `everynode up` gives it to its controllers and simulated nodes.
+/// `everynode up` gives it to its controllers; their writes are managed fields of
+/// `kube-controller-manager`, as in Kubernetes ([`in_process_client_as`] for others).
 pub fn in_process_client(
     server: &everynode_apiserver::ApiServer,
     token: &str,
 ) -> Result<kube::Client, String> {
+    in_process_client_as(server, token, "kube-controller-manager")
+}
+
+/// [`in_process_client`] for the component `agent` (`kubelet` for the simulated nodes):
+/// its User-Agent, from which the server names the field manager of its writes.
+pub fn in_process_client_as(
+    server: &everynode_apiserver::ApiServer,
+    token: &str,
+    agent: &str,
+) -> Result<kube::Client, String> {
     let bearer =
         http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
+    let user_agent = http::HeaderValue::from_str(&format!(
+        "{agent}/{} (linux/amd64) everynode",
+        everynode_apiserver::openapi::GIT_VERSION
+    ))
+    .map_err(|e| e.to_string())?;
     let service = tower::ServiceBuilder::new()
         .map_request(move |mut req: http::Request<kube::client::Body>| {
-            req.headers_mut()
-                .insert(http::header::AUTHORIZATION, bearer.clone());
+            let headers = req.headers_mut();
+            headers.insert(http::header::AUTHORIZATION, bearer.clone());
+            headers
+                .entry(http::header::USER_AGENT)
+                .or_insert_with(|| user_agent.clone());
             req
         })
         .service(server.router());
@@ -57,6 +76,7 @@ pub fn initial_nodes(count: usize) -> Vec<SimNodeSpec> {
 /// Starts the controllers and the simulated-node fleet; they run until the runtime stops.
 pub async fn start(
     client: kube::Client,
+    kubelet: kube::Client,
     nodes: usize,
     sim_opts: SimOptions,
     grace: Duration,
@@ -67,10 +87,10 @@ pub async fn start(
         renew_interval: sim_opts.renew_interval.min(grace / 4),
         ..sim_opts
     };
-    sim::register_many(&client, &initial_nodes(nodes), sim_opts.concurrency)
+    sim::register_many(&kubelet, &initial_nodes(nodes), sim_opts.concurrency)
         .await
         .map_err(|e| format!("registering nodes: {e}"))?;
-    tokio::spawn(Fleet::new(client.clone(), sim_opts).run());
+    tokio::spawn(Fleet::new(kubelet, sim_opts).run());
     // One watch and one copy of each pod and node for all the controllers.
     let informers = Informers::new(client.clone());
     tokio::spawn(everynode_controllers::scheduler::run(informers.clone()));

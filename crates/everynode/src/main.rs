@@ -444,13 +444,15 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
         } else {
             0
         };
-        cluster::start(client.clone(), sim_nodes, sim, grace).await?;
+        let kubelet =
+            cluster::in_process_client_as(&running.server, &running.admin_token, "kubelet")?;
+        cluster::start(client.clone(), kubelet.clone(), sim_nodes, sim, grace).await?;
         if up.runtime == Runtime::Sim {
             addons::install(&client, &args.data_dir).await?;
         }
         if up.runtime == Runtime::Process {
             process_nodes = cluster::start_process_nodes(
-                client,
+                kubelet,
                 up.nodes,
                 &args.data_dir,
                 &running.ca_pem,

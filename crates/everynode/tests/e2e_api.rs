@@ -943,6 +943,18 @@ fn deleting_a_namespace_deletes_its_contents() {
     ] {
         assert_eq!(bundle(ns), ca, "{ns}");
     }
+    // Written by the controller manager, as its managed fields say.
+    let managers = s.ok(&[
+        "get",
+        "cm",
+        "kube-root-ca.crt",
+        "-n",
+        "scratch",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(managers, "kube-controller-manager");
     s.ok(&["delete", "cm", "kube-root-ca.crt", "-n", "scratch"]);
     assert_eq!(bundle("scratch"), ca);
     s.ok(&[

@@ -933,7 +933,8 @@ impl Fleet {
         let t = now();
         // With no start delay and nothing to pull in vain, the containers are running
         // before a kubelet's first status sync would go out: one write says it all.
-        let instant = self.opts.ready_delay.is_zero() && failing.is_empty();
+        let unmounted = self.missing_volume(&ns, &pod).await;
+        let instant = self.opts.ready_delay.is_zero() && failing.is_empty() && unmounted.is_none();
         if !instant
             && !self
                 .patch_status(
@@ -944,6 +945,25 @@ impl Fleet {
                 .await
         {
             return;
+        }
+        // A volume whose ConfigMap or Secret is missing keeps the pod ContainerCreating,
+        // a FailedMount event each try, until the object appears (or the pod goes).
+        if let Some(mut why) = unmounted {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let mut wait = Duration::from_secs(1);
+            loop {
+                self.recorder
+                    .pod_on_node(&pod, &node, None, "Warning", "FailedMount", &why);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+                if !matches!(self.state().pods.get(&uid), Some(Stage::Starting)) {
+                    return;
+                }
+                match self.missing_volume(&ns, &pod).await {
+                    Some(again) => why = again,
+                    None => break,
+                }
+            }
         }
         tokio::time::sleep(self.opts.ready_delay).await;
         if let Some(image) = failing.first() {
@@ -1152,6 +1172,40 @@ impl Fleet {
 
     /// Records an event about a pod from its node's simulated kubelet (counted and
     /// rate-limited by the fleet's recorder, written in the background).
+    /// The kubelet's complaint about the first volume it could not set up: a ConfigMap
+    /// or Secret (not marked optional) that does not exist in the pod's namespace.
+    async fn missing_volume(&self, ns: &str, pod: &Pod) -> Option<String> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        let volumes = pod.spec.as_ref()?.volumes.as_ref()?;
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        for v in volumes {
+            let (kind, name, exists) =
+                if let Some(cm) = v.config_map.as_ref().filter(|c| c.optional != Some(true)) {
+                    let name = cm.name.clone();
+                    let found = config_maps
+                        .get_metadata_opt(&name)
+                        .await
+                        .map(|o| o.is_some());
+                    ("configmap", name, found)
+                } else if let Some(sec) = v.secret.as_ref().filter(|s| s.optional != Some(true)) {
+                    let name = sec.secret_name.clone().unwrap_or_default();
+                    let found = secrets.get_metadata_opt(&name).await.map(|o| o.is_some());
+                    ("secret", name, found)
+                } else {
+                    continue;
+                };
+            // (An error reading is no proof of absence: the pod goes on.)
+            if let Ok(false) = exists {
+                return Some(format!(
+                    "MountVolume.SetUp failed for volume \"{}\" : {kind} \"{name}\" not found",
+                    v.name
+                ));
+            }
+        }
+        None
+    }
+
     fn event(&self, pod: &Pod, node: &str, reason: &str, message: &str) {
         let type_ = if reason == "Failed" || reason == "BackOff" {
             "Warning"

@@ -841,6 +841,42 @@ fn pods_run_as_the_default_service_account_and_exec_says_why_it_cannot() {
     s.ok(&["apply", "-f", &example("fluentd-serviceaccount.yaml")]);
     wait_pods_on(&s, "kube-system", "app=fluentd", &["master", "node1"]);
 
+    // A pod whose ConfigMap volume is missing stays ContainerCreating, with the
+    // kubelet's FailedMount, until the ConfigMap is there.
+    let mounted = "apiVersion: v1\nkind: Pod\nmetadata: {name: cfg}\nspec:\n  containers: [{name: c, image: nginx}]\n  volumes: [{name: conf, configMap: {name: later}}]\n";
+    let o = s.apply_yaml(mounted);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    s.eventually(
+        "FailedMount",
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=cfg,reason=FailedMount",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+        |out| {
+            out.contains(
+                "MountVolume.SetUp failed for volume \"conf\" : configmap \"later\" not found",
+            )
+        },
+    );
+    let waiting = s.ok(&[
+        "get",
+        "pod",
+        "cfg",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+    ]);
+    assert_eq!(waiting, "ContainerCreating");
+    s.ok(&["create", "configmap", "later", "--from-literal=a=b"]);
+    s.eventually(
+        "cfg running",
+        &["get", "pod", "cfg", "-o", "jsonpath={.status.phase}"],
+        |out| out == "Running",
+    );
+
     let err = s.fails(&["exec", "nope", "--", "ls"]);
     assert!(err.contains("pods \"nope\" not found"), "{err}");
     let subs = s.ok(&["get", "--raw", "/api/v1"]);

@@ -4252,6 +4252,50 @@ pub fn validate_secret_update(new: &Secret, old: &Secret) -> Errs {
     errs
 }
 
+/// An EndpointSlice's address type (metadata is checked with every generic object): one
+/// of the three, at most 1,000 endpoints, each with 1 to 100 addresses.
+pub fn validate_endpoint_slice(es: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Errs {
+    let mut errs = Vec::new();
+    if !["FQDN", "IPv4", "IPv6"].contains(&es.address_type.as_str()) {
+        errs.push(FieldError::not_supported(
+            "addressType",
+            &es.address_type,
+            &["FQDN", "IPv4", "IPv6"],
+        ));
+    }
+    if es.endpoints.len() > 1000 {
+        errs.push(FieldError::too_many("endpoints", es.endpoints.len(), 1000));
+    }
+    for (i, e) in es.endpoints.iter().enumerate() {
+        let path = format!("endpoints[{i}].addresses");
+        if e.addresses.is_empty() {
+            errs.push(FieldError::required(
+                path,
+                "must contain at least 1 address",
+            ));
+        } else if e.addresses.len() > 100 {
+            errs.push(FieldError::too_many(path, e.addresses.len(), 100));
+        }
+    }
+    errs
+}
+
+/// An update of an EndpointSlice: its address type never changes.
+pub fn validate_endpoint_slice_update(
+    new: &k8s_openapi::api::discovery::v1::EndpointSlice,
+    old: &k8s_openapi::api::discovery::v1::EndpointSlice,
+) -> Errs {
+    let mut errs = validate_endpoint_slice(new);
+    if new.address_type != old.address_type {
+        errs.push(FieldError::invalid(
+            "addressType",
+            &new.address_type,
+            "field is immutable",
+        ));
+    }
+    errs
+}
+
 /// Leases (coordination.k8s.io): metadata plus positive durations and a known strategy.
 pub fn validate_lease(l: &Lease) -> Errs {
     let mut errs = object_meta(
@@ -5590,5 +5634,32 @@ metadata.taints[3].effect: Required value]"
         let mut old = secret("Opaque", json!({}));
         old.type_ = None;
         assert!(validate_secret_update(&secret("Opaque", json!({})), &old).is_empty());
+    }
+
+    #[test]
+    fn endpoint_slices_name_a_known_address_type_that_never_changes() {
+        let slice = |t: &str, addresses: Value| -> k8s_openapi::api::discovery::v1::EndpointSlice {
+            serde_json::from_value(json!({ "metadata": { "name": "s" }, "addressType": t,
+                                           "endpoints": [{ "addresses": addresses }] }))
+            .unwrap()
+        };
+        assert!(validate_endpoint_slice(&slice("IPv4", json!(["10.0.0.1"]))).is_empty());
+        assert_eq!(
+            messages(&validate_endpoint_slice(&slice("Bogus", json!(["x"])))),
+            vec![
+                "addressType: Unsupported value: \"Bogus\": supported values: \"FQDN\", \"IPv4\", \"IPv6\""
+            ]
+        );
+        assert_eq!(
+            messages(&validate_endpoint_slice(&slice("IPv4", json!([])))),
+            vec!["endpoints[0].addresses: Required value: must contain at least 1 address"]
+        );
+        assert_eq!(
+            messages(&validate_endpoint_slice_update(
+                &slice("IPv6", json!(["::1"])),
+                &slice("IPv4", json!(["10.0.0.1"]))
+            )),
+            vec!["addressType: Invalid value: \"IPv6\": field is immutable"]
+        );
     }
 }

@@ -343,6 +343,7 @@ fn validate_create(res: &ResourceInfo, v: &Value) -> ApiResult<Vec<FieldError>> 
             match res.kind {
                 "ConfigMap" => e.extend(validation::validate_config_map(&typed(res, v)?)),
                 "Secret" => e.extend(validation::validate_secret(&typed(res, v)?)),
+                "EndpointSlice" => e.extend(validation::validate_endpoint_slice(&typed(res, v)?)),
                 _ => {}
             }
             e
@@ -462,6 +463,12 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> ApiResul
                     &typed(res, new)?,
                     &typed(res, old)?,
                 )),
+                (Strategy::Generic, "EndpointSlice") => {
+                    e.extend(validation::validate_endpoint_slice_update(
+                        &typed(res, new)?,
+                        &typed(res, old)?,
+                    ))
+                }
                 _ => {}
             }
             e

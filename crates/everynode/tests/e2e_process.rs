@@ -355,6 +355,10 @@ spec:
         "involvedObject.name=crasher",
     ]);
     assert!(events.contains("BackOff"), "{events}");
+    // Each start is a Created and a Started event, as a kubelet records them.
+    for want in ["Created container: ", "Started container "] {
+        assert!(events.contains(want), "{want}: {events}");
+    }
 }
 
 #[test]

@@ -668,6 +668,8 @@ impl Worker {
             killing: false,
         });
         let name = spec.name.clone();
+        // A kubelet's two events for a container it starts (1.33's wording).
+        self.event("Normal", "Created", &format!("Created container: {name}"));
         self.event("Normal", "Started", &format!("Started container {name}"));
     }
 

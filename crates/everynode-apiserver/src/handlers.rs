@@ -559,11 +559,14 @@ fn field_validation(q: &HashMap<String, String>) -> ApiResult<FieldValidation> {
 /// Checks a body against its kind's schema: a value of the wrong JSON type is a 400 in
 /// Go's words; unknown fields are a 400 (Strict) or warnings (Warn). Returns the
 /// warnings to send.
+/// The field check of a write (`sub`: the subresource written, if any), with the
+/// warnings the answer carries.
 fn check_fields(
     st: &ServerState,
     res: &ResourceInfo,
     obj: &Value,
     mode: FieldValidation,
+    sub: Option<&str>,
 ) -> ApiResult<Vec<String>> {
     let found = st.openapi.check(res, obj);
     // A value of the wrong JSON type cannot be decoded, whatever the field validation.
@@ -573,8 +576,12 @@ fn check_fields(
             res.kind, res.version, res.kind
         )));
     }
-    // What kube-apiserver warns of in pods and pod templates, after the unknown fields.
-    let about_pods = || everynode_api::warnings::for_object(res.kind, obj);
+    // What kube-apiserver warns of in pods and pod templates, after the unknown fields;
+    // status writes (a kubelet's, many a second) get none, as there.
+    let about_pods = || match sub {
+        None => everynode_api::warnings::for_object(res.kind, obj),
+        Some(_) => Vec::new(),
+    };
     if mode == FieldValidation::Ignore {
         return Ok(about_pods());
     }
@@ -876,7 +883,7 @@ async fn resource_as(
             let mode = field_validation(&q)?;
             let mut obj = decode_body(&media, &read_body(body).await?)?;
             request::check_type(res, &mut obj)?;
-            let warnings = check_fields(st, res, &obj, mode)?;
+            let warnings = check_fields(st, res, &obj, mode, None)?;
             auth::admit_node_create(user, res.plural, &obj).map_err(ApiError::forbidden)?;
             if res.strategy == Strategy::CertificateSigningRequest {
                 crate::strategy::set_csr_requestor(&mut obj, user);
@@ -933,7 +940,7 @@ async fn resource_as(
             let mode = field_validation(&q)?;
             let mut obj = decode_body(&media, &read_body(body).await?)?;
             request::check_type(res, &mut obj)?;
-            let warnings = check_fields(st, res, &obj, mode)?;
+            let warnings = check_fields(st, res, &obj, mode, sub)?;
             let part = match sub {
                 Some("approval") => Part::Approval,
                 Some(_) => Part::Status,
@@ -1032,7 +1039,7 @@ async fn resource_as(
                 {
                     m.remove("resourceVersion");
                 }
-                let w = check_fields(st, res, &patched, mode)?;
+                let w = check_fields(st, res, &patched, mode, sub)?;
                 if let Ok(mut g) = warnings.lock() {
                     *g = w;
                 }
@@ -1048,7 +1055,7 @@ async fn resource_as(
                     if name_of(&obj).is_empty() {
                         obj["metadata"]["name"] = json!(n);
                     }
-                    let w = check_fields(st, res, &obj, mode)?;
+                    let w = check_fields(st, res, &obj, mode, None)?;
                     let created = reg.create(res, ns, obj, &opts).await?;
                     return Ok(with_warnings(
                         respond_object(res, &created, output, StatusCode::CREATED, include),

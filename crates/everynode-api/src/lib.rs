@@ -30,3 +30,10 @@ pub mod smp;
 pub mod table;
 pub mod validation;
 pub mod warnings;
+
+/// A boolean query parameter as Go's `strconv.ParseBool` (and so kube-apiserver and the
+/// kubelet) reads it: `1`, `t`, `T`, `true`, `TRUE`, `True` are true (Python's client
+/// sends `True`); anything else is false.
+pub fn query_bool(v: &str) -> bool {
+    matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}

@@ -150,8 +150,7 @@ pub fn parse_path(path: &str) -> Route {
 /// decodes them so): `1`, `t`, `T`, `true`, `TRUE` and `True` are true — Python's client
 /// sends `watch=True`.
 pub fn flag(q: &HashMap<String, String>, key: &str) -> bool {
-    q.get(key)
-        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
+    q.get(key).is_some_and(|v| everynode_api::query_bool(v))
 }
 
 pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {

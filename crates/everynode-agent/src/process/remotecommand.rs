@@ -36,7 +36,7 @@ pub struct Options {
 /// A boolean query parameter as Go's `strconv.ParseBool` reads it; absent is false.
 fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
     match v {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        _ if everynode_api::query_bool(v) => Ok(true),
         "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         _ => Err(format!(
             "invalid value {v:?} for {name}: want true or false"

@@ -194,8 +194,7 @@ fn text(code: StatusCode, msg: String) -> Response {
 /// A boolean parameter as Go's `strconv.ParseBool` reads it (`True` from Python's
 /// client, passed on by the API server, included).
 fn flag(q: &HashMap<String, String>, k: &str) -> bool {
-    q.get(k)
-        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
+    q.get(k).is_some_and(|v| everynode_api::query_bool(v))
 }
 
 /// The kubelet's options from the query string; an error names the bad parameter.

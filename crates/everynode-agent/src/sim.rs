@@ -820,14 +820,20 @@ impl Fleet {
         tokio::spawn(self.clone().start_pod(pod, node, host_ip, pod_ip));
     }
 
-    async fn start_pod(self, pod: Pod, node: String, host_ip: String, pod_ip: String) {
+    /// A pod's namespace, name, and the API of pods there.
+    fn pod_api(&self, pod: &Pod) -> (String, String, Api<Pod>) {
         let ns = pod
             .metadata
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let api = Api::namespaced(self.client.clone(), &ns);
+        (ns, name, api)
+    }
+
+    async fn start_pod(self, pod: Pod, node: String, host_ip: String, pod_ip: String) {
+        let (ns, name, api) = self.pod_api(&pod);
         let containers = pod
             .spec
             .as_ref()
@@ -1061,14 +1067,8 @@ impl Fleet {
     /// ID), or stays Waiting with `ErrImagePull`, then `ImagePullBackOff`, when the
     /// image is one that does not pull.
     async fn update_images(self, pod: Pod, node: String) {
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
+        let (_, name, api) = self.pod_api(&pod);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let status = serde_json::to_value(&pod.status).unwrap_or_default();
         let mut statuses = status["containerStatuses"]
             .as_array()
@@ -1218,13 +1218,7 @@ impl Fleet {
 
     /// A simulated container stops at once: confirm the deletion (grace 0, this very pod).
     async fn finish_delete(self, pod: Pod) {
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let (_, name, api) = self.pod_api(&pod);
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {

@@ -13,6 +13,7 @@
 //! - [`rbac`]: Roles, ClusterRoles and bindings: defaulting, validation, bootstrap policy.
 //! - [`priority`]: PriorityClasses and the Priority admission of pods.
 //! - [`table`]: kube-apiserver's Table columns and row cells per resource.
+//! - [`satoken`]: ServiceAccount tokens (JWTs): issuing, verifying, TokenRequest specs.
 //! - [`service_alloc`]: Service cluster-IP and node-port ranges and their allocator.
 //! - [`service_table`]: Services with their endpoints, for cluster DNS and a Service proxy.
 
@@ -22,6 +23,7 @@ pub mod hash;
 pub mod priority;
 pub mod quantity;
 pub mod rbac;
+pub mod satoken;
 pub mod scheduling;
 pub mod selector;
 pub mod service_alloc;

@@ -79,6 +79,16 @@ pub fn rule_allows(rule: &PolicyRule, r: &Request<'_>) -> bool {
         && name_ok
 }
 
+/// Whether `rule` allows `verb` on the non-resource path `path`: a URL equal to it, or
+/// ending in `*` and prefixing it.
+pub fn non_resource_allows(rule: &PolicyRule, verb: &str, path: &str) -> bool {
+    let url_ok =
+        rule.non_resource_urls.iter().flatten().any(|u| {
+            u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
+        });
+    url_ok && rule.verbs.iter().any(|v| v == "*" || v == verb)
+}
+
 // ---------------------------------------------------------------------------------------
 // Defaulting
 
@@ -654,6 +664,24 @@ mod tests {
             namespace: ns.map(str::to_string),
             api_group: None,
         }
+    }
+
+    #[test]
+    fn non_resource_rules_match_paths_and_prefixes() {
+        let rule = PolicyRule {
+            verbs: vec!["get".into()],
+            non_resource_urls: Some(vec!["/metrics".into(), "/logs/*".into()]),
+            ..PolicyRule::default()
+        };
+        assert!(non_resource_allows(&rule, "get", "/metrics"));
+        assert!(non_resource_allows(&rule, "get", "/logs/a/b"));
+        assert!(!non_resource_allows(&rule, "post", "/metrics"));
+        assert!(!non_resource_allows(&rule, "get", "/metricsx"));
+        assert!(!non_resource_allows(
+            &PolicyRule::default(),
+            "get",
+            "/metrics"
+        ));
     }
 
     #[test]

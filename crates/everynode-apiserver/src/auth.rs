@@ -34,10 +34,14 @@ pub const BOOTSTRAP_SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
 pub const BOOTSTRAP_SECRET_PREFIX: &str = "bootstrap-token-";
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
+    /// Set for ServiceAccounts (the ServiceAccount's uid).
+    pub uid: Option<String>,
+    /// What else the authenticator knows (a token's pod, node and credential id).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// The identity a verified TLS client certificate carries; the TLS layer puts it in the
@@ -50,6 +54,7 @@ impl User {
         User {
             name: "admin".into(),
             groups: vec![GROUP_MASTERS.into(), GROUP_AUTHENTICATED.into()],
+            ..User::default()
         }
     }
 
@@ -57,6 +62,7 @@ impl User {
         User {
             name: format!("system:node:{name}"),
             groups: vec![GROUP_NODES.into(), GROUP_AUTHENTICATED.into()],
+            ..User::default()
         }
     }
 
@@ -72,6 +78,7 @@ impl User {
         User {
             name: format!("system:bootstrap:{id}"),
             groups,
+            ..User::default()
         }
     }
 
@@ -79,6 +86,7 @@ impl User {
         User {
             name: "system:anonymous".into(),
             groups: vec!["system:unauthenticated".into()],
+            ..User::default()
         }
     }
 
@@ -89,6 +97,7 @@ impl User {
         User {
             name: common_name.to_string(),
             groups,
+            ..User::default()
         }
     }
 
@@ -444,6 +453,15 @@ pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, ApiEr
         )));
     }
     let mut groups = groups;
+    // A ServiceAccount impersonated without groups is in its ServiceAccount groups, as
+    // its tokens would put it.
+    if groups.is_empty()
+        && let Some((ns, _)) = name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'))
+    {
+        groups = everynode_api::satoken::groups(ns);
+    }
     let signed_in = if name == "system:anonymous" {
         "system:unauthenticated"
     } else {
@@ -452,7 +470,11 @@ pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, ApiEr
     if !groups.iter().any(|g| g == signed_in) {
         groups.push(signed_in.to_string());
     }
-    Ok(User { name, groups })
+    Ok(User {
+        name,
+        groups,
+        ..User::default()
+    })
 }
 
 /// Whether `user` may `verb` the non-resource `path`: the administrator anything, any
@@ -464,13 +486,38 @@ pub const OPEN_PATHS: [&str; 7] = [
     "/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz",
 ];
 
-pub fn authorize_non_resource(user: &User, verb: &str, path: &str) -> Result<(), String> {
+/// The service-account issuer's discovery documents, which kubeadm's
+/// `system:service-account-issuer-discovery` binding opens to every ServiceAccount.
+pub const ISSUER_DISCOVERY_PATHS: [&str; 2] =
+    ["/.well-known/openid-configuration", "/openid/v1/jwks"];
+
+/// Whether `user` may `verb` the non-resource `path`: the administrator anything,
+/// everyone the discovery, version and health paths, ServiceAccounts the issuer
+/// discovery, and whatever the user's RBAC `rules` grant (`nonResourceURLs`).
+pub fn authorize_non_resource(
+    user: &User,
+    verb: &str,
+    path: &str,
+    rules: &[PolicyRule],
+) -> Result<(), String> {
     if user.is_admin() {
         return Ok(());
     }
     let open = OPEN_PATHS;
     let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
     if verb == "get" && open.iter().any(|p| under(p)) {
+        return Ok(());
+    }
+    if verb == "get"
+        && ISSUER_DISCOVERY_PATHS.contains(&path)
+        && user.in_group("system:serviceaccounts")
+    {
+        return Ok(());
+    }
+    if rules
+        .iter()
+        .any(|r| everynode_api::rbac::non_resource_allows(r, verb, path))
+    {
         return Ok(());
     }
     Err(format!(

@@ -24,6 +24,7 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (&'static str, &'static str,
         "exec" => ("", "v1", "PodExecOptions"),
         "attach" => ("", "v1", "PodAttachOptions"),
         "portforward" => ("", "v1", "PodPortForwardOptions"),
+        "token" => ("authentication.k8s.io", "v1", "TokenRequest"),
         _ => (r.group, r.version, r.kind),
     }
 }
@@ -31,7 +32,7 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (&'static str, &'static str,
 fn subresource_verbs(sub: &str) -> Vec<&'static str> {
     match sub {
         "status" | "approval" => vec!["get", "patch", "update"],
-        "binding" | "eviction" => vec!["create"],
+        "binding" | "eviction" | "token" => vec!["create"],
         "log" => vec!["get"],
         "exec" | "attach" | "portforward" => vec!["create", "get"],
         "finalize" => vec!["update"],

@@ -26,7 +26,7 @@ use crate::{discovery, openapi};
 use crate::{namespaces, watch};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
-fn json_response(code: StatusCode, v: &Value) -> Response {
+pub(crate) fn json_response(code: StatusCode, v: &Value) -> Response {
     let mut body = Vec::with_capacity(1024);
     if serde_json::to_writer(&mut body, v).is_err() {
         body.clear();
@@ -110,7 +110,17 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
             Ok(bytes_response(ct, openapi::v2_document(protobuf).into()))
         }
         Route::NotFound => Err(ApiError::path_not_found()),
-        Route::Metrics => Ok(metrics(&st)),
+        Route::Metrics => {
+            non_resource(&st, &user, &parts.method, "/metrics").map(|()| metrics(&st))
+        }
+        Route::IssuerDiscovery => {
+            non_resource(&st, &user, &parts.method, auth::ISSUER_DISCOVERY_PATHS[0])
+                .map(|()| crate::satokens::openid_configuration())
+        }
+        Route::IssuerKeys => {
+            non_resource(&st, &user, &parts.method, auth::ISSUER_DISCOVERY_PATHS[1])
+                .map(|()| crate::satokens::jwks(&st))
+        }
         Route::Health(_) => Err(ApiError::path_not_found()),
         Route::Resource(t) if is_pod_exec(&parts.method, &t) => {
             let ns = t.namespace.clone().unwrap_or_default();
@@ -186,7 +196,15 @@ async fn review(
     obj["metadata"] = json!({ "creationTimestamp": null });
     obj["status"] = match r.kind {
         "SelfSubjectReview" => {
-            json!({ "userInfo": { "username": user.name, "groups": user.groups } })
+            let mut info = json!({ "username": user.name });
+            if let Some(uid) = &user.uid {
+                info["uid"] = json!(uid);
+            }
+            info["groups"] = json!(user.groups);
+            if !user.extra.is_empty() {
+                info["extra"] = json!(user.extra);
+            }
+            json!({ "userInfo": info })
         }
         // The administrator may do anything; other users' permissions depend on the
         // objects (a node's on the pods bound to it), which rules cannot list.
@@ -213,6 +231,11 @@ async fn review(
                 .flat_map(|p| [p.to_string(), format!("{p}/*")])
                 .collect();
             let mut non_resource = vec![json!({ "verbs": ["get"], "nonResourceURLs": paths })];
+            if user.groups.iter().any(|g| g == "system:serviceaccounts") {
+                non_resource.push(
+                    json!({ "verbs": ["get"], "nonResourceURLs": auth::ISSUER_DISCOVERY_PATHS }),
+                );
+            }
             for r in stored_rbac_rules(st, user, ns) {
                 match &r.non_resource_urls {
                     Some(urls) if !urls.is_empty() => {
@@ -290,10 +313,15 @@ fn access_review(st: &ServerState, user: &User, spec: &Value) -> ApiResult<Value
         (verdict, Some(attrs.rbac_denial(user)))
     } else if let Some(nra) = spec.get("nonResourceAttributes").filter(|v| v.is_object()) {
         let path = text(nra, "path");
-        (
-            auth::authorize_non_resource(user, &text(nra, "verb"), &path),
-            None,
-        )
+        let verdict = auth::authorize_non_resource(
+            user,
+            &text(nra, "verb"),
+            &path,
+            &stored_rbac_rules(st, user, None),
+        );
+        // RBAC's refusal of a path is a plain one (no reason).
+        let plain = verdict.as_ref().err().cloned();
+        (verdict, plain)
     } else {
         return Err(ApiError::new(
             422,
@@ -327,6 +355,21 @@ impl auth::Facts for NoFacts<'_> {
     fn rbac_rules(&self, user: &User, namespace: Option<&str>) -> Vec<PolicyRule> {
         stored_rbac_rules(self.0, user, namespace)
     }
+}
+
+/// Authorizes a request for a non-resource path (only GET is served on them), with
+/// kube-apiserver's refusal: `forbidden: User "u" cannot get path "/metrics"`.
+fn non_resource(st: &ServerState, user: &User, method: &Method, path: &str) -> ApiResult<()> {
+    let verb = match *method {
+        Method::GET => "get",
+        Method::HEAD => "head",
+        _ => return Err(ApiError::method_not_routed()),
+    };
+    if user.is_admin() {
+        return Ok(());
+    }
+    auth::authorize_non_resource(user, verb, path, &stored_rbac_rules(st, user, None))
+        .map_err(|why| ApiError::forbidden(format!("forbidden: {why}")))
 }
 
 /// The rules the stored ClusterRoleBindings (and, in `namespace`, RoleBindings) grant
@@ -402,8 +445,13 @@ fn authenticate(st: &ServerState, parts: &http::request::Parts, route: &Route) -
     if let Some(auth::PeerIdentity(u)) = parts.extensions.get::<auth::PeerIdentity>() {
         return Some(u.clone());
     }
-    if auth::Authenticator::bearer(&parts.headers).is_some() {
+    if let Some(token) = auth::Authenticator::bearer(&parts.headers) {
         // A token that does not authenticate is a 401, even where anonymous would pass.
+        if everynode_api::satoken::looks_like_jwt(token)
+            && st.auth.authenticate_token(token.as_bytes()).is_none()
+        {
+            return crate::satokens::authenticate(st, token);
+        }
         return st.auth.authenticate_with(&parts.headers, |secret| {
             let res = resources::lookup("", "v1", "secrets")?;
             st.registry.get(res, Some("kube-system"), secret).ok()
@@ -915,6 +963,10 @@ async fn resource_as(
                 ),
             };
             Ok(with_warnings(response, &warnings))
+        }
+        (Method::POST, Some(n), Some("token")) => {
+            let obj = decode_body(&media, &read_body(body).await?)?;
+            crate::satokens::token_request(st, ns.unwrap_or(""), n, obj)
         }
         (Method::POST, Some(n), Some("binding")) => {
             let b = decode_body(&media, &read_body(body).await?)?;

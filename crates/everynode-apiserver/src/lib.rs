@@ -14,6 +14,8 @@
 //! - [`namespaces`]: deleting a namespace deletes what is in it.
 //! - [`services`]: Service cluster IPs and node ports; the `kubernetes` Service.
 //! - [`logs`] and [`exec`]: `pods/log` and `pods/exec`, proxied to the node's agent.
+//! - [`satokens`]: `serviceaccounts/token` (TokenRequest) and the ServiceAccount token
+//!   authenticator.
 //! - [`priority`]: the Priority admission of pods and the PriorityClass rules that need
 //!   the store (one global default, the system classes stay).
 
@@ -33,6 +35,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod request;
 pub mod resources;
+pub mod satokens;
 pub mod serve;
 pub mod services;
 pub mod strategy;
@@ -58,6 +61,25 @@ pub struct ServerState {
     /// How the server reaches node agents for `pods/log` (its client certificate);
     /// unset, logs are not proxied.
     pub kubelet_client: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// The key ServiceAccount tokens are signed and checked with: a fresh one per
+    /// server unless [`ApiServer::set_service_account_keys`] gives the data dir's.
+    sa_keys: std::sync::RwLock<Arc<everynode_api::satoken::Keys>>,
+}
+
+impl ServerState {
+    pub fn service_account_keys(&self) -> Arc<everynode_api::satoken::Keys> {
+        match self.sa_keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The audiences the server accepts tokens for (and issues them for by default).
+    pub fn api_audiences(&self) -> &'static [String] {
+        static AUDIENCES: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec![everynode_api::satoken::ISSUER.to_string()]);
+        &AUDIENCES
+    }
 }
 
 /// A configured API server. Build it, then [`ApiServer::router`] for in-process use or
@@ -95,6 +117,9 @@ impl ApiServer {
             watch,
             shutdown: rx,
             kubelet_client: std::sync::OnceLock::new(),
+            sa_keys: std::sync::RwLock::new(Arc::new(
+                everynode_api::satoken::Keys::generate().map_err(error::ApiError::internal)?,
+            )),
         });
         namespaces::resume(&state);
         Ok(ApiServer {
@@ -115,6 +140,16 @@ impl ApiServer {
         let cfg = logs::kubelet_client_config(cert_pem, key_pem)?;
         let _ = self.state.kubelet_client.set(cfg);
         Ok(())
+    }
+
+    /// Replaces the ServiceAccount token key (the data dir's, so that tokens outlive a
+    /// restart).
+    pub fn set_service_account_keys(&self, keys: everynode_api::satoken::Keys) {
+        let keys = Arc::new(keys);
+        match self.state.sa_keys.write() {
+            Ok(mut k) => *k = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
     }
 
     /// Signals every connection and watch to finish.

@@ -216,6 +216,11 @@ static KINDS: &[(&str, Option<&[&str]>, &Msg)] = &[
         Some(&["authorization.k8s.io/v1"]),
         &SELF_SUBJECT_RULES_REVIEW,
     ),
+    (
+        "TokenRequest",
+        Some(&["authentication.k8s.io/v1"]),
+        &TOKEN_REQUEST,
+    ),
 ];
 
 /// Shortens a client-chosen string before it is echoed in an error.
@@ -681,6 +686,32 @@ static SELF_SUBJECT_RULES_REVIEW_SPEC: Msg = Msg {
 
 static SELF_SUBJECT_REVIEW: Msg = Msg {
     fields: &[opt(1, "metadata", Ty::Msg(&OBJECT_META))],
+};
+
+/// What `kubectl create token` sends (the status is the server's to fill in).
+static TOKEN_REQUEST: Msg = Msg {
+    fields: &[
+        opt(1, "metadata", Ty::Msg(&OBJECT_META)),
+        opt(2, "spec", Ty::Msg(&TOKEN_REQUEST_SPEC)),
+        opt(3, "status", Ty::Ignored),
+    ],
+};
+
+static TOKEN_REQUEST_SPEC: Msg = Msg {
+    fields: &[
+        list(1, "audiences", Str),
+        ptr(4, "expirationSeconds", I64),
+        ptr(3, "boundObjectRef", Ty::Msg(&BOUND_OBJECT_REFERENCE)),
+    ],
+};
+
+static BOUND_OBJECT_REFERENCE: Msg = Msg {
+    fields: &[
+        opt(1, "kind", Str),
+        opt(2, "apiVersion", Str),
+        opt(3, "name", Str),
+        opt(4, "uid", Str),
+    ],
 };
 
 // policy/v1 ------------------------------------------------------------------------------

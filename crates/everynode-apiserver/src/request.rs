@@ -45,6 +45,9 @@ pub enum Route {
     /// A create-only review (`kubectl auth whoami`, `kubectl auth can-i`).
     Review(&'static crate::discovery::Review),
     Metrics,
+    /// The ServiceAccount issuer's OpenID configuration and its keys.
+    IssuerDiscovery,
+    IssuerKeys,
     NotFound,
 }
 
@@ -65,6 +68,8 @@ pub fn parse_path(path: &str) -> Route {
         "/openapi/v2" => return Route::OpenApiV2,
         "/openapi/v3" => return Route::OpenApiV3Index,
         "/metrics" => return Route::Metrics,
+        "/.well-known/openid-configuration" => return Route::IssuerDiscovery,
+        "/openid/v1/jwks" => return Route::IssuerKeys,
         _ => {}
     }
     if let Some(rest) = trimmed.strip_prefix("/openapi/v3/") {

@@ -155,7 +155,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res!("", "v1", "Secret", "secrets", "secret", namespaced: true, short: [], categories: [], sub: [],
          generation: false, strategy: Strategy::Generic, storage: "secrets", schema: "io.k8s.api.core.v1.Secret"),
     res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", namespaced: true, short: ["sa"],
-         categories: [], sub: [], generation: false, strategy: Strategy::Generic, storage: "serviceaccounts",
+         categories: [], sub: ["token"], generation: false, strategy: Strategy::Generic, storage: "serviceaccounts",
          schema: "io.k8s.api.core.v1.ServiceAccount"),
     res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", namespaced: true, short: ["ds"], categories: ["all"],
          sub: ["status"], generation: true, strategy: Strategy::DaemonSet, storage: "daemonsets",

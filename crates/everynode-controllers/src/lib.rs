@@ -10,6 +10,7 @@
 //! - [`csr`]: approves and signs kubelet client certificate requests (node join).
 //! - [`nodelifecycle`]: silent nodes become Unknown, get unreachable taints, lose pods.
 //! - [`rootca`]: the ConfigMap `kube-root-ca.crt` (the cluster CA) in every namespace.
+//! - [`satokens`]: long-lived tokens in ServiceAccount token Secrets.
 //! - [`runtime`]: the caches and work queue the loops share; [`events`]: Event recording;
 //!   [`write`]: writes whose answer is not decoded.
 
@@ -21,5 +22,6 @@ pub mod gc;
 pub mod nodelifecycle;
 pub mod rootca;
 pub mod runtime;
+pub mod satokens;
 pub mod scheduler;
 pub mod write;

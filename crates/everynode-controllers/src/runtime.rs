@@ -240,6 +240,15 @@ pub fn server_gone(e: &watcher::Error) -> bool {
     e.to_string().contains("buffer's worker closed")
 }
 
+/// Logs a failed watch of controller `who`: a warning, unless the server is gone.
+pub fn log_watch_error(who: &'static str, e: &watcher::Error) {
+    if server_gone(e) {
+        tracing::debug!(controller = who, error = %e, "watch failed");
+    } else {
+        tracing::warn!(controller = who, error = %e, "watch failed");
+    }
+}
+
 /// Keeps a cache current from its watch until the cache is dropped.
 async fn feed<K: Cached>(
     cache: Weak<CacheInner<K>>,

@@ -121,6 +121,20 @@ pub fn start_root_ca(client: kube::Client, ca_pem: &str) {
     ));
 }
 
+/// Starts the tokens controller (long-lived tokens in ServiceAccount token Secrets,
+/// signed with the API server's ServiceAccount key). Runs until the runtime stops.
+pub fn start_tokens(
+    client: kube::Client,
+    keys: std::sync::Arc<everynode_api::satoken::Keys>,
+    ca_pem: &str,
+) {
+    tokio::spawn(everynode_controllers::satokens::run(
+        client,
+        keys,
+        ca_pem.to_string(),
+    ));
+}
+
 /// Starts `count` process nodes in this process (`master`, tainted like the simulated
 /// one, then `node1`, `node2`, ...), node i on 127.0.0.(i+1) with its root directory in
 /// DATA_DIR/nodes/NAME, and the host's Service proxy. They run until `shutdown` turns true, then stop their processes.

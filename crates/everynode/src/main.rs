@@ -357,6 +357,7 @@ pub async fn start_server(args: &ServerArgs) -> Result<Running, String> {
         pki.kubelet_client_cert_pem.as_bytes(),
         pki.kubelet_client_key_pem.as_bytes(),
     )?;
+    server.set_service_account_keys(pki::service_account_keys(&args.data_dir)?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", args.listen))?;
@@ -427,6 +428,11 @@ async fn run(args: ServerArgs, up: Option<UpArgs>) -> Result<(), String> {
     join::publish_cluster_info(&admin, &server_url, &running.ca_pem).await?;
     let token = join::ensure_start_token(&admin, &args.data_dir).await?;
     cluster::start_root_ca(admin.clone(), &running.ca_pem);
+    cluster::start_tokens(
+        admin.clone(),
+        running.server.state.service_account_keys(),
+        &running.ca_pem,
+    );
     cluster::start_csr(admin, Some(pki::kubelet_signer(&args.data_dir)?));
     let (stop_nodes, nodes_stopped) = tokio::sync::watch::channel(false);
     let mut process_nodes = Vec::new();

@@ -3,6 +3,7 @@
 //! the kubeconfig kubectl uses as is.
 //!
 //! Files in DIR: `ca.crt`, `ca.key`, `server.crt`, `server.key`, `admin.token`,
+//! `sa.key`/`sa.pub` (the ServiceAccount token key),
 //! `kubeconfig` (0600), and `apiserver-kubelet-client.crt`/`.key`: the client
 //! certificate the API server presents to node agents when it fetches container logs
 //! (re-issued at every start, like the serving certificate). Keys and tokens are
@@ -15,6 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use everynode_api::satoken::{Keys, pem, pem_der};
 use everynode_controllers::csr::Profile;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -180,6 +182,31 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, String> {
         kubelet_client_cert_pem: client_cert.pem(),
         kubelet_client_key_pem,
     })
+}
+
+/// Loads or creates the ServiceAccount token key: `sa.key` (PKCS#8, 0600) and, beside
+/// it, its public half `sa.pub` (for whoever checks tokens elsewhere), as kubeadm keeps
+/// them. Tokens signed with it keep working across restarts.
+pub fn service_account_keys(dir: &Path) -> Result<Keys, String> {
+    let path = dir.join("sa.key");
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let der = pem_der(&text, "PRIVATE KEY")
+                .ok_or_else(|| format!("{}: no PRIVATE KEY block", path.display()))?;
+            Keys::from_pkcs8_der(&der).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keys = Keys::generate()?;
+            write_private(&path, pem("PRIVATE KEY", keys.pkcs8_der()).as_bytes())?;
+            fs::write(
+                dir.join("sa.pub"),
+                pem("PUBLIC KEY", &keys.public_key_der()),
+            )
+            .map_err(|e| format!("writing sa.pub: {e}"))?;
+            Ok(keys)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
 }
 
 /// The address clients should use for a listen address (loopback for wildcards).

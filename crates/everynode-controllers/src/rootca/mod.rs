@@ -112,7 +112,7 @@ pub async fn run(client: kube::Client, ca: String) {
             }
             Ok(_) => None,
             Err(e) => {
-                log_watch_error(&e);
+                crate::runtime::log_watch_error("root-ca-publisher", &e);
                 None
             }
         }
@@ -129,7 +129,7 @@ pub async fn run(client: kube::Client, ca: String) {
             ) => c.metadata.namespace.map(Seen::ConfigMap),
             Ok(_) => None,
             Err(e) => {
-                log_watch_error(&e);
+                crate::runtime::log_watch_error("root-ca-publisher", &e);
                 None
             }
         }
@@ -138,14 +138,6 @@ pub async fn run(client: kube::Client, ca: String) {
     while let Some(s) = seen.next().await {
         let (Seen::Namespace(ns) | Seen::ConfigMap(ns)) = s;
         ensure(&client, &ns, &ca).await;
-    }
-}
-
-fn log_watch_error(e: &watcher::Error) {
-    if crate::runtime::server_gone(e) {
-        tracing::debug!(error = %e, "root CA publisher watch");
-    } else {
-        tracing::warn!(error = %e, "root CA publisher watch");
     }
 }
 

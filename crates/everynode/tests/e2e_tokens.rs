@@ -1,0 +1,435 @@
+//! ServiceAccount tokens with the real kubectl: `kubectl create token` (TokenRequest),
+//! signing in with the token (`--token`), RBAC deciding what it may do, bound tokens
+//! dying with their object, long-lived tokens in `kubernetes.io/service-account-token`
+//! Secrets (the tokens controller), and tokens surviving a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use common::{Server, wait_for};
+
+/// `kubectl --token=TOKEN ARGS` (the kubeconfig's own credentials are overridden).
+fn as_token(s: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    let flag = format!("--token={token}");
+    let mut a = vec![flag.as_str()];
+    a.extend_from_slice(args);
+    s.kubectl(&a)
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `ATTRIBUTE VALUE` rows of `kubectl auth whoami`, as (attribute, value).
+fn whoami(s: &Server, token: &str) -> Vec<(String, String)> {
+    let o = as_token(s, token, &["auth", "whoami"]);
+    assert!(o.status.success(), "whoami: {}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once("  ")?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn attr<'a>(rows: &'a [(String, String)], key: &str) -> &'a str {
+    rows.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {key} in {rows:?}"))
+}
+
+fn unauthorized(o: &std::process::Output) -> bool {
+    !o.status.success() && stderr(o).contains("Unauthorized")
+}
+
+#[test]
+fn create_token_signs_in_as_the_service_account_and_rbac_decides() {
+    let s = Server::start();
+    s.ok(&["create", "serviceaccount", "robot"]);
+    let token = s.ok(&["create", "token", "robot"]).trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let me = whoami(&s, &token);
+    assert_eq!(attr(&me, "Username"), "system:serviceaccount:default:robot");
+    let uid = s.ok(&["get", "sa", "robot", "-o", "jsonpath={.metadata.uid}"]);
+    assert_eq!(attr(&me, "UID"), uid);
+    assert_eq!(
+        attr(&me, "Groups"),
+        "[system:serviceaccounts system:serviceaccounts:default system:authenticated]"
+    );
+    assert!(
+        attr(&me, "Extra: authentication.kubernetes.io/credential-id").starts_with("[JTI="),
+        "{me:?}"
+    );
+
+    // Nothing granted yet: kube-apiserver's refusal, naming the ServiceAccount.
+    let o = as_token(&s, &token, &["get", "pods"]);
+    assert!(
+        stderr(&o).contains(
+            "pods is forbidden: User \"system:serviceaccount:default:robot\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        ),
+        "{}",
+        stderr(&o)
+    );
+    // Granted by a RoleBinding to the ServiceAccount: reads in its namespace only.
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "robot-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:robot",
+    ]);
+    let o = as_token(&s, &token, &["get", "pods"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = as_token(&s, &token, &["get", "pods", "-n", "kube-system"]);
+    assert!(stderr(&o).contains("forbidden"), "{}", stderr(&o));
+    let o = as_token(&s, &token, &["create", "configmap", "c"]);
+    assert!(
+        stderr(&o).contains("cannot create resource"),
+        "{}",
+        stderr(&o)
+    );
+    // The administrator asking on its behalf gets the same answers.
+    assert_eq!(
+        s.ok(&[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "--as=system:serviceaccount:default:robot"
+        ])
+        .trim(),
+        "yes"
+    );
+    // A group binding reaches every ServiceAccount of the namespace.
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "all-edit",
+        "--clusterrole=edit",
+        "--group=system:serviceaccounts:default",
+    ]);
+    let o = as_token(&s, &token, &["create", "configmap", "c"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A deleted ServiceAccount's tokens stop working, even if the name comes back.
+    s.ok(&["delete", "sa", "robot"]);
+    assert!(unauthorized(&as_token(&s, &token, &["get", "pods"])));
+    s.ok(&["create", "serviceaccount", "robot"]);
+    assert!(unauthorized(&as_token(&s, &token, &["get", "pods"])));
+    // So does a token that was tampered with or signed by someone else.
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let fresh = s.ok(&["create", "token", "robot"]).trim().to_string();
+    assert!(as_token(&s, &fresh, &["get", "pods"]).status.success());
+    let mut parts: Vec<&str> = fresh.split('.').collect();
+    let other_sig = token.split('.').nth(2).expect("signature");
+    parts[2] = other_sig;
+    assert!(unauthorized(&as_token(
+        &s,
+        &parts.join("."),
+        &["get", "pods"]
+    )));
+}
+
+#[test]
+fn token_requests_are_validated_as_kubernetes_does() {
+    let s = Server::up(2);
+    assert!(
+        s.fails(&["create", "token", "default", "--duration=1m"]).contains(
+            "error: failed to create token: TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"
+        )
+    );
+    assert!(
+        s.fails(&["create", "token", "nobody"])
+            .contains("error: failed to create token: serviceaccounts \"nobody\" not found")
+    );
+    assert!(
+        s.fails(&[
+            "create",
+            "token",
+            "default",
+            "--bound-object-kind=Pod",
+            "--bound-object-name=nothere",
+        ])
+        .contains("pods \"nothere\" not found")
+    );
+    // The lifetime asked for is the one granted.
+    let t = s.json(&["create", "token", "default", "--duration=2h"]);
+    let exp: jiff::Timestamp = t["status"]["expirationTimestamp"]
+        .as_str()
+        .expect("expirationTimestamp")
+        .parse()
+        .expect("a time");
+    let left = exp.as_second() - jiff::Timestamp::now().as_second();
+    assert!((7100..=7200).contains(&left), "{left} s left");
+    assert_eq!(t["spec"]["expirationSeconds"], 7200);
+    assert_eq!(
+        t["spec"]["audiences"],
+        serde_json::json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    // A token for another audience is not one the API server accepts.
+    let vault = s
+        .ok(&[
+            "create",
+            "token",
+            "default",
+            "--audience=https://vault.example",
+        ])
+        .trim()
+        .to_string();
+    assert!(unauthorized(&as_token(&s, &vault, &["auth", "whoami"])));
+
+    // Bound to a pod: the pod must run as that ServiceAccount, the uid must match, and
+    // the token names the pod and its node.
+    s.ok(&["create", "serviceaccount", "robot"]);
+    s.ok(&[
+        "run",
+        "p",
+        "--image=nginx",
+        "--overrides",
+        r#"{"spec":{"serviceAccountName":"robot"}}"#,
+    ]);
+    let node = s.eventually(
+        "pod p bound",
+        &["get", "pod", "p", "-o", "jsonpath={.spec.nodeName}"],
+        |n| !n.is_empty(),
+    );
+    let bind = ["--bound-object-kind=Pod", "--bound-object-name=p"];
+    let mut args = vec!["create", "token", "default"];
+    args.extend(bind);
+    assert!(s.fails(&args).contains(
+        "cannot bind token for serviceaccount \"default\" to pod running with different serviceaccount name."
+    ));
+    let mut args = vec![
+        "create",
+        "token",
+        "robot",
+        "--bound-object-uid=0d4691ed-659b-4935-a832-355f77ee47cc",
+    ];
+    args.extend(bind);
+    assert!(s.fails(&args).contains(
+        "Operation cannot be fulfilled on Pod \"p\": the UID in the bound object reference (0d4691ed-659b-4935-a832-355f77ee47cc) does not match the UID in record. The object might have been deleted and then recreated"
+    ));
+    let mut args = vec!["create", "token", "robot"];
+    args.extend(bind);
+    let token = s.ok(&args).trim().to_string();
+    let me = whoami(&s, &token);
+    let pod_uid = s.ok(&["get", "pod", "p", "-o", "jsonpath={.metadata.uid}"]);
+    assert_eq!(
+        attr(&me, "Extra: authentication.kubernetes.io/pod-uid"),
+        format!("[{pod_uid}]")
+    );
+    assert_eq!(
+        attr(&me, "Extra: authentication.kubernetes.io/pod-name"),
+        "[p]"
+    );
+    assert_eq!(
+        attr(&me, "Extra: authentication.kubernetes.io/node-name"),
+        format!("[{node}]")
+    );
+    // ... and dies with it.
+    s.ok(&["delete", "pod", "p", "--wait=true"]);
+    assert!(unauthorized(&as_token(&s, &token, &["auth", "whoami"])));
+}
+
+#[test]
+fn token_secrets_are_filled_in_and_go_with_their_service_account() {
+    let s = Server::start();
+    s.ok(&["create", "serviceaccount", "build-robot"]);
+    let o = s.apply_yaml(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: build-robot-secret
+  annotations:
+    kubernetes.io/service-account.name: build-robot
+type: kubernetes.io/service-account-token
+"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let secret = wait_for(Duration::from_secs(30), "the token in the Secret", || {
+        let v = s.json(&["get", "secret", "build-robot-secret"]);
+        v.pointer("/data/token").is_some().then_some(v)
+    });
+    let b64 = |k: &str| {
+        let text = secret["data"][k].as_str().expect("data key");
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .expect("base64"),
+        )
+        .expect("utf-8")
+    };
+    assert_eq!(b64("namespace"), "default");
+    let ca = std::fs::read_to_string(s.data_dir().join("ca.crt")).expect("ca.crt");
+    assert_eq!(b64("ca.crt"), ca);
+    let sa_uid = s.ok(&["get", "sa", "build-robot", "-o", "jsonpath={.metadata.uid}"]);
+    assert_eq!(
+        secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+        sa_uid.as_str()
+    );
+    let token = b64("token");
+    assert_eq!(
+        attr(&whoami(&s, &token), "Username"),
+        "system:serviceaccount:default:build-robot"
+    );
+    // `kubectl describe` shows the token, as for any token Secret.
+    let d = s.ok(&["describe", "secret", "build-robot-secret"]);
+    assert!(
+        d.contains("Type:  kubernetes.io/service-account-token"),
+        "{d}"
+    );
+    assert!(d.contains(&format!("token:      {token}")), "{d}");
+
+    // A token Secret for a ServiceAccount that does not exist is deleted.
+    let o = s.apply_yaml(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: orphan
+  annotations:
+    kubernetes.io/service-account.name: nobody
+type: kubernetes.io/service-account-token
+"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    wait_for(
+        Duration::from_secs(30),
+        "the orphan token Secret to go",
+        || {
+            let o = s.kubectl(&["get", "secret", "orphan"]);
+            stderr(&o).contains("NotFound").then_some(())
+        },
+    );
+
+    // Deleting the ServiceAccount takes its token Secrets, and the token stops working.
+    s.ok(&["delete", "sa", "build-robot"]);
+    wait_for(Duration::from_secs(30), "the token Secret to go", || {
+        let o = s.kubectl(&["get", "secret", "build-robot-secret"]);
+        stderr(&o).contains("NotFound").then_some(())
+    });
+    assert!(unauthorized(&as_token(&s, &token, &["auth", "whoami"])));
+}
+
+#[test]
+fn tokens_survive_a_restart_and_the_key_is_kept() {
+    let mut s = Server::start();
+    s.ok(&["create", "serviceaccount", "robot"]);
+    let token = s.ok(&["create", "token", "robot"]).trim().to_string();
+    let key = std::fs::read_to_string(s.data_dir().join("sa.key")).expect("sa.key");
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let public = std::fs::read_to_string(s.data_dir().join("sa.pub")).expect("sa.pub");
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.data_dir().join("sa.key"))
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    s.crash_and_restart();
+    assert_eq!(
+        attr(&whoami(&s, &token), "Username"),
+        "system:serviceaccount:default:robot"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.data_dir().join("sa.key")).expect("sa.key"),
+        key
+    );
+}
+
+#[test]
+fn the_issuer_publishes_its_keys_and_non_resource_paths_follow_rbac() {
+    let s = Server::start();
+    let config = s.ok(&["get", "--raw", "/.well-known/openid-configuration"]);
+    let config: serde_json::Value = serde_json::from_str(&config).expect("JSON");
+    assert_eq!(
+        config["issuer"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
+    assert_eq!(
+        config["jwks_uri"],
+        "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"
+    );
+    let jwks: serde_json::Value =
+        serde_json::from_str(&s.ok(&["get", "--raw", "/openid/v1/jwks"])).expect("JSON");
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["alg"], "ES256");
+    // The token header names the published key.
+    s.ok(&["create", "serviceaccount", "robot"]);
+    let token = s.ok(&["create", "token", "robot"]).trim().to_string();
+    let header = token.split('.').next().expect("header");
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .expect("base64url"),
+    )
+    .expect("JSON");
+    assert_eq!(header["kid"], key["kid"]);
+    assert_eq!(header["alg"], "ES256");
+
+    // A ServiceAccount may read the issuer's documents, not the server's metrics...
+    let o = as_token(&s, &token, &["get", "--raw", "/openid/v1/jwks"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = as_token(&s, &token, &["get", "--raw", "/metrics"]);
+    assert!(
+        stderr(&o).contains(
+            "Error from server (Forbidden): forbidden: User \"system:serviceaccount:default:robot\" cannot get path \"/metrics\""
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(
+            &s.kubectl(&[
+                "auth",
+                "can-i",
+                "get",
+                "/metrics",
+                "--as=system:serviceaccount:default:robot"
+            ])
+            .stdout
+        )
+        .trim(),
+        "no"
+    );
+    // ... until a ClusterRole with nonResourceURLs is bound to it.
+    s.ok(&[
+        "create",
+        "clusterrole",
+        "metrics-reader",
+        "--verb=get",
+        "--non-resource-url=/metrics",
+    ]);
+    s.ok(&[
+        "create",
+        "clusterrolebinding",
+        "robot-metrics",
+        "--clusterrole=metrics-reader",
+        "--serviceaccount=default:robot",
+    ]);
+    let o = as_token(&s, &token, &["get", "--raw", "/metrics"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        s.ok(&[
+            "auth",
+            "can-i",
+            "get",
+            "/metrics",
+            "--as=system:serviceaccount:default:robot"
+        ])
+        .trim(),
+        "yes"
+    );
+}

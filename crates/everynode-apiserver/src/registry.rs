@@ -464,6 +464,100 @@ pub struct Registry {
     pub default_priority: std::sync::Arc<crate::priority::DefaultClass>,
 }
 
+/// Where a pod's containers find their ServiceAccount token, CA bundle and namespace.
+pub const API_ACCESS_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The ServiceAccount admission's token volume: a projected `kube-api-access-xxxxx`
+/// (a bound token refreshed by the kubelet, `kube-root-ca.crt`'s `ca.crt`, the
+/// namespace) mounted read-only at [`API_ACCESS_MOUNT_PATH`] in every container and
+/// init container, unless one of them already mounts something there.
+fn mount_api_access(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
+    use k8s_openapi::api::core::v1::{
+        ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
+        ObjectFieldSelector, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
+        VolumeMount, VolumeProjection,
+    };
+    use rand::Rng;
+    let mounted_already = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .any(|m| m.mount_path == API_ACCESS_MOUNT_PATH);
+    if mounted_already {
+        return;
+    }
+    // Kubernetes' random suffix alphabet: no vowels, no look-alike digits.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    let name = loop {
+        let suffix: String = (0..5)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
+        let name = format!("kube-api-access-{suffix}");
+        if !spec.volumes.iter().flatten().any(|v| v.name == name) {
+            break name;
+        }
+    };
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: name.clone(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(0o644),
+            sources: Some(vec![
+                VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        expiration_seconds: Some(3607),
+                        path: "token".into(),
+                        audience: None,
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: "kube-root-ca.crt".into(),
+                        items: Some(vec![KeyToPath {
+                            key: "ca.crt".into(),
+                            path: "ca.crt".into(),
+                            mode: None,
+                        }]),
+                        optional: None,
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardAPIProjection {
+                        items: Some(vec![DownwardAPIVolumeFile {
+                            path: "namespace".into(),
+                            field_ref: Some(ObjectFieldSelector {
+                                api_version: Some("v1".into()),
+                                field_path: "metadata.namespace".into(),
+                            }),
+                            ..DownwardAPIVolumeFile::default()
+                        }]),
+                    }),
+                    ..VolumeProjection::default()
+                },
+            ]),
+        }),
+        ..Volume::default()
+    });
+    let mount = VolumeMount {
+        name,
+        mount_path: API_ACCESS_MOUNT_PATH.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        c.volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount.clone());
+    }
+}
+
 impl Registry {
     pub fn new(store: Store) -> Self {
         Self::with_services(store, ServiceConfig::default())
@@ -561,13 +655,32 @@ impl Registry {
                 .spec
                 .as_ref()
                 .is_some_and(|s| s.image_pull_secrets.as_ref().is_none_or(Vec::is_empty));
-            // (Most ServiceAccounts have none: nothing to decode then.)
-            if none_named && memchr::memmem::find(&kv.value, b"imagePullSecrets").is_some() {
-                let sa: k8s_openapi::api::core::v1::ServiceAccount =
-                    serde_json::from_slice(&kv.value)
-                        .map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?;
-                if let Some(spec) = pod.spec.as_mut() {
-                    spec.image_pull_secrets = sa.image_pull_secrets.filter(|s| !s.is_empty());
+            let has = |field: &[u8]| memchr::memmem::find(&kv.value, field).is_some();
+            // (Most ServiceAccounts set neither: nothing to decode then.)
+            let sa: Option<k8s_openapi::api::core::v1::ServiceAccount> =
+                if (none_named && has(b"imagePullSecrets")) || has(b"automountServiceAccountToken")
+                {
+                    Some(
+                        serde_json::from_slice(&kv.value)
+                            .map_err(|e| ApiError::internal(format!("corrupt object: {e}")))?,
+                    )
+                } else {
+                    None
+                };
+            let sa_automount = sa
+                .as_ref()
+                .and_then(|sa| sa.automount_service_account_token);
+            if let Some(spec) = pod.spec.as_mut() {
+                if none_named && let Some(sa) = &sa {
+                    spec.image_pull_secrets =
+                        sa.image_pull_secrets.clone().filter(|s| !s.is_empty());
+                }
+                if spec
+                    .automount_service_account_token
+                    .or(sa_automount)
+                    .unwrap_or(true)
+                {
+                    mount_api_access(spec);
                 }
             }
             return Ok(());

@@ -433,3 +433,125 @@ fn the_issuer_publishes_its_keys_and_non_resource_paths_follow_rbac() {
         "yes"
     );
 }
+
+#[test]
+fn pods_get_the_api_access_volume_unless_they_opt_out() {
+    let s = Server::start();
+    s.ok(&["run", "plain", "--image=nginx"]);
+    let pod = s.json(&["get", "pod", "plain"]);
+    let volumes = pod["spec"]["volumes"].as_array().expect("volumes");
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    let name = volumes[0]["name"].as_str().expect("name");
+    assert!(
+        name.starts_with("kube-api-access-") && name.len() == "kube-api-access-".len() + 5,
+        "{name}"
+    );
+    assert_eq!(
+        volumes[0]["projected"],
+        serde_json::json!({
+            "defaultMode": 420,
+            "sources": [
+                { "serviceAccountToken": { "expirationSeconds": 3607, "path": "token" } },
+                { "configMap": { "name": "kube-root-ca.crt",
+                                 "items": [{ "key": "ca.crt", "path": "ca.crt" }] } },
+                { "downwardAPI": { "items": [{ "path": "namespace",
+                    "fieldRef": { "apiVersion": "v1", "fieldPath": "metadata.namespace" } }] } },
+            ]
+        })
+    );
+    assert_eq!(
+        pod["spec"]["containers"][0]["volumeMounts"],
+        serde_json::json!([{ "name": name, "readOnly": true,
+                             "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount" }])
+    );
+    let d = s.ok(&["describe", "pod", "plain"]);
+    assert!(d.contains(&format!("{name}:")), "{d}");
+    assert!(d.contains("TokenExpirationSeconds:  3607"), "{d}");
+    assert!(
+        d.contains("ConfigMapName:           kube-root-ca.crt"),
+        "{d}"
+    );
+
+    // Opting out: on the pod, or on its ServiceAccount (the pod's word wins).
+    s.ok(&[
+        "run",
+        "optout",
+        "--image=nginx",
+        "--overrides",
+        r#"{"spec":{"automountServiceAccountToken":false}}"#,
+    ]);
+    assert!(
+        s.json(&["get", "pod", "optout"])["spec"]
+            .get("volumes")
+            .is_none()
+    );
+    let o = s.apply_yaml(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: quiet\nautomountServiceAccountToken: false\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    s.ok(&[
+        "run",
+        "quiet",
+        "--image=nginx",
+        "--overrides",
+        r#"{"spec":{"serviceAccountName":"quiet"}}"#,
+    ]);
+    assert!(
+        s.json(&["get", "pod", "quiet"])["spec"]
+            .get("volumes")
+            .is_none()
+    );
+    s.ok(&[
+        "run",
+        "loud",
+        "--image=nginx",
+        "--overrides",
+        r#"{"spec":{"serviceAccountName":"quiet","automountServiceAccountToken":true}}"#,
+    ]);
+    assert!(s.json(&["get", "pod", "loud"])["spec"]["volumes"][0]["projected"].is_object());
+    // A pod that mounts something of its own there keeps it.
+    let o = s.apply_yaml(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: own
+spec:
+  containers:
+  - name: c
+    image: nginx
+    volumeMounts:
+    - name: mine
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  volumes:
+  - name: mine
+    emptyDir: {}
+"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let own = s.json(&["get", "pod", "own"]);
+    assert_eq!(own["spec"]["volumes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(own["spec"]["volumes"][0]["name"], "mine");
+    // Applying the manifest again changes nothing (the volume is the server's).
+    let again = s.apply_yaml(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: own
+spec:
+  containers:
+  - name: c
+    image: nginx
+    volumeMounts:
+    - name: mine
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  volumes:
+  - name: mine
+    emptyDir: {}
+"#,
+    );
+    assert!(
+        stdout(&again).contains("pod/own unchanged"),
+        "{}",
+        stdout(&again)
+    );
+}

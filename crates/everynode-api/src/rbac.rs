@@ -594,8 +594,67 @@ pub fn bootstrap_cluster_roles() -> Vec<ClusterRole> {
         rules: Some(rules),
         aggregation_rule: None,
     };
+    let paths = |urls: &[&str]| PolicyRule {
+        non_resource_urls: Some(urls.iter().map(|u| u.to_string()).collect()),
+        verbs: vec!["get".into()],
+        ..PolicyRule::default()
+    };
     vec![
         cluster_admin,
+        role(
+            "system:discovery",
+            &[],
+            vec![paths(&[
+                "/api",
+                "/api/*",
+                "/apis",
+                "/apis/*",
+                "/healthz",
+                "/livez",
+                "/openapi",
+                "/openapi/*",
+                "/readyz",
+                "/version",
+                "/version/",
+            ])],
+        ),
+        role(
+            "system:public-info-viewer",
+            &[],
+            vec![paths(&[
+                "/healthz",
+                "/livez",
+                "/readyz",
+                "/version",
+                "/version/",
+            ])],
+        ),
+        role(
+            "system:basic-user",
+            &[],
+            vec![
+                rule(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    &["create"],
+                ),
+            ],
+        ),
+        role(
+            "system:service-account-issuer-discovery",
+            &[],
+            vec![paths(&[
+                "/.well-known/openid-configuration",
+                "/.well-known/openid-configuration/",
+                "/openid/v1/jwks",
+                "/openid/v1/jwks/",
+            ])],
+        ),
         role("admin", &[], admin_rules()),
         role(
             "edit",
@@ -610,22 +669,42 @@ pub fn bootstrap_cluster_roles() -> Vec<ClusterRole> {
     ]
 }
 
-/// `cluster-admin` for the group `system:masters`.
+/// `cluster-admin` for the group `system:masters`; discovery, the version and health
+/// paths and the self-reviews for everyone signed in (the version and health paths for
+/// the anonymous too); the issuer's documents for every ServiceAccount.
 pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
-    vec![ClusterRoleBinding {
-        metadata: bootstrap_meta("cluster-admin", &[]),
+    let binding = |role: &str, groups: &[&str]| ClusterRoleBinding {
+        metadata: bootstrap_meta(role, &[]),
         role_ref: RoleRef {
             api_group: GROUP.into(),
             kind: "ClusterRole".into(),
-            name: "cluster-admin".into(),
+            name: role.into(),
         },
-        subjects: Some(vec![Subject {
-            api_group: Some(GROUP.into()),
-            kind: "Group".into(),
-            name: "system:masters".into(),
-            namespace: None,
-        }]),
-    }]
+        subjects: Some(
+            groups
+                .iter()
+                .map(|g| Subject {
+                    api_group: Some(GROUP.into()),
+                    kind: "Group".into(),
+                    name: g.to_string(),
+                    namespace: None,
+                })
+                .collect(),
+        ),
+    };
+    vec![
+        binding("cluster-admin", &["system:masters"]),
+        binding("system:discovery", &["system:authenticated"]),
+        binding(
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
+        ),
+        binding("system:basic-user", &["system:authenticated"]),
+        binding(
+            "system:service-account-issuer-discovery",
+            &["system:serviceaccounts"],
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -827,7 +906,19 @@ mod tests {
             .iter()
             .filter_map(|r| r.metadata.name.clone())
             .collect();
-        assert_eq!(names, ["cluster-admin", "admin", "edit", "view"]);
+        assert_eq!(
+            names,
+            [
+                "cluster-admin",
+                "system:discovery",
+                "system:public-info-viewer",
+                "system:basic-user",
+                "system:service-account-issuer-discovery",
+                "admin",
+                "edit",
+                "view"
+            ]
+        );
         for r in &roles {
             assert!(validate_cluster_role(r).is_empty(), "{:?}", r.metadata.name);
         }

@@ -27,6 +27,13 @@ pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 /// `spec.expirationSeconds` when a TokenRequest names none (authentication/v1 default).
 pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 const MIN_EXPIRATION_SECONDS: i64 = 600;
+/// The lifetime kubelets ask for their pods' tokens; such a token, bound to a pod and
+/// for the API server, is issued for [`EXTENDED_EXPIRATION_SECONDS`] and carries a
+/// `warnafter` claim at the lifetime asked for.
+pub const KUBELET_EXPIRATION_SECONDS: i64 = 3607;
+pub const EXTENDED_EXPIRATION_SECONDS: i64 = 365 * 24 * 60 * 60;
+/// Clock skew allowed on `exp`, `nbf` and `iat` (go-jose's default leeway).
+const LEEWAY_SECONDS: i64 = 60;
 const MAX_EXPIRATION_SECONDS: i64 = 1 << 32;
 /// How long a token bound to a Pod, Secret or Node keeps working after its object
 /// started terminating (kube-apiserver's grace for objects being deleted).
@@ -71,6 +78,9 @@ pub struct Bound {
     pub secret: Option<ObjectRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<ObjectRef>,
+    /// When a token issued with an extended lifetime counts as stale (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnafter: Option<i64>,
 }
 
 /// A token's claims, bound or legacy.
@@ -126,6 +136,8 @@ pub struct Issue {
     pub bound: Bound,
     pub audiences: Vec<String>,
     pub expiration_seconds: i64,
+    /// See [`KUBELET_EXPIRATION_SECONDS`].
+    pub warn_after: Option<i64>,
     /// Seconds since the epoch.
     pub now: i64,
     /// The token's unique id (a UUID), the `credential-id` of requests made with it.
@@ -134,7 +146,8 @@ pub struct Issue {
 
 impl Claims {
     /// The claims of a bound token.
-    pub fn bound(issue: Issue) -> Claims {
+    pub fn bound(mut issue: Issue) -> Claims {
+        issue.bound.warnafter = issue.warn_after;
         Claims {
             iss: ISSUER.to_string(),
             sub: user_name(&issue.bound.namespace, &issue.bound.service_account.name),
@@ -320,10 +333,11 @@ impl Keys {
         match claims.iss.as_str() {
             ISSUER => {
                 let exp = claims.exp.ok_or(Refusal::Incomplete)?;
-                if now >= exp {
+                if now - LEEWAY_SECONDS > exp {
                     return Err(Refusal::Expired);
                 }
-                if claims.nbf.is_some_and(|nbf| nbf > now) {
+                let future = |t: Option<i64>| t.is_some_and(|t| now + LEEWAY_SECONDS < t);
+                if future(claims.nbf) || future(claims.iat) {
                     return Err(Refusal::NotYetValid);
                 }
                 if !claims.aud.iter().any(|a| audiences.contains(a)) {
@@ -503,6 +517,7 @@ mod tests {
             },
             audiences: vec![ISSUER.into()],
             expiration_seconds: 3600,
+            warn_after: None,
             now,
             jti: "j-1".into(),
         });
@@ -526,9 +541,11 @@ mod tests {
         assert_eq!(bound.pod.as_ref().map(|p| p.uid.as_str()), Some("u-2"));
         assert_eq!(jti.as_deref(), Some("j-1"));
         assert_eq!(v.namespace(), "default");
-        assert_eq!(keys.verify(&t, &api(), 4_599).map(|_| ()), Ok(()));
-        assert_eq!(keys.verify(&t, &api(), 4_600), Err(Refusal::Expired));
-        assert_eq!(keys.verify(&t, &api(), 999), Err(Refusal::NotYetValid));
+        // A minute's leeway either side, for clocks that disagree.
+        assert_eq!(keys.verify(&t, &api(), 4_660).map(|_| ()), Ok(()));
+        assert_eq!(keys.verify(&t, &api(), 4_661), Err(Refusal::Expired));
+        assert_eq!(keys.verify(&t, &api(), 940).map(|_| ()), Ok(()));
+        assert_eq!(keys.verify(&t, &api(), 939), Err(Refusal::NotYetValid));
     }
 
     #[test]

@@ -288,13 +288,16 @@ impl Authenticator {
 
     /// The bearer token of a request, if it sends one.
     pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-        let h = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = h.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let token = token.trim();
-        (!token.is_empty()).then_some(token)
+        // As kube-apiserver reads it: the header trimmed, split at single spaces, the
+        // word after `Bearer` (anything after that is ignored; two spaces leave none).
+        let h = headers
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .trim();
+        let mut words = h.splitn(3, ' ');
+        let (scheme, token) = (words.next()?, words.next()?);
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
     }
 
     /// Static tokens only.
@@ -425,10 +428,16 @@ pub trait Facts {
 }
 
 /// The user a request acts as: `user`, or whom it impersonates (`Impersonate-User`,
-/// `Impersonate-Group`, as `kubectl --as/--as-group` send them). Only the administrator
-/// may impersonate; the impersonated user is signed in (`system:authenticated`) unless
-/// it is `system:anonymous`.
-pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, ApiError> {
+/// `Impersonate-Group`, as `kubectl --as/--as-group` send them). Impersonating needs the
+/// `impersonate` verb on `users` (a ServiceAccount's name: on that `serviceaccounts`
+/// object in its namespace) and on each of `groups`, which the administrator has and RBAC
+/// may grant; the impersonated user is signed in (`system:authenticated`) unless it is
+/// `system:anonymous`.
+pub fn impersonated(
+    user: User,
+    headers: &http::HeaderMap,
+    facts: &dyn Facts,
+) -> Result<User, ApiError> {
     let name = headers
         .get("impersonate-user")
         .and_then(|v| v.to_str().ok())
@@ -446,19 +455,33 @@ pub fn impersonated(user: User, headers: &http::HeaderMap) -> Result<User, ApiEr
             "requested {groups:?} without impersonating a user"
         )));
     };
-    if !user.is_admin() {
-        return Err(ApiError::forbidden(format!(
-            "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
-            user.name
-        )));
+    let service_account = name
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'));
+    let (resource, namespace, object) = match service_account {
+        Some((ns, sa)) => ("serviceaccounts", Some(ns), sa),
+        None => ("users", None, name.as_str()),
+    };
+    let may = |resource: &str, namespace: Option<&str>, object: &str| {
+        let a = Attributes {
+            verb: "impersonate",
+            group: "",
+            resource,
+            subresource: None,
+            namespace,
+            name: Some(object),
+        };
+        authorize(&user, &a, facts).map_err(ApiError::forbidden)
+    };
+    may(resource, namespace, object)?;
+    for g in &groups {
+        may("groups", None, g)?;
     }
     let mut groups = groups;
     // A ServiceAccount impersonated without groups is in its ServiceAccount groups, as
     // its tokens would put it.
     if groups.is_empty()
-        && let Some((ns, _)) = name
-            .strip_prefix("system:serviceaccount:")
-            .and_then(|rest| rest.split_once(':'))
+        && let Some((ns, _)) = service_account
     {
         groups = everynode_api::satoken::groups(ns);
     }
@@ -486,14 +509,16 @@ pub const OPEN_PATHS: [&str; 7] = [
     "/api", "/apis", "/openapi", "/version", "/healthz", "/livez", "/readyz",
 ];
 
-/// The service-account issuer's discovery documents, which kubeadm's
-/// `system:service-account-issuer-discovery` binding opens to every ServiceAccount.
+/// The service-account issuer's discovery documents (the bootstrap
+/// `system:service-account-issuer-discovery` binding opens them to every
+/// ServiceAccount).
 pub const ISSUER_DISCOVERY_PATHS: [&str; 2] =
     ["/.well-known/openid-configuration", "/openid/v1/jwks"];
 
 /// Whether `user` may `verb` the non-resource `path`: the administrator anything,
-/// everyone the discovery, version and health paths, ServiceAccounts the issuer
-/// discovery, and whatever the user's RBAC `rules` grant (`nonResourceURLs`).
+/// everyone the discovery, version and health paths, and whatever the user's RBAC
+/// `rules` grant (`nonResourceURLs`; the bootstrap bindings open the issuer's documents
+/// to ServiceAccounts).
 pub fn authorize_non_resource(
     user: &User,
     verb: &str,
@@ -506,12 +531,6 @@ pub fn authorize_non_resource(
     let open = OPEN_PATHS;
     let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
     if verb == "get" && open.iter().any(|p| under(p)) {
-        return Ok(());
-    }
-    if verb == "get"
-        && ISSUER_DISCOVERY_PATHS.contains(&path)
-        && user.in_group("system:serviceaccounts")
-    {
         return Ok(());
     }
     if rules

@@ -64,7 +64,7 @@ pub async fn dispatch(State(st): State<Arc<ServerState>>, req: Request) -> Respo
     let Some(user) = authenticate(&st, &parts, &route) else {
         return ApiError::unauthorized().into_response();
     };
-    let user = match auth::impersonated(user, &parts.headers) {
+    let user = match auth::impersonated(user, &parts.headers, &NoFacts(&st)) {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
@@ -213,29 +213,16 @@ async fn review(
             "nonResourceRules": [{ "verbs": ["*"], "nonResourceURLs": ["*"] }],
             "incomplete": false,
         }),
-        // Anyone else: the reviews everyone may post, the open paths, and what the
-        // stored RBAC bindings grant in the namespace asked about.
+        // Anyone else: what the stored RBAC bindings grant (the bootstrap ones give
+        // everyone signed in the self-reviews and the discovery paths) in the namespace
+        // asked about.
         "SelfSubjectRulesReview" if user.node_name().is_none() && !user.is_bootstrap() => {
             let ns = obj
                 .pointer("/spec/namespace")
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty());
-            let mut rules = vec![
-                json!({ "verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
-                        "resources": ["selfsubjectreviews"] }),
-                json!({ "verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
-                        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"] }),
-            ];
-            let paths: Vec<String> = auth::OPEN_PATHS
-                .iter()
-                .flat_map(|p| [p.to_string(), format!("{p}/*")])
-                .collect();
-            let mut non_resource = vec![json!({ "verbs": ["get"], "nonResourceURLs": paths })];
-            if user.groups.iter().any(|g| g == "system:serviceaccounts") {
-                non_resource.push(
-                    json!({ "verbs": ["get"], "nonResourceURLs": auth::ISSUER_DISCOVERY_PATHS }),
-                );
-            }
+            let mut rules = Vec::new();
+            let mut non_resource = Vec::new();
             for r in stored_rbac_rules(st, user, ns) {
                 match &r.non_resource_urls {
                     Some(urls) if !urls.is_empty() => {
@@ -442,7 +429,11 @@ fn stored_rbac_rules(st: &ServerState, user: &User, namespace: Option<&str>) -> 
 
 /// Who sent the request: a verified client certificate, a static or bootstrap bearer
 /// token, or, for the one object anyone may read (`kube-public/cluster-info`), nobody.
-fn authenticate(st: &ServerState, parts: &http::request::Parts, route: &Route) -> Option<User> {
+fn authenticate(
+    st: &Arc<ServerState>,
+    parts: &http::request::Parts,
+    route: &Route,
+) -> Option<User> {
     if let Some(auth::PeerIdentity(u)) = parts.extensions.get::<auth::PeerIdentity>() {
         return Some(u.clone());
     }

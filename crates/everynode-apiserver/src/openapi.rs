@@ -515,7 +515,11 @@ fn register(g: &mut SchemaGenerator, r: &ResourceInfo) {
         "io.k8s.api.core.v1.Endpoints" => add::<core::v1::Endpoints>(g),
         "io.k8s.api.core.v1.ConfigMap" => add::<core::v1::ConfigMap>(g),
         "io.k8s.api.core.v1.Secret" => add::<core::v1::Secret>(g),
-        "io.k8s.api.core.v1.ServiceAccount" => add::<core::v1::ServiceAccount>(g),
+        "io.k8s.api.core.v1.ServiceAccount" => {
+            add::<core::v1::ServiceAccount>(g);
+            // The body of its `token` subresource.
+            add::<k8s_openapi::api::authentication::v1::TokenRequest>(g);
+        }
         "io.k8s.api.apps.v1.DaemonSet" => add::<apps::v1::DaemonSet>(g),
         "io.k8s.api.apps.v1.ControllerRevision" => add::<apps::v1::ControllerRevision>(g),
         "io.k8s.api.coordination.v1.Lease" => add::<coordination::v1::Lease>(g),
@@ -695,8 +699,13 @@ impl OpenApi {
     /// Walks `obj` against its kind's schema: the fields the schema does not know and
     /// the first value of a JSON type its field cannot take.
     pub fn check(&self, r: &ResourceInfo, obj: &Value) -> Findings {
+        self.check_schema(r.schema, obj)
+    }
+
+    /// [`OpenApi::check`] against the definition named `schema` (a subresource's body).
+    pub fn check_schema(&self, schema: &str, obj: &Value) -> Findings {
         let mut out = Findings::default();
-        if let Some(&root) = self.fields.roots.get(r.schema) {
+        if let Some(&root) = self.fields.roots.get(schema) {
             // The path is a stack of segments, joined only when something is found:
             // this runs on every write, and most writes are fine.
             self.fields

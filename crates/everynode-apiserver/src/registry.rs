@@ -469,38 +469,68 @@ pub const API_ACCESS_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/servicea
 
 /// The ServiceAccount admission's token volume: a projected `kube-api-access-xxxxx`
 /// (a bound token refreshed by the kubelet, `kube-root-ca.crt`'s `ca.crt`, the
-/// namespace) mounted read-only at [`API_ACCESS_MOUNT_PATH`] in every container and
-/// init container, unless one of them already mounts something there.
+/// namespace) mounted read-only at [`API_ACCESS_MOUNT_PATH`] in every init container and
+/// container that does not mount something of its own there. A pod that already has
+/// such a volume keeps it (and its name); one whose containers all mount their own gets
+/// none.
 fn mount_api_access(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
+    use k8s_openapi::api::core::v1::VolumeMount;
+    const PREFIX: &str = "kube-api-access-";
+    let existing = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name.starts_with(PREFIX))
+        .map(|v| v.name.clone());
+    let name = existing.clone().unwrap_or_else(|| {
+        // Kubernetes' random suffix alphabet: no vowels, no look-alike digits.
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        use rand::Rng;
+        let mut rng = rand::rng();
+        loop {
+            let suffix: String = (0..5)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                .collect();
+            let name = format!("{PREFIX}{suffix}");
+            if !spec.volumes.iter().flatten().any(|v| v.name == name) {
+                break name;
+            }
+        }
+    });
+    let mount = VolumeMount {
+        name: name.clone(),
+        mount_path: API_ACCESS_MOUNT_PATH.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    let mut needed = false;
+    for c in spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(spec.containers.iter_mut())
+    {
+        let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+        if !mounts.iter().any(|m| m.mount_path == API_ACCESS_MOUNT_PATH) {
+            mounts.push(mount.clone());
+            needed = true;
+        }
+    }
+    if needed && existing.is_none() {
+        spec.volumes
+            .get_or_insert_with(Vec::new)
+            .push(api_access_volume(name));
+    }
+}
+
+fn api_access_volume(name: String) -> k8s_openapi::api::core::v1::Volume {
     use k8s_openapi::api::core::v1::{
         ConfigMapProjection, DownwardAPIProjection, DownwardAPIVolumeFile, KeyToPath,
         ObjectFieldSelector, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
-        VolumeMount, VolumeProjection,
+        VolumeProjection,
     };
-    use rand::Rng;
-    let mounted_already = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .flat_map(|c| c.volume_mounts.iter().flatten())
-        .any(|m| m.mount_path == API_ACCESS_MOUNT_PATH);
-    if mounted_already {
-        return;
-    }
-    // Kubernetes' random suffix alphabet: no vowels, no look-alike digits.
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::rng();
-    let name = loop {
-        let suffix: String = (0..5)
-            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-            .collect();
-        let name = format!("kube-api-access-{suffix}");
-        if !spec.volumes.iter().flatten().any(|v| v.name == name) {
-            break name;
-        }
-    };
-    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
-        name: name.clone(),
+    Volume {
+        name,
         projected: Some(ProjectedVolumeSource {
             default_mode: Some(0o644),
             sources: Some(vec![
@@ -540,21 +570,6 @@ fn mount_api_access(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
             ]),
         }),
         ..Volume::default()
-    });
-    let mount = VolumeMount {
-        name,
-        mount_path: API_ACCESS_MOUNT_PATH.into(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    };
-    for c in spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten())
-    {
-        c.volume_mounts
-            .get_or_insert_with(Vec::new)
-            .push(mount.clone());
     }
 }
 

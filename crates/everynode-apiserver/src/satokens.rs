@@ -7,6 +7,7 @@
 //! holds it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -17,7 +18,9 @@ use serde_json::{Value, json};
 use crate::ServerState;
 use crate::auth::{GROUP_AUTHENTICATED, User};
 use crate::error::{ApiError, ApiResult};
+use crate::registry::{Part, WriteOptions};
 use crate::resources;
+use everynode_api::field::FieldError;
 
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
@@ -69,7 +72,7 @@ fn still_there(
 
 /// The user a ServiceAccount token speaks for, or None (logged) if it does not verify or
 /// the objects behind it are gone.
-pub fn authenticate(st: &ServerState, token: &str) -> Option<User> {
+pub fn authenticate(st: &Arc<ServerState>, token: &str) -> Option<User> {
     let now = jiff::Timestamp::now().as_second();
     let verified = match st
         .service_account_keys()
@@ -90,11 +93,51 @@ pub fn authenticate(st: &ServerState, token: &str) -> Option<User> {
     }
 }
 
-fn user_of(st: &ServerState, v: &Verified, token: &str, now: i64) -> Result<User, String> {
+/// A legacy token's Secret carries the day (UTC) its token was last used, updated at
+/// most once a day, as kube-apiserver's legacy token tracking does.
+pub const LAST_USED_LABEL: &str = "kubernetes.io/legacy-token-last-used";
+
+/// Marks legacy token Secret `secret` of `ns` as used today, unless its label says so
+/// already (in the background: the request does not wait for the write).
+fn mark_used(st: &Arc<ServerState>, ns: &str, secret: &str, label: Option<&str>) {
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    if label == Some(today.as_str()) {
+        return;
+    }
+    let (Ok(rt), Some(res)) = (
+        tokio::runtime::Handle::try_current(),
+        resources::lookup("", "v1", "secrets"),
+    ) else {
+        return;
+    };
+    let (st, ns, secret) = (st.clone(), ns.to_string(), secret.to_string());
+    rt.spawn(async move {
+        let result = st
+            .registry
+            .update(res, Some(&ns), &secret, Part::Main, &WriteOptions::default(), |cur| {
+                let mut next = cur.clone();
+                if let Some(m) = next.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+                if !next["metadata"]["labels"].is_object() {
+                    next["metadata"]["labels"] = json!({});
+                }
+                next["metadata"]["labels"][LAST_USED_LABEL] = json!(today);
+                Ok(next)
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::debug!(namespace = %ns, secret = %secret, error = %e.message, "marking a legacy token used");
+        }
+    });
+}
+
+fn user_of(st: &Arc<ServerState>, v: &Verified, token: &str, now: i64) -> Result<User, String> {
     let ns = v.namespace();
     let sa = v.service_account();
     still_there(st, "serviceaccounts", Some(ns), sa, now)?;
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut used = None;
     let mut put = |k: &str, v: &str| {
         extra.insert(k.to_string(), vec![v.to_string()]);
     };
@@ -124,6 +167,11 @@ fn user_of(st: &ServerState, v: &Verified, token: &str, now: i64) -> Result<User
         Verified::Legacy { secret, .. } => {
             let s = object(st, "secrets", Some(ns), secret)
                 .ok_or_else(|| format!("secrets \"{secret}\" not found"))?;
+            let last_used = s
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(LAST_USED_LABEL))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let held = s
                 .pointer("/data/token")
                 .and_then(Value::as_str)
@@ -134,7 +182,11 @@ fn user_of(st: &ServerState, v: &Verified, token: &str, now: i64) -> Result<User
             if deleted_at(&s).is_some() {
                 return Err(format!("secrets \"{secret}\" is being deleted"));
             }
+            used = Some((secret.clone(), last_used));
         }
+    }
+    if let Some((secret, label)) = used {
+        mark_used(st, ns, &secret, label.as_deref());
     }
     let mut groups = satoken::groups(ns);
     groups.push(GROUP_AUTHENTICATED.to_string());
@@ -149,49 +201,69 @@ fn user_of(st: &ServerState, v: &Verified, token: &str, now: i64) -> Result<User
 /// `POST /api/v1/namespaces/NS/serviceaccounts/NAME/token`: a token for the
 /// ServiceAccount, with the request's audiences (the API server's by default), lifetime
 /// (an hour by default) and bound object, answered as the TokenRequest with its status.
+/// The steps and their order are kube-apiserver's (`pkg/registry/core/serviceaccount/
+/// storage/token.go`): the body's name and namespace, the ServiceAccount, validation,
+/// the bound object.
 pub fn token_request(
     st: &ServerState,
     ns: &str,
     name: &str,
     mut obj: Value,
 ) -> ApiResult<Response> {
+    const KIND: &str = "TokenRequest";
+    const GROUP: &str = "authentication.k8s.io";
+    let undecodable = |why: &str| {
+        ApiError::bad_request(format!(
+            "{KIND} in version \"v1\" cannot be handled as a {KIND}: {why}"
+        ))
+    };
     if !obj.is_object() {
-        return Err(ApiError::bad_request(
-            "TokenRequest in version \"v1\" cannot be handled as a TokenRequest: the body must be a JSON object",
-        ));
+        return Err(undecodable("the body must be a JSON object"));
     }
-    if obj
-        .get("spec")
-        .is_some_and(|s| !s.is_object() && !s.is_null())
+    if let Some(e) = st
+        .openapi
+        .check_schema("io.k8s.api.authentication.v1.TokenRequest", &obj)
+        .type_error
     {
-        return Err(ApiError::bad_request(
-            "TokenRequest in version \"v1\" cannot be handled as a TokenRequest: spec must be an object",
-        ));
+        return Err(undecodable(&e));
     }
     if let Some(kind) = obj
         .get("kind")
         .and_then(Value::as_str)
-        .filter(|k| !k.is_empty() && *k != "TokenRequest")
+        .filter(|k| !k.is_empty() && *k != KIND)
     {
         return Err(ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type TokenRequest): {kind}"
+            "the object provided is unrecognized (must be of type {KIND}): {kind}"
         )));
     }
-    if obj
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty() && n != ns)
-    {
-        return Err(ApiError::bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request",
-        ));
+    let meta = |field: &str| {
+        obj.pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    for (field, want, rule) in [
+        (
+            "name",
+            name,
+            "must match the service account name if specified",
+        ),
+        (
+            "namespace",
+            ns,
+            "must match the service account namespace if specified",
+        ),
+    ] {
+        if let Some(given) = meta(field).filter(|g| g != want) {
+            let err = FieldError::invalid(format!("metadata.{field}"), &given, rule);
+            return Err(ApiError::invalid_kind(KIND, GROUP, name, &[err]));
+        }
     }
-    let spec = satoken::token_request_spec(&obj, st.api_audiences()).map_err(|errs| {
-        ApiError::invalid_kind("TokenRequest", "authentication.k8s.io", "", &errs)
-    })?;
     let sa_res = resources::lookup("", "v1", "serviceaccounts")
         .ok_or_else(|| ApiError::internal("serviceaccounts are not served"))?;
     let sa = st.registry.get(sa_res, Some(ns), name)?;
+    let spec = satoken::token_request_spec(&obj, st.api_audiences())
+        .map_err(|errs| ApiError::invalid_kind(KIND, GROUP, "", &errs))?;
     let mut bound = Bound {
         namespace: ns.to_string(),
         service_account: ObjectRef {
@@ -206,7 +278,7 @@ pub fn token_request(
                 .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))?;
             st.registry.get(res, scoped.then_some(ns), &r.name)
         };
-        let obj = match (r.group(), r.kind.as_str()) {
+        let found = match (r.group(), r.kind.as_str()) {
             ("", "Pod") => {
                 let pod = get("pods", true)?;
                 let runs_as = pod
@@ -222,12 +294,17 @@ pub fn token_request(
                     name: r.name.clone(),
                     uid: uid_of(&pod).to_string(),
                 });
-                // The pod's node goes into the token too (for the node-name extra).
-                let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str);
-                if let Some(node) = node_name.and_then(|n| object(st, "nodes", None, n)) {
+                // The pod's node goes into the token too (its uid only if it exists).
+                if let Some(node) = pod
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                {
                     bound.node = Some(ObjectRef {
-                        name: node_name.unwrap_or_default().to_string(),
-                        uid: uid_of(&node).to_string(),
+                        name: node.to_string(),
+                        uid: object(st, "nodes", None, node)
+                            .map(|n| uid_of(&n).to_string())
+                            .unwrap_or_default(),
                     });
                 }
                 pod
@@ -255,7 +332,7 @@ pub fn token_request(
                 )));
             }
         };
-        if let Some(uid) = r.uid.as_deref().filter(|u| *u != uid_of(&obj)) {
+        if let Some(uid) = r.uid.as_deref().filter(|u| *u != uid_of(&found)) {
             return Err(ApiError::new(
                 409,
                 "Conflict",
@@ -267,11 +344,25 @@ pub fn token_request(
             .with_details(json!({ "name": r.name, "kind": r.kind })));
         }
     }
+    // A pod's token at the kubelet's default lifetime (and for the API server) is valid
+    // for a year but flagged as stale after the lifetime asked for, as kube-apiserver
+    // does with --service-account-extend-token-expiration (kubeadm's default).
+    let extended = bound.pod.is_some()
+        && spec.expiration_seconds == satoken::KUBELET_EXPIRATION_SECONDS
+        && spec
+            .audiences
+            .iter()
+            .all(|a| st.api_audiences().contains(a));
     let now = jiff::Timestamp::now();
     let claims = Claims::bound(Issue {
         bound,
         audiences: spec.audiences.clone(),
-        expiration_seconds: spec.expiration_seconds,
+        expiration_seconds: if extended {
+            satoken::EXTENDED_EXPIRATION_SECONDS
+        } else {
+            spec.expiration_seconds
+        },
+        warn_after: extended.then_some(now.as_second() + spec.expiration_seconds),
         now: now.as_second(),
         jti: uuid::Uuid::new_v4().to_string(),
     });
@@ -279,19 +370,17 @@ pub fn token_request(
         .service_account_keys()
         .sign(&claims)
         .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
+    let rfc3339 = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let expires = jiff::Timestamp::from_second(now.as_second() + spec.expiration_seconds)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     obj["apiVersion"] = json!("authentication.k8s.io/v1");
-    obj["kind"] = json!("TokenRequest");
-    let meta = obj
-        .get("metadata")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    obj["metadata"] = meta;
-    if obj["metadata"].get("creationTimestamp").is_none() {
-        obj["metadata"]["creationTimestamp"] = Value::Null;
+    obj["kind"] = json!(KIND);
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
     }
+    obj["metadata"]["name"] = json!(name);
+    obj["metadata"]["namespace"] = json!(ns);
+    obj["metadata"]["creationTimestamp"] = json!(rfc3339(now));
     if !obj["spec"].is_object() {
         obj["spec"] = json!({});
     }
@@ -300,17 +389,14 @@ pub fn token_request(
     if obj["spec"].get("boundObjectRef").is_none() {
         obj["spec"]["boundObjectRef"] = Value::Null;
     }
-    obj["status"] = json!({
-        "token": token,
-        "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    });
+    obj["status"] = json!({ "token": token, "expirationTimestamp": rfc3339(expires) });
     Ok(crate::handlers::json_response(StatusCode::CREATED, &obj))
 }
 
 /// `/.well-known/openid-configuration`: where the issuer's keys are, for those who
 /// check the cluster's ServiceAccount tokens themselves.
 pub fn openid_configuration() -> Response {
-    crate::handlers::json_response(
+    let mut r = crate::handlers::json_response(
         StatusCode::OK,
         &json!({
             "issuer": satoken::ISSUER,
@@ -319,15 +405,26 @@ pub fn openid_configuration() -> Response {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
         }),
-    )
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static(CACHE_AN_HOUR),
+    );
+    r
 }
+
+/// How long clients may keep the issuer's documents (kube-apiserver's header).
+const CACHE_AN_HOUR: &str = "public, max-age=3600";
 
 /// `/openid/v1/jwks`: the public half of the signing key.
 pub fn jwks(st: &ServerState) -> Response {
     let body = serde_json::to_vec(&st.service_account_keys().jwks()).unwrap_or_default();
     (
         StatusCode::OK,
-        [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
+        [
+            (http::header::CONTENT_TYPE, "application/jwk-set+json"),
+            (http::header::CACHE_CONTROL, CACHE_AN_HOUR),
+        ],
         body,
     )
         .into_response()

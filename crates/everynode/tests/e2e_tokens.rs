@@ -531,6 +531,40 @@ spec:
     let own = s.json(&["get", "pod", "own"]);
     assert_eq!(own["spec"]["volumes"].as_array().map(Vec::len), Some(1));
     assert_eq!(own["spec"]["volumes"][0]["name"], "mine");
+    // Containers decide one by one: those without their own mount there get the
+    // volume's.
+    let o = s.apply_yaml(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: mixed
+spec:
+  initContainers:
+  - name: i
+    image: busybox
+  containers:
+  - name: a
+    image: nginx
+  - name: b
+    image: nginx
+    volumeMounts:
+    - name: mine
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  volumes:
+  - name: mine
+    emptyDir: {}
+"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mixed = s.json(&["get", "pod", "mixed"]);
+    let access = mixed["spec"]["volumes"][1]["name"]
+        .as_str()
+        .expect("added volume");
+    assert!(access.starts_with("kube-api-access-"), "{mixed}");
+    let mount_of = |c: &serde_json::Value| c["volumeMounts"][0]["name"].clone();
+    assert_eq!(mount_of(&mixed["spec"]["initContainers"][0]), access);
+    assert_eq!(mount_of(&mixed["spec"]["containers"][0]), access);
+    assert_eq!(mount_of(&mixed["spec"]["containers"][1]), "mine");
     // Applying the manifest again changes nothing (the volume is the server's).
     let again = s.apply_yaml(
         r#"apiVersion: v1
@@ -553,5 +587,178 @@ spec:
         stdout(&again).contains("pod/own unchanged"),
         "{}",
         stdout(&again)
+    );
+}
+
+#[test]
+fn service_accounts_impersonate_as_rbac_allows() {
+    let s = Server::start();
+    for sa in ["bot", "helper", "tmp"] {
+        s.ok(&["create", "serviceaccount", sa]);
+    }
+    let bot = s.ok(&["create", "token", "bot"]).trim().to_string();
+    let helper = s.ok(&["create", "token", "helper"]).trim().to_string();
+    // (kubectl's discovery, refused too while impersonating, would answer `unknown`:
+    // warm its cache first, as any earlier command would have.)
+    assert!(as_token(&s, &bot, &["api-resources"]).status.success());
+    // Nothing granted: impersonating a user, or a ServiceAccount (checked on that
+    // ServiceAccount, in its namespace), is refused.
+    let o = as_token(&s, &bot, &["get", "pods", "--as=alice"]);
+    assert!(
+        stderr(&o).contains("users \"alice\" is forbidden: User \"system:serviceaccount:default:bot\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"),
+        "{}",
+        stderr(&o)
+    );
+    let o = as_token(
+        &s,
+        &helper,
+        &["get", "pods", "--as=system:serviceaccount:default:tmp"],
+    );
+    assert!(
+        stderr(&o).contains("serviceaccounts \"tmp\" is forbidden: User \"system:serviceaccount:default:helper\" cannot impersonate resource \"serviceaccounts\" in API group \"\" in the namespace \"default\""),
+        "{}",
+        stderr(&o)
+    );
+    // cluster-admin may impersonate anyone; a Role with `impersonate` on ServiceAccounts
+    // lets its holder act as those of its namespace.
+    s.ok(&[
+        "create",
+        "clusterrolebinding",
+        "bot-admin",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=default:bot",
+    ]);
+    let o = as_token(
+        &s,
+        &bot,
+        &["auth", "whoami", "--as=alice", "--as-group=team"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("alice"), "{}", stdout(&o));
+    s.ok(&[
+        "create",
+        "role",
+        "act-as",
+        "--verb=impersonate",
+        "--resource=serviceaccounts",
+    ]);
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "helper-acts",
+        "--role=act-as",
+        "--serviceaccount=default:helper",
+    ]);
+    let o = as_token(
+        &s,
+        &helper,
+        &["auth", "whoami", "--as=system:serviceaccount:default:tmp"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("system:serviceaccounts:default"),
+        "{}",
+        stdout(&o)
+    );
+    // ... but not as a user.
+    let o = as_token(&s, &helper, &["get", "pods", "--as=alice"]);
+    assert!(
+        stderr(&o).contains("cannot impersonate resource \"users\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn token_requests_follow_kube_apiserver_step_by_step() {
+    let s = Server::start();
+    s.ok(&["create", "serviceaccount", "bot"]);
+    // The response names the ServiceAccount and carries its creation time.
+    let t = s.json(&["create", "token", "bot"]);
+    assert_eq!(t["metadata"]["name"], "bot");
+    assert_eq!(t["metadata"]["namespace"], "default");
+    assert!(t["metadata"]["creationTimestamp"].as_str().is_some(), "{t}");
+    // The ServiceAccount is looked up before the request is validated.
+    assert!(
+        s.fails(&["create", "token", "nosa", "--duration=1s"])
+            .contains("serviceaccounts \"nosa\" not found")
+    );
+    let post = |body: &str| {
+        let path = s.data_dir().join("token-request.json");
+        std::fs::write(&path, body).expect("write body");
+        s.kubectl(&[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/serviceaccounts/bot/token",
+            "-f",
+            path.to_str().expect("utf-8 path"),
+        ])
+    };
+    let o = post(
+        r#"{"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","metadata":{"name":"other"}}"#,
+    );
+    assert!(
+        // (kubectl words a 422 from `create --raw` its own way: "The TokenRequest ...")
+        stderr(&o).contains("TokenRequest \"bot\" is invalid: metadata.name: Invalid value: \"other\": must match the service account name if specified"),
+        "{}",
+        stderr(&o)
+    );
+    let o = post(
+        r#"{"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","spec":{"expirationSeconds":"abc"}}"#,
+    );
+    assert!(
+        stderr(&o).contains("TokenRequest in version \\\"v1\\\" cannot be handled as a TokenRequest: json: cannot unmarshal string into Go struct field TokenRequestSpec.spec.expirationSeconds of type int64")
+            || stderr(&o).contains("TokenRequest in version \"v1\" cannot be handled as a TokenRequest: json: cannot unmarshal string into Go struct field TokenRequestSpec.spec.expirationSeconds of type int64"),
+        "{}",
+        stderr(&o)
+    );
+    let o = post(r#"{"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","spec":{}}"#);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A legacy token's Secret records the day its token was last used.
+    let o = s.apply_yaml(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: bot-token\n  annotations:\n    kubernetes.io/service-account.name: bot\ntype: kubernetes.io/service-account-token\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let token = wait_for(Duration::from_secs(30), "the legacy token", || {
+        let b64 = s.ok(&["get", "secret", "bot-token", "-o", "jsonpath={.data.token}"]);
+        (!b64.is_empty()).then(|| {
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .expect("base64"),
+            )
+            .expect("utf-8")
+        })
+    });
+    let label = "jsonpath={.metadata.labels.kubernetes\\.io/legacy-token-last-used}";
+    assert_eq!(s.ok(&["get", "secret", "bot-token", "-o", label]), "");
+    assert!(as_token(&s, &token, &["auth", "whoami"]).status.success());
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    s.eventually(
+        "the last-used label",
+        &["get", "secret", "bot-token", "-o", label],
+        |v| v == today,
+    );
+
+    // The bootstrap discovery roles exist and answer `can-i` for the paths.
+    for role in [
+        "system:discovery",
+        "system:basic-user",
+        "system:public-info-viewer",
+        "system:service-account-issuer-discovery",
+    ] {
+        s.ok(&["get", "clusterrole", role]);
+        s.ok(&["get", "clusterrolebinding", role]);
+    }
+    let me = "--as=system:serviceaccount:default:bot";
+    assert_eq!(
+        s.ok(&["auth", "can-i", "get", "/openid/v1/jwks/", me])
+            .trim(),
+        "yes"
+    );
+    assert_eq!(
+        s.ok(&["auth", "can-i", "get", "/version/", me]).trim(),
+        "yes"
     );
 }

@@ -200,7 +200,7 @@ impl<K: Cached> Cache<K> {
                 return;
             }
             watcher::Event::InitApply(obj) => {
-                let obj = Arc::new(obj);
+                let obj = Arc::new(slim(obj));
                 match feed.listing.as_mut() {
                     Some(l) => {
                         l.insert(ObjectRef::from_obj(&*obj), obj.clone());
@@ -219,7 +219,7 @@ impl<K: Cached> Cache<K> {
                 Change::Synced
             }
             watcher::Event::Apply(obj) => {
-                let obj = Arc::new(obj);
+                let obj = Arc::new(slim(obj));
                 write(&self.inner.objects).insert(ObjectRef::from_obj(&*obj), obj.clone());
                 Change::Applied(obj)
             }
@@ -247,6 +247,27 @@ pub fn log_watch_error(who: &'static str, e: &watcher::Error) {
     } else {
         tracing::warn!(controller = who, error = %e, "watch failed");
     }
+}
+
+/// An object as the caches keep it: what no controller reads is dropped on the way in,
+/// as kube-controller-manager's informers drop it with a transform. A pod's volumes and
+/// volume mounts (every pod carries the projected `kube-api-access-*` volume, ~4 KB in
+/// its typed form) are read by no controller here: the scheduler has no volume
+/// predicates, and the EndpointSlice controller reads container ports only.
+fn slim<K: 'static>(mut obj: K) -> K {
+    if let Some(pod) = (&mut obj as &mut dyn Any).downcast_mut::<k8s_openapi::api::core::v1::Pod>()
+        && let Some(spec) = pod.spec.as_mut()
+    {
+        spec.volumes = None;
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            c.volume_mounts = None;
+        }
+    }
+    obj
 }
 
 /// Keeps a cache current from its watch until the cache is dropped.
@@ -399,6 +420,32 @@ impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_pods_drop_their_volumes_and_nothing_else() {
+        use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec, Volume, VolumeMount};
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("p".into());
+        pod.spec = Some(PodSpec {
+            node_name: Some("n1".into()),
+            containers: vec![Container {
+                name: "c".into(),
+                volume_mounts: Some(vec![VolumeMount::default()]),
+                ..Container::default()
+            }],
+            volumes: Some(vec![Volume::default()]),
+            ..PodSpec::default()
+        });
+        let slimmed = slim(pod.clone());
+        let spec = slimmed.spec.as_ref().expect("spec");
+        assert_eq!(spec.volumes, None);
+        assert_eq!(spec.containers[0].volume_mounts, None);
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(slimmed.metadata, pod.metadata);
+        let mut node = Node::default();
+        node.metadata.name = Some("n1".into());
+        assert_eq!(slim(node.clone()), node);
+    }
     use futures::FutureExt;
     use k8s_openapi::api::core::v1::ConfigMap;
     use watcher::Event;

@@ -131,8 +131,10 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> OpenError {
 /// redb's page cache. Reads never reach redb after the load (they are served from the
 /// in-memory state), so the cache only has to hold the B-tree pages that commits
 /// rewrite; redb's default (1 GiB) let it grow with the file and dominate the RSS of
-/// large clusters.
-const CACHE_BYTES: usize = 64 << 20;
+/// large clusters. 16 MiB against 64 MiB (session 10, alternating A/B): bench api,
+/// converge and rollout within their noise, 63–69 MB less peak RSS (BENCHMARKS.md);
+/// what a commit misses comes from the kernel's page cache.
+const CACHE_BYTES: usize = 16 << 20;
 
 fn open_db(path: &Path) -> Result<Database, OpenError> {
     let file = std::fs::OpenOptions::new()

@@ -1180,6 +1180,8 @@ async fn resource_as(
                 "metadata": { "resourceVersion": reg.store.current_revision().to_string() }, "items": deleted }),
             ))
         }
+        // A subresource without this verb: kube-apiserver has no route for it.
+        (_, _, Some(_)) => Err(ApiError::method_not_routed()),
         (m, _, _) => {
             let action = match m {
                 Method::POST => "create",

@@ -678,6 +678,17 @@ fn token_requests_follow_kube_apiserver_step_by_step() {
     assert_eq!(t["metadata"]["name"], "bot");
     assert_eq!(t["metadata"]["namespace"], "default");
     assert!(t["metadata"]["creationTimestamp"].as_str().is_some(), "{t}");
+    // Tokens are only created.
+    let o = s.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/serviceaccounts/bot/token",
+    ]);
+    assert!(
+        stderr(&o).contains("the server does not allow this method on the requested resource"),
+        "{}",
+        stderr(&o)
+    );
     // The ServiceAccount is looked up before the request is validated.
     assert!(
         s.fails(&["create", "token", "nosa", "--duration=1s"])

@@ -47,6 +47,23 @@ fn attr<'a>(rows: &'a [(String, String)], key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {rows:?}"))
 }
 
+/// A pod whose container mounts something of its own where the token volume would go.
+const OWN_MOUNT: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: own
+spec:
+  containers:
+  - name: c
+    image: nginx
+    volumeMounts:
+    - name: mine
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  volumes:
+  - name: mine
+    emptyDir: {}
+"#;
+
 fn unauthorized(o: &std::process::Output) -> bool {
     !o.status.success() && stderr(o).contains("Unauthorized")
 }
@@ -510,23 +527,7 @@ fn pods_get_the_api_access_volume_unless_they_opt_out() {
     ]);
     assert!(s.json(&["get", "pod", "loud"])["spec"]["volumes"][0]["projected"].is_object());
     // A pod that mounts something of its own there keeps it.
-    let o = s.apply_yaml(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: own
-spec:
-  containers:
-  - name: c
-    image: nginx
-    volumeMounts:
-    - name: mine
-      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
-  volumes:
-  - name: mine
-    emptyDir: {}
-"#,
-    );
+    let o = s.apply_yaml(OWN_MOUNT);
     assert!(o.status.success(), "{}", stderr(&o));
     let own = s.json(&["get", "pod", "own"]);
     assert_eq!(own["spec"]["volumes"].as_array().map(Vec::len), Some(1));
@@ -566,23 +567,7 @@ spec:
     assert_eq!(mount_of(&mixed["spec"]["containers"][0]), access);
     assert_eq!(mount_of(&mixed["spec"]["containers"][1]), "mine");
     // Applying the manifest again changes nothing (the volume is the server's).
-    let again = s.apply_yaml(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: own
-spec:
-  containers:
-  - name: c
-    image: nginx
-    volumeMounts:
-    - name: mine
-      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
-  volumes:
-  - name: mine
-    emptyDir: {}
-"#,
-    );
+    let again = s.apply_yaml(OWN_MOUNT);
     assert!(
         stdout(&again).contains("pod/own unchanged"),
         "{}",

@@ -783,17 +783,24 @@ impl Registry {
         if let Some(base) = &generate {
             obj["metadata"]["name"] = json!(format!("{base}{}", random_suffix(5)));
         }
+        // Admission plugins run before kube-apiserver picks a generated name: their
+        // refusals name the object by its `generateName` (`pods "nosa-" is forbidden`).
+        let admitted_as = generate
+            .as_ref()
+            .and_then(|_| meta_str(&obj, "generateName"))
+            .map(str::to_string);
         let (mut obj, errs) = self.admit_create(res, ns, obj)?;
         let mut name = obj.name().to_string();
+        let shown = admitted_as.as_deref().unwrap_or(&name);
         // Kubernetes' order: the admission plugins (namespace lifecycle, then the
         // ServiceAccount lookup) before the object's validation.
         if res.namespaced
             && let Some(ns) = ns
         {
-            self.check_namespace(res, ns, &name)?;
+            self.check_namespace(res, ns, shown)?;
             if let strategy::Admitted::Pod(pod) = &mut obj {
-                self.check_service_account(res, ns, &name, pod)?;
-                crate::priority::admit_pod(&self.store, &self.default_priority, res, &name, pod)?;
+                self.check_service_account(res, ns, shown, pod)?;
+                crate::priority::admit_pod(&self.store, &self.default_priority, res, shown, pod)?;
             }
         }
         if !errs.is_empty() {

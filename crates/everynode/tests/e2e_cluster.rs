@@ -834,7 +834,8 @@ fn pods_run_as_the_default_service_account_and_exec_says_why_it_cannot() {
         |out| {
             out.lines().any(|l| {
                 l.contains("FailedCreate")
-                    && l.contains("is forbidden: error looking up service account kube-system/fluentd: serviceaccount \"fluentd\" not found")
+                    // Named by its generateName, as admission sees it.
+                    && l.contains("Error creating: pods \"fluentd-\" is forbidden: error looking up service account kube-system/fluentd: serviceaccount \"fluentd\" not found")
             })
         },
     );

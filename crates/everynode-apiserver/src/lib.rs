@@ -64,6 +64,11 @@ pub struct ServerState {
     /// The key ServiceAccount tokens are signed and checked with: a fresh one per
     /// server unless [`ApiServer::set_service_account_keys`] gives the data dir's.
     sa_keys: std::sync::RwLock<Arc<everynode_api::satoken::Keys>>,
+    /// ServiceAccount tokens whose signature was checked, with their claims: a client
+    /// sends the same token with every request, and an ES256 verification costs ~40 µs.
+    /// Only the signature is remembered; every other check runs on every request.
+    pub(crate) verified_tokens:
+        std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<everynode_api::satoken::Claims>>>,
 }
 
 impl ServerState {
@@ -117,6 +122,7 @@ impl ApiServer {
             watch,
             shutdown: rx,
             kubelet_client: std::sync::OnceLock::new(),
+            verified_tokens: std::sync::Mutex::default(),
             sa_keys: std::sync::RwLock::new(Arc::new(
                 everynode_api::satoken::Keys::generate().map_err(error::ApiError::internal)?,
             )),
@@ -149,6 +155,11 @@ impl ApiServer {
         match self.state.sa_keys.write() {
             Ok(mut k) => *k = keys,
             Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        // Signatures checked with the old key mean nothing now.
+        match self.state.verified_tokens.lock() {
+            Ok(mut v) => v.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
         }
     }
 

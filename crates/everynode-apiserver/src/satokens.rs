@@ -70,13 +70,31 @@ fn still_there(
     Ok(obj)
 }
 
+/// How many checked signatures are remembered (then forgotten all at once).
+const VERIFIED_TOKENS: usize = 4096;
+
+/// The claims of a token signed with the server's key: remembered from an earlier
+/// request, or verified now (and remembered).
+fn signed_claims(st: &ServerState, token: &str) -> Result<Arc<Claims>, satoken::Refusal> {
+    let lock = || st.verified_tokens.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = lock().get(token) {
+        return Ok(c.clone());
+    }
+    let claims = Arc::new(st.service_account_keys().verify_signature(token)?);
+    let mut cache = lock();
+    if cache.len() >= VERIFIED_TOKENS {
+        cache.clear();
+    }
+    cache.insert(token.into(), claims.clone());
+    Ok(claims)
+}
+
 /// The user a ServiceAccount token speaks for, or None (logged) if it does not verify or
 /// the objects behind it are gone.
 pub fn authenticate(st: &Arc<ServerState>, token: &str) -> Option<User> {
     let now = jiff::Timestamp::now().as_second();
-    let verified = match st
-        .service_account_keys()
-        .verify(token, st.api_audiences(), now)
+    let verified = match signed_claims(st, token)
+        .and_then(|c| Claims::clone(&c).check(st.api_audiences(), now))
     {
         Ok(v) => v,
         Err(why) => {

@@ -364,10 +364,26 @@ fn non_resource(st: &ServerState, user: &User, method: &Method, path: &str) -> A
 /// `user`, read from the store's memory: a binding to a role that does not exist grants
 /// nothing, as in Kubernetes.
 fn stored_rbac_rules(st: &ServerState, user: &User, namespace: Option<&str>) -> Vec<PolicyRule> {
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    use k8s_openapi::serde::de::DeserializeOwned;
-    fn all<T: DeserializeOwned>(st: &ServerState, plural: &str, ns: Option<&str>) -> Vec<T> {
-        let Some(res) = resources::lookup(everynode_api::rbac::GROUP, "v1", plural) else {
+    use k8s_openapi::api::rbac::v1::{RoleRef, Subject};
+    /// What authorization reads of a RoleBinding or ClusterRoleBinding.
+    #[derive(serde::Deserialize)]
+    struct Binding {
+        #[serde(default)]
+        subjects: Option<Vec<Subject>>,
+        #[serde(rename = "roleRef")]
+        role_ref: RoleRef,
+    }
+    /// ... and of a Role or ClusterRole.
+    #[derive(serde::Deserialize)]
+    struct Rules {
+        #[serde(default)]
+        rules: Option<Vec<PolicyRule>>,
+    }
+    fn res(plural: &str) -> Option<&'static ResourceInfo> {
+        resources::lookup(everynode_api::rbac::GROUP, "v1", plural)
+    }
+    let all = |plural: &str, ns: Option<&str>| -> Vec<Arc<Binding>> {
+        let Some(res) = res(plural) else {
             return Vec::new();
         };
         st.registry
@@ -376,55 +392,67 @@ fn stored_rbac_rules(st: &ServerState, user: &User, namespace: Option<&str>) -> 
             .map(|l| {
                 l.items
                     .iter()
-                    .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+                    .filter_map(|kv| rbac_decoded(st, kv))
                     .collect()
             })
             .unwrap_or_default()
-    }
-    fn one<T: DeserializeOwned>(
-        st: &ServerState,
-        plural: &str,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Option<T> {
-        let res = resources::lookup(everynode_api::rbac::GROUP, "v1", plural)?;
-        let kv = st.registry.store.get(&res.key(ns, name))?;
-        serde_json::from_slice(&kv.value).ok()
-    }
-    let cluster_role = |name: &str| {
-        one::<ClusterRole>(st, "clusterroles", None, name)
-            .and_then(|r| r.rules)
+    };
+    let rules_of = |plural: &str, ns: Option<&str>, name: &str| -> Vec<PolicyRule> {
+        res(plural)
+            .and_then(|res| st.registry.store.get(&res.key(ns, name)))
+            .and_then(|kv| rbac_decoded::<Rules>(st, &kv))
+            .and_then(|r| r.rules.clone())
             .unwrap_or_default()
     };
-    let binds = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>, ns: &str| {
+    let binds = |subjects: &Option<Vec<Subject>>, ns: &str| {
         subjects
             .iter()
             .flatten()
             .any(|s| everynode_api::rbac::applies_to(s, &user.name, &user.groups, ns))
     };
     let mut rules = Vec::new();
-    for b in all::<ClusterRoleBinding>(st, "clusterrolebindings", None) {
+    for b in all("clusterrolebindings", None) {
         if binds(&b.subjects, "") && b.role_ref.kind == "ClusterRole" {
-            rules.extend(cluster_role(&b.role_ref.name));
+            rules.extend(rules_of("clusterroles", None, &b.role_ref.name));
         }
     }
     if let Some(ns) = namespace.filter(|n| !n.is_empty()) {
-        for b in all::<RoleBinding>(st, "rolebindings", Some(ns)) {
+        for b in all("rolebindings", Some(ns)) {
             if !binds(&b.subjects, ns) {
                 continue;
             }
             match b.role_ref.kind.as_str() {
-                "ClusterRole" => rules.extend(cluster_role(&b.role_ref.name)),
-                "Role" => rules.extend(
-                    one::<Role>(st, "roles", Some(ns), &b.role_ref.name)
-                        .and_then(|r| r.rules)
-                        .unwrap_or_default(),
-                ),
+                "ClusterRole" => rules.extend(rules_of("clusterroles", None, &b.role_ref.name)),
+                "Role" => rules.extend(rules_of("roles", Some(ns), &b.role_ref.name)),
                 _ => {}
             }
         }
     }
     rules
+}
+
+/// How many decoded RBAC objects are kept (then forgotten all at once).
+const RBAC_DECODED: usize = 8192;
+
+/// The parts `T` of stored RBAC object `kv`, decoded once per version of it.
+fn rbac_decoded<T: serde::de::DeserializeOwned + Send + Sync + 'static>(
+    st: &ServerState,
+    kv: &everynode_store::KeyValue,
+) -> Option<Arc<T>> {
+    let lock = || st.rbac_decoded.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((rev, parts)) = lock().get(&kv.key)
+        && *rev == kv.mod_revision
+        && let Ok(t) = parts.clone().downcast::<T>()
+    {
+        return Some(t);
+    }
+    let t: Arc<T> = Arc::new(serde_json::from_slice(&kv.value).ok()?);
+    let mut cache = lock();
+    if cache.len() >= RBAC_DECODED {
+        cache.clear();
+    }
+    cache.insert(kv.key.clone(), (kv.mod_revision, t.clone()));
+    Some(t)
 }
 
 /// Who sent the request: a verified client certificate, a static or bootstrap bearer

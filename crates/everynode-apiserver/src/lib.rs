@@ -69,7 +69,13 @@ pub struct ServerState {
     /// Only the signature is remembered; every other check runs on every request.
     pub(crate) verified_tokens:
         std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<everynode_api::satoken::Claims>>>,
+    /// Stored RBAC objects as authorization reads them, decoded once per version (key →
+    /// the mod revision decoded and the parts read): requests by anyone but the
+    /// administrator consult the bindings every time.
+    pub(crate) rbac_decoded: std::sync::Mutex<RbacDecoded>,
 }
+
+type RbacDecoded = std::collections::HashMap<String, (u64, Arc<dyn std::any::Any + Send + Sync>)>;
 
 impl ServerState {
     pub fn service_account_keys(&self) -> Arc<everynode_api::satoken::Keys> {
@@ -123,6 +129,7 @@ impl ApiServer {
             shutdown: rx,
             kubelet_client: std::sync::OnceLock::new(),
             verified_tokens: std::sync::Mutex::default(),
+            rbac_decoded: std::sync::Mutex::default(),
             sa_keys: std::sync::RwLock::new(Arc::new(
                 everynode_api::satoken::Keys::generate().map_err(error::ApiError::internal)?,
             )),

@@ -758,3 +758,50 @@ fn token_requests_follow_kube_apiserver_step_by_step() {
         "yes"
     );
 }
+
+#[test]
+fn rbac_changes_take_effect_at_once_for_a_signed_in_service_account() {
+    let s = Server::start();
+    s.ok(&["create", "serviceaccount", "narrow"]);
+    s.ok(&["create", "configmap", "c", "--from-literal=k=v"]);
+    let token = s.ok(&["create", "token", "narrow"]).trim().to_string();
+    let read = || as_token(&s, &token, &["get", "configmap", "c"]);
+    assert!(stderr(&read()).contains("forbidden"));
+    s.ok(&[
+        "create",
+        "role",
+        "cm",
+        "--verb=get",
+        "--resource=configmaps",
+    ]);
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "cm",
+        "--role=cm",
+        "--serviceaccount=default:narrow",
+    ]);
+    assert!(read().status.success(), "{}", stderr(&read()));
+    // The role loses the verb: refused at the next request.
+    s.ok(&[
+        "patch",
+        "role",
+        "cm",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/rules/0/verbs","value":["list"]}]"#,
+    ]);
+    assert!(stderr(&read()).contains("forbidden"), "{}", stderr(&read()));
+    // Back, then the binding goes.
+    s.ok(&[
+        "patch",
+        "role",
+        "cm",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/rules/0/verbs","value":["get"]}]"#,
+    ]);
+    assert!(read().status.success(), "{}", stderr(&read()));
+    s.ok(&["delete", "rolebinding", "cm"]);
+    assert!(stderr(&read()).contains("forbidden"), "{}", stderr(&read()));
+}

@@ -482,21 +482,10 @@ fn mount_api_access(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
         .flatten()
         .find(|v| v.name.starts_with(PREFIX))
         .map(|v| v.name.clone());
-    let name = existing.clone().unwrap_or_else(|| {
-        // Kubernetes' random suffix alphabet: no vowels, no look-alike digits.
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        use rand::Rng;
-        let mut rng = rand::rng();
-        loop {
-            let suffix: String = (0..5)
-                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-                .collect();
-            let name = format!("{PREFIX}{suffix}");
-            if !spec.volumes.iter().flatten().any(|v| v.name == name) {
-                break name;
-            }
-        }
-    });
+    // (No volume has the prefix yet, so a fresh suffix cannot clash with one.)
+    let name = existing
+        .clone()
+        .unwrap_or_else(|| format!("{PREFIX}{}", random_suffix(5)));
     let mount = VolumeMount {
         name: name.clone(),
         mount_path: API_ACCESS_MOUNT_PATH.into(),

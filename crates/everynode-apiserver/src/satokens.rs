@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::ServerState;
 use crate::auth::{GROUP_AUTHENTICATED, User};
 use crate::error::{ApiError, ApiResult};
-use crate::registry::{Part, WriteOptions};
+use crate::registry::{Part, WriteOptions, format_time};
 use crate::resources;
 use everynode_api::field::FieldError;
 
@@ -155,7 +155,6 @@ fn user_of(st: &Arc<ServerState>, v: &Verified, token: &str, now: i64) -> Result
     let sa = v.service_account();
     still_there(st, "serviceaccounts", Some(ns), sa, now)?;
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut used = None;
     let mut put = |k: &str, v: &str| {
         extra.insert(k.to_string(), vec![v.to_string()]);
     };
@@ -200,11 +199,8 @@ fn user_of(st: &Arc<ServerState>, v: &Verified, token: &str, now: i64) -> Result
             if deleted_at(&s).is_some() {
                 return Err(format!("secrets \"{secret}\" is being deleted"));
             }
-            used = Some((secret.clone(), last_used));
+            mark_used(st, ns, secret, last_used.as_deref());
         }
-    }
-    if let Some((secret, label)) = used {
-        mark_used(st, ns, &secret, label.as_deref());
     }
     let mut groups = satoken::groups(ns);
     groups.push(GROUP_AUTHENTICATED.to_string());
@@ -388,7 +384,6 @@ pub fn token_request(
         .service_account_keys()
         .sign(&claims)
         .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?;
-    let rfc3339 = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let expires = jiff::Timestamp::from_second(now.as_second() + spec.expiration_seconds)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     obj["apiVersion"] = json!("authentication.k8s.io/v1");
@@ -398,7 +393,7 @@ pub fn token_request(
     }
     obj["metadata"]["name"] = json!(name);
     obj["metadata"]["namespace"] = json!(ns);
-    obj["metadata"]["creationTimestamp"] = json!(rfc3339(now));
+    obj["metadata"]["creationTimestamp"] = json!(format_time(now));
     if !obj["spec"].is_object() {
         obj["spec"] = json!({});
     }
@@ -407,7 +402,7 @@ pub fn token_request(
     if obj["spec"].get("boundObjectRef").is_none() {
         obj["spec"]["boundObjectRef"] = Value::Null;
     }
-    obj["status"] = json!({ "token": token, "expirationTimestamp": rfc3339(expires) });
+    obj["status"] = json!({ "token": token, "expirationTimestamp": format_time(expires) });
     Ok(crate::handlers::json_response(StatusCode::CREATED, &obj))
 }
 
